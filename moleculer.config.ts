@@ -1,0 +1,58 @@
+/**
+ * Broker options for every mode, derived from the environment by src/config.ts.
+ * No TRANSPORTER → all services in one process; TRANSPORTER=amqp://… → RabbitMQ.
+ */
+import type { BrokerOptions } from "moleculer";
+import { config } from "./src/config.js";
+import { PermissionMiddleware } from "./src/infra/permissions.js";
+
+const c = config();
+
+// `socketOptions` is passed to amqplib's connect by the transporter but missing from its typings.
+const amqpOptions = {
+  url: c.transporter,
+  // Without noDelay Nagle's algorithm costs ~44 ms a call; prefetch lets a node work on many
+  // requests at once instead of one at a time.
+  socketOptions: { noDelay: true },
+  prefetch: c.amqpPrefetch,
+};
+
+const brokerOptions: BrokerOptions = {
+  namespace: c.namespace,
+  nodeID: c.nodeID,
+  logger: {
+    type: "Console",
+    options: { formatter: process.stdout.isTTY ? "short" : "json", colors: process.stdout.isTTY, objectPrinter: null },
+  },
+  logLevel: c.logLevel,
+  transporter: c.transporter ? { type: "AMQP", options: amqpOptions } : null,
+  // Heartbeats decide how fast a dead node's services (and a dead gateway's sockets) are counted out.
+  heartbeatInterval: 2,
+  heartbeatTimeout: 8,
+  requestTimeout: c.requestTimeoutMs,
+  retryPolicy: {
+    enabled: true,
+    retries: 3,
+    delay: 100,
+    maxDelay: 1000,
+    factor: 2,
+    check: (err: Error) => Boolean((err as Error & { retryable?: boolean }).retryable),
+  },
+  circuitBreaker: {
+    enabled: true,
+    threshold: 0.5,
+    minRequestCount: 20,
+    windowTime: 60,
+    halfOpenTime: 10_000,
+    check: (err: Error) => ((err as Error & { code?: number }).code ?? 500) >= 500,
+  },
+  // Graceful shutdown: a stopping node finishes the requests it has taken.
+  tracking: { enabled: true, shutdownTimeout: 10_000 },
+  registry: { strategy: "RoundRobin", preferLocal: true },
+  validator: true,
+  middlewares: [PermissionMiddleware],
+  metrics: { enabled: false },
+  tracing: { enabled: false },
+};
+
+export default brokerOptions;

@@ -1,0 +1,146 @@
+import type { IncomingMessage, ServerResponse } from "node:http";
+import path from "node:path";
+import type { Context, ServiceSchema } from "moleculer";
+import ApiGateway, { type ApiSettingsSchema } from "moleculer-web";
+import { ALL_SERVICES, config, PROJECT_ROOT } from "../src/config.js";
+import type { ResolvedToken } from "../src/contracts/actions.js";
+import type { BusEvents } from "../src/contracts/events.js";
+import { LIMITS } from "../src/contracts/limits.js";
+import type { Principal } from "../src/contracts/objects.js";
+import { AppError, toErrorBody } from "../src/errors.js";
+import type { CallMeta, GuardedAction } from "../src/infra/permissions.js";
+import { healthOf, type Health } from "../src/gateway/health.js";
+import { aliasesOf, REST_ROUTES, routeOf } from "../src/gateway/routes.js";
+import { SocketMixin, type ChatSocket, type SocketCall, type SocketHost } from "../src/gateway/socket-mixin.js";
+import { TokenCache } from "../src/gateway/token-cache.js";
+
+type GatewayRequest = IncomingMessage & {
+  $ctx?: Context<unknown, CallMeta & { $statusCode?: number }>;
+  $action?: GuardedAction;
+  $alias?: { method: string; path: string };
+};
+
+interface Vars extends SocketHost {
+  tokens: TokenCache;
+}
+
+const JSON_BODY = /^application\/(.+\+)?json\b/i;
+
+const ApiService: ServiceSchema<ApiSettingsSchema, object, Vars> = {
+  name: "api",
+  mixins: [ApiGateway, SocketMixin],
+
+  settings: {
+    port: config().port,
+    ip: config().host,
+    routes: [
+      {
+        path: "/api",
+        aliases: aliasesOf(REST_ROUTES),
+        mappingPolicy: "restrict",
+        authentication: true,
+        authorization: true,
+        bodyParsers: { json: { strict: true, limit: LIMITS.requestBytes }, urlencoded: false },
+        callOptions: { timeout: config().requestTimeoutMs },
+
+        onBeforeCall(ctx: Context<unknown, CallMeta>, _route: unknown, req: GatewayRequest) {
+          const length = Number(req.headers["content-length"] ?? 0);
+          const hasBody = length > 0 || req.headers["transfer-encoding"] !== undefined;
+          if (hasBody && !JSON_BODY.test(req.headers["content-type"] ?? "")) {
+            throw AppError.badRequest("Request bodies must be JSON (Content-Type: application/json)");
+          }
+          ctx.meta.requestId = ctx.requestID ?? undefined;
+        },
+
+        onAfterCall(
+          ctx: Context<unknown, { $statusCode?: number; $location?: string }>,
+          _route: unknown,
+          req: GatewayRequest,
+          _res: ServerResponse,
+          data: unknown,
+        ) {
+          const route = req.$alias && routeOf(req.$alias.method, req.$alias.path);
+          ctx.meta.$statusCode ??= route?.status;
+          if (ctx.meta.$statusCode === 201 && route?.location) ctx.meta.$location ??= route.location(data as never);
+          return ctx.meta.$statusCode === 204 ? null : data;
+        },
+      },
+    ],
+    assets: { folder: path.join(PROJECT_ROOT, "public") },
+    log4XXResponses: false,
+    logRequest: "debug",
+    logResponse: "debug",
+
+    onError(this: Vars, req: GatewayRequest, res: ServerResponse, err: unknown) {
+      const requestId = req.$ctx?.requestID ?? undefined;
+      const { status, body, internal } = toErrorBody(err, requestId);
+      if (internal) this.logger.error(`request ${req.method} ${req.url} failed [${requestId}]`, err);
+      if (res.headersSent) return void res.end();
+      if (body.retryAfter !== undefined) res.setHeader("Retry-After", String(body.retryAfter));
+      if (requestId) res.setHeader("X-Request-ID", requestId);
+      res.setHeader("Content-Type", "application/json; charset=utf-8");
+      res.writeHead(status);
+      res.end(JSON.stringify({ error: body }));
+    },
+  },
+
+  actions: {
+    health: {
+      params: {},
+      handler(ctx: Context<unknown, { $statusCode?: number }>): Health {
+        const health = healthOf(this.broker.registry, ALL_SERVICES);
+        if (health.status !== "ok") ctx.meta.$statusCode = 503;
+        return health;
+      },
+    },
+  },
+
+  events: {
+    /** Broadcast by auth, so every gateway node hears it. */
+    "auth.session.revoked"(ctx: Context<BusEvents["auth.session.revoked"]>) {
+      this.tokens.dropSession(ctx.params.sessionId);
+      this.revokeSessionSockets(ctx.params.sessionId);
+    },
+  },
+
+  methods: {
+    /** Shared by REST and the socket handshake; one bus call per token every few seconds at most. */
+    async resolvePrincipal(token: string): Promise<Principal> {
+      const cached = this.tokens.get(token);
+      if (cached) return cached;
+      const resolved = await this.broker.call<ResolvedToken, { token: string }>("auth.resolveToken", { token });
+      this.tokens.set(token, resolved.principal, resolved.expiresAt);
+      return resolved.principal;
+    },
+
+    async authenticate(_ctx: Context, _route: unknown, req: GatewayRequest): Promise<Principal | null> {
+      const header = req.headers.authorization;
+      if (!header) return null;
+      const match = /^Bearer\s+(\S+)$/i.exec(header);
+      if (!match) throw AppError.unauthorized("Malformed Authorization header");
+      return this.resolvePrincipal(match[1]);
+    },
+
+    /** Fast path of the permission middleware, which checks again where the action runs. */
+    authorize(_ctx: Context, _route: unknown, req: GatewayRequest): void {
+      const action = req.$action ?? {};
+      const user = req.$ctx?.meta.user;
+      if ((action.auth === "required" || action.roles?.length) && !user) throw AppError.unauthorized();
+      if (action.roles?.some((role) => !user?.roles.includes(role))) throw AppError.forbidden();
+    },
+
+    socketCalls(): Record<string, SocketCall> {
+      return {};
+    },
+
+    onSocketConnected(socket: ChatSocket) {
+      this.logger.debug(`socket ${socket.id} connected for user ${socket.data.principal.id}`);
+    },
+  },
+
+  created() {
+    this.tokens = new TokenCache(2_000);
+  },
+};
+
+export default ApiService;

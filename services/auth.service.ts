@@ -1,0 +1,148 @@
+import type { Context, ServiceSchema, ServiceSettingSchema } from "moleculer";
+import { config } from "../src/config.js";
+import type { CreateUserParams, ResolvedToken, ResolveTokenParams } from "../src/contracts/actions.js";
+import { broadcastEvent } from "../src/contracts/events.js";
+import { rules } from "../src/contracts/limits.js";
+import type { AuthResult, Principal, TokenPair, User } from "../src/contracts/objects.js";
+import { hashPassword, spendVerifyTime, verifyPassword } from "../src/auth/passwords.js";
+import { authMigrations } from "../src/auth/migrations.js";
+import { AuthStore } from "../src/auth/store.js";
+import { TokenSigner } from "../src/auth/tokens.js";
+import { AppError } from "../src/errors.js";
+import { principalOf } from "../src/infra/permissions.js";
+import { sqlMixin, type WithSql } from "../src/infra/sql-mixin.js";
+import type { UserRecord } from "../src/users/store.js";
+
+interface Vars extends WithSql {
+  store: AuthStore;
+  signer: TokenSigner;
+  issue(user: UserRecord, sessionId: string, refreshToken: string): Promise<TokenPair>;
+}
+
+const INVALID_LOGIN = "Invalid username or password";
+
+function publicUser({ roles: _roles, ...user }: UserRecord): User {
+  return user;
+}
+
+const AuthService: ServiceSchema<ServiceSettingSchema, object, Vars> = {
+  name: "auth",
+  mixins: [sqlMixin("auth", authMigrations)],
+
+  actions: {
+    register: {
+      params: {
+        username: rules.username,
+        password: rules.password,
+        displayName: { ...rules.displayName, optional: true },
+        $$strict: "remove",
+      },
+      async handler(ctx: Context<{ username: string; password: string; displayName?: string }>): Promise<AuthResult> {
+        const { username, password, displayName } = ctx.params;
+        const passwordHash = await hashPassword(password);
+        const user = await ctx.call<UserRecord, CreateUserParams>("users.create", { username, displayName });
+        try {
+          await this.store.setPassword(user.id, passwordHash);
+          const { sessionId, refreshToken } = await this.store.openSession(user.id);
+          return { user: publicUser(user), ...(await this.issue(user, sessionId, refreshToken)) };
+        } catch (err) {
+          // Do not leave an account nobody can log into.
+          await ctx.call("users.remove", { id: user.id }).catch(() => undefined);
+          throw err;
+        }
+      },
+    },
+
+    login: {
+      params: {
+        username: { type: "string", min: 1, max: 256 },
+        password: { type: "string", min: 1, max: 1024 },
+        $$strict: "remove",
+      },
+      async handler(ctx: Context<{ username: string; password: string }>): Promise<AuthResult> {
+        const { username, password } = ctx.params;
+        const wait = await this.store.throttledFor(username);
+        if (wait > 0) throw AppError.rateLimited(wait, "Too many failed logins; try again later");
+
+        const user = await ctx.call<UserRecord | null, { username: string }>("users.findByUsername", { username });
+        const passwordHash = user ? await this.store.passwordHash(user.id) : undefined;
+        const ok =
+          user && passwordHash ? await verifyPassword(passwordHash, password) : await spendVerifyTime(password);
+        if (!user || !ok) {
+          await this.store.recordFailure(username);
+          throw AppError.unauthorized(INVALID_LOGIN);
+        }
+        await this.store.clearFailures(username);
+        const { sessionId, refreshToken } = await this.store.openSession(user.id);
+        return { user: publicUser(user), ...(await this.issue(user, sessionId, refreshToken)) };
+      },
+    },
+
+    refresh: {
+      params: { refreshToken: { type: "string", min: 1, max: 512 }, $$strict: "remove" },
+      async handler(ctx: Context<{ refreshToken: string }>): Promise<TokenPair> {
+        const outcome = await this.store.rotate(ctx.params.refreshToken);
+        if (outcome.kind === "reused") {
+          await broadcastEvent(ctx, "auth.session.revoked", {
+            sessionId: outcome.sessionId,
+            userId: outcome.userId,
+            reason: "reuse",
+          });
+        }
+        if (outcome.kind !== "rotated") throw AppError.unauthorized("Invalid refresh token");
+        const user = await ctx.call<UserRecord | null, { id: number }>("users.getRecord", { id: outcome.userId });
+        if (!user) throw AppError.unauthorized("Invalid refresh token");
+        return this.issue(user, outcome.sessionId, outcome.refreshToken);
+      },
+    },
+
+    logout: {
+      auth: "required",
+      params: {},
+      async handler(ctx: Context): Promise<void> {
+        const principal = principalOf(ctx);
+        await this.store.revokeSession(principal.sessionId, "logout");
+        await broadcastEvent(ctx, "auth.session.revoked", {
+          sessionId: principal.sessionId,
+          userId: principal.id,
+          reason: "logout",
+        });
+      },
+    },
+
+    /** Internal: the gateway's token check (cached there), for REST and the socket handshake. */
+    resolveToken: {
+      visibility: "public",
+      params: { token: { type: "string", min: 1, max: 4096 } },
+      async handler(ctx: Context<ResolveTokenParams>): Promise<ResolvedToken> {
+        const claims = await this.signer.verify(ctx.params.token);
+        if (!(await this.store.sessionActive(claims.principal.sessionId))) {
+          throw AppError.unauthorized("Session has ended");
+        }
+        return claims;
+      },
+    },
+  },
+
+  methods: {
+    async issue(user: UserRecord, sessionId: string, refreshToken: string): Promise<TokenPair> {
+      const principal: Principal = { id: user.id, username: user.username, roles: user.roles, sessionId };
+      return {
+        accessToken: await this.signer.sign(principal),
+        refreshToken,
+        expiresIn: this.signer.accessTtlSeconds,
+      };
+    },
+  },
+
+  created() {
+    const c = config();
+    this.signer = new TokenSigner(c.jwtSecret, c.accessTokenTtlSeconds);
+  },
+
+  async started() {
+    this.store = new AuthStore(this.db, config().refreshTokenTtlDays * 24 * 3600 * 1000);
+  },
+};
+
+export default AuthService;

@@ -1,0 +1,131 @@
+/**
+ * The one place NoChat reads its environment. Every mode — embedded (one process, SQLite, file log
+ * store) and clustered (RabbitMQ, MySQL, MongoDB) — is the same code configured from here.
+ * The variable names are part of the operator contract (README, .env.example, Ansible).
+ */
+import { randomBytes } from "node:crypto";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+
+/** The repository (or install) root: where package.json and public/ are, from src/ or dist/src/. */
+export const PROJECT_ROOT = ((): string => {
+  let dir = __dirname;
+  while (!existsSync(path.join(dir, "package.json")) && path.dirname(dir) !== dir) dir = path.dirname(dir);
+  return dir;
+})();
+
+export const ALL_SERVICES = ["api", "auth", "users", "chat", "notify", "log"] as const;
+export type ServiceName = (typeof ALL_SERVICES)[number];
+
+export interface Config {
+  /** `amqp://user:pass@host:5672` → RabbitMQ; unset → every service in one process. */
+  transporter: string | undefined;
+  namespace: string;
+  nodeID: string;
+  services: ServiceName[];
+  port: number;
+  host: string;
+  dataDir: string;
+  /** `mysql://…` → MySQL/MariaDB; unset → SQLite file under DATA_DIR. */
+  databaseUrl: string | undefined;
+  /** `mongodb://…` → MongoDB; unset → embedded file store under DATA_DIR. */
+  mongoUrl: string | undefined;
+  jwtSecret: string;
+  accessTokenTtlSeconds: number;
+  refreshTokenTtlDays: number;
+  admins: string[];
+  logLevel: "fatal" | "error" | "warn" | "info" | "debug" | "trace";
+  requestTimeoutMs: number;
+  amqpPrefetch: number;
+  /** Origins allowed to open the socket; empty → same origin only. */
+  allowedOrigins: string[];
+  logRetentionDays: number;
+}
+
+type Env = Record<string, string | undefined>;
+
+function int(env: Env, name: string, fallback: number, min = 0): number {
+  const raw = env[name];
+  if (raw === undefined || raw === "") return fallback;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < min) throw new Error(`${name} must be an integer >= ${min}, got "${raw}"`);
+  return n;
+}
+
+function list(raw: string | undefined): string[] {
+  return (raw ?? "")
+    .split(",")
+    .map((s) => s.trim())
+    .filter(Boolean);
+}
+
+function parseServices(raw: string | undefined): ServiceName[] {
+  const names = list(raw);
+  if (names.length === 0) return [...ALL_SERVICES];
+  if (names.length === 1 && names[0] === "none") return [];
+  for (const name of names) {
+    if (!(ALL_SERVICES as readonly string[]).includes(name)) {
+      throw new Error(`SERVICES: unknown service "${name}" (known: ${ALL_SERVICES.join(", ")})`);
+    }
+  }
+  return names as ServiceName[];
+}
+
+const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace"] as const;
+
+/**
+ * The embedded default keeps a generated secret under DATA_DIR so tokens survive a restart.
+ * A cluster must share one secret, so there it has to be given.
+ */
+function jwtSecret(env: Env, dataDir: string, clustered: boolean): string {
+  const given = env.JWT_SECRET;
+  if (given) {
+    if (given.length < 32) throw new Error("JWT_SECRET must be at least 32 characters");
+    return given;
+  }
+  if (clustered) throw new Error("JWT_SECRET is required when TRANSPORTER is set");
+  const file = path.join(dataDir, "jwt-secret");
+  if (existsSync(file)) return readFileSync(file, "utf8").trim();
+  mkdirSync(dataDir, { recursive: true });
+  const secret = randomBytes(48).toString("base64url");
+  writeFileSync(file, secret + "\n", { mode: 0o600 });
+  return secret;
+}
+
+export function loadConfig(env: Env = process.env): Config {
+  const transporter = env.TRANSPORTER || undefined;
+  const dataDir = path.resolve(env.DATA_DIR || "./data");
+  const logLevel = (env.LOG_LEVEL || "info").toLowerCase();
+  if (!(LOG_LEVELS as readonly string[]).includes(logLevel)) {
+    throw new Error(`LOG_LEVEL must be one of ${LOG_LEVELS.join(", ")}`);
+  }
+  return {
+    transporter,
+    namespace: env.NAMESPACE || "nochat",
+    nodeID: env.NODE_ID || `${os.hostname()}-${process.pid}`,
+    services: parseServices(env.SERVICES),
+    port: int(env, "PORT", 3000),
+    host: env.HOST || "0.0.0.0",
+    dataDir,
+    databaseUrl: env.DATABASE_URL || undefined,
+    mongoUrl: env.MONGO_URL || undefined,
+    jwtSecret: jwtSecret(env, dataDir, transporter !== undefined),
+    accessTokenTtlSeconds: int(env, "ACCESS_TOKEN_TTL", 15 * 60, 10),
+    refreshTokenTtlDays: int(env, "REFRESH_TOKEN_TTL_DAYS", 30, 1),
+    admins: list(env.NOCHAT_ADMINS).map((u) => u.toLowerCase()),
+    logLevel: logLevel as Config["logLevel"],
+    requestTimeoutMs: int(env, "REQUEST_TIMEOUT", 10_000, 100),
+    amqpPrefetch: int(env, "AMQP_PREFETCH", 100, 1),
+    allowedOrigins: list(env.ALLOWED_ORIGINS),
+    logRetentionDays: int(env, "LOG_RETENTION_DAYS", 90, 1),
+  };
+}
+
+let cached: Config | undefined;
+
+/** The process-wide configuration, read once. */
+export function config(): Config {
+  cached ??= loadConfig();
+  return cached;
+}

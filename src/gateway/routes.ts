@@ -1,0 +1,48 @@
+/**
+ * The REST surface of shared/API.md: one line per endpoint, mapped to the action that serves it
+ * and the status it answers with on success (an action may override it, e.g. 200 for a repeat).
+ */
+export interface RestRoute {
+  action: string;
+  status?: number;
+  /** For 201: where the created resource lives (the Location header). */
+  location?: (result: never) => string;
+}
+
+export const REST_ROUTES: Record<string, RestRoute> = {
+  "GET /health": { action: "api.health" },
+
+  "POST /auth/register": {
+    action: "auth.register",
+    status: 201,
+    location: (r: { user: { id: number } }) => `/api/users/${r.user.id}`,
+  },
+  "POST /auth/login": { action: "auth.login" },
+  "POST /auth/refresh": { action: "auth.refresh" },
+  "POST /auth/logout": { action: "auth.logout", status: 204 },
+
+  "GET /users/me": { action: "users.me" },
+  "PATCH /users/me": { action: "users.updateMe" },
+  "GET /users": { action: "users.search" },
+  "GET /users/:id": { action: "users.get" },
+
+  "GET /notifications": { action: "notify.list" },
+  "POST /notifications/seen": { action: "notify.markSeen", status: 204 },
+
+  "GET /admin/events": { action: "log.query" },
+};
+
+/** moleculer-web aliases (`"GET users/:id": "users.get"`) for the routes mounted under /api. */
+export function aliasesOf(routes: Record<string, RestRoute>): Record<string, string> {
+  return Object.fromEntries(
+    Object.entries(routes).map(([key, route]) => {
+      const [method, path] = key.split(" ");
+      return [`${method} ${path.replace(/^\//, "")}`, route.action];
+    }),
+  );
+}
+
+/** The route an alias was built from. */
+export function routeOf(method: string, aliasPath: string): RestRoute | undefined {
+  return REST_ROUTES[`${method} ${aliasPath.startsWith("/") ? aliasPath : `/${aliasPath}`}`];
+}

@@ -1,0 +1,34 @@
+/**
+ * Starts one NoChat node: the services named in SERVICES (default all) on a broker configured by
+ * moleculer.config.ts. `--repl` opens the Moleculer REPL on this node; `--hot` reloads changed
+ * services (development). With SERVICES=none and `--repl` it is an operator's console joined to
+ * the cluster.
+ *
+ * We start the broker ourselves rather than through moleculer-runner: the runner overwrites any
+ * broker option whose upper-cased name is in the environment, so TRANSPORTER=amqp://… would replace
+ * the transporter object and drop `noDelay` and `prefetch` (44 ms per call instead of 0.5 ms).
+ */
+import path from "node:path";
+import { ServiceBroker } from "moleculer";
+import brokerOptions from "../moleculer.config.js";
+import { config } from "./config.js";
+
+async function main(): Promise<void> {
+  const args = new Set(process.argv.slice(2));
+  const c = config();
+  const broker = new ServiceBroker({ ...brokerOptions, hotReload: args.has("--hot") });
+  const servicesDir = path.resolve(__dirname, "..", "services");
+  const ext = path.extname(__filename); // .ts under tsx, .js when built
+  for (const name of c.services) broker.loadService(path.join(servicesDir, `${name}.service${ext}`));
+
+  await broker.start();
+  broker.logger.info(
+    `NoChat node ${c.nodeID} up: [${c.services.join(", ")}] ${c.transporter ? "on RabbitMQ" : "embedded, one process"}`,
+  );
+  if (args.has("--repl")) await broker.repl();
+}
+
+main().catch((err: unknown) => {
+  console.error("NoChat failed to start:", err instanceof Error ? err.message : err);
+  process.exit(1);
+});

@@ -1,0 +1,19 @@
+import type { Migration } from "../infra/sql.js";
+
+export const usersMigrations: Migration[] = [
+  {
+    name: "001_users",
+    async up(db) {
+      await db.schema.createTable("users", (t) => {
+        t.increments("id").primary();
+        // Stored lower-cased: uniqueness is case-insensitive on every engine and collation.
+        t.string("username", 32).notNullable().unique();
+        t.string("display_name", 64).notNullable();
+        t.string("status", 8).notNullable().defaultTo("online");
+        t.bigInteger("last_seen_at").nullable();
+        t.bigInteger("created_at").notNullable();
+        t.string("roles", 64).notNullable().defaultTo("");
+      });
+    },
+  },
+];

@@ -1,0 +1,112 @@
+/** The users table: accounts without credentials (those belong to auth). */
+import type { Role, User, UserStatus } from "../contracts/objects.js";
+import { AppError } from "../errors.js";
+import { isUniqueViolation, type Sql } from "../infra/sql.js";
+
+interface UserRow {
+  id: number;
+  username: string;
+  display_name: string;
+  status: string;
+  last_seen_at: number | string | null;
+  created_at: number | string;
+  roles: string;
+}
+
+/** A user as the owning services see it: the public User plus its roles. */
+export interface UserRecord extends User {
+  roles: Role[];
+}
+
+const iso = (ms: number | string | null): string | null => (ms === null ? null : new Date(Number(ms)).toISOString());
+
+function toRecord(row: UserRow): UserRecord {
+  return {
+    id: row.id,
+    username: row.username,
+    displayName: row.display_name,
+    status: row.status as UserStatus,
+    lastSeenAt: iso(row.last_seen_at),
+    createdAt: iso(row.created_at) as string,
+    roles: row.roles ? (row.roles.split(",") as Role[]) : [],
+  };
+}
+
+/** The User object of the contract: roles only when asked for (users/me) and only if any. */
+export function publicUser(record: UserRecord, withRoles = false): User {
+  const { roles, ...user } = record;
+  return withRoles && roles.length > 0 ? { ...user, roles } : user;
+}
+
+/** Escapes LIKE wildcards so a search for "a_b" means exactly that. */
+const likePrefix = (q: string): string => q.replace(/[!%_]/g, (c) => `!${c}`) + "%";
+
+export class UserStore {
+  constructor(private readonly db: Sql) {}
+
+  async create(input: { username: string; displayName: string; roles: Role[] }): Promise<UserRecord> {
+    try {
+      const [id] = await this.db("users").insert({
+        username: input.username.toLowerCase(),
+        display_name: input.displayName,
+        status: "online",
+        created_at: Date.now(),
+        roles: input.roles.join(","),
+      });
+      return (await this.get(Number(id))) as UserRecord;
+    } catch (err) {
+      if (isUniqueViolation(err)) throw AppError.conflict("Username is already taken");
+      throw err;
+    }
+  }
+
+  async get(id: number): Promise<UserRecord | undefined> {
+    const row = await this.db<UserRow>("users").where({ id }).first();
+    return row ? toRecord(row) : undefined;
+  }
+
+  async getByUsername(username: string): Promise<UserRecord | undefined> {
+    const row = await this.db<UserRow>("users").where({ username: username.toLowerCase() }).first();
+    return row ? toRecord(row) : undefined;
+  }
+
+  async getMany(ids: number[]): Promise<UserRecord[]> {
+    if (ids.length === 0) return [];
+    const rows = await this.db<UserRow>("users").whereIn("id", ids);
+    return rows.map(toRecord);
+  }
+
+  async search(prefix: string, limit: number): Promise<UserRecord[]> {
+    const q = this.db<UserRow>("users").orderBy("username").limit(limit);
+    if (prefix) q.whereRaw("username like ? escape '!'", [likePrefix(prefix.toLowerCase())]);
+    return (await q).map(toRecord);
+  }
+
+  async update(id: number, patch: { displayName?: string; status?: UserStatus }): Promise<UserRecord | undefined> {
+    const changes: Partial<UserRow> = {};
+    if (patch.displayName !== undefined) changes.display_name = patch.displayName;
+    if (patch.status !== undefined) changes.status = patch.status;
+    if (Object.keys(changes).length > 0) await this.db("users").where({ id }).update(changes);
+    return this.get(id);
+  }
+
+  async touchLastSeen(ids: number[], at = Date.now()): Promise<void> {
+    if (ids.length > 0) await this.db("users").whereIn("id", ids).update({ last_seen_at: at });
+  }
+
+  /** Gives the admin role to the listed usernames that exist (NOCHAT_ADMINS, applied at start). */
+  async grantAdmins(usernames: string[]): Promise<void> {
+    for (const username of usernames) {
+      const user = await this.getByUsername(username);
+      if (user && !user.roles.includes("admin")) {
+        await this.db("users")
+          .where({ id: user.id })
+          .update({ roles: [...user.roles, "admin"].join(",") });
+      }
+    }
+  }
+
+  async remove(id: number): Promise<void> {
+    await this.db("users").where({ id }).delete();
+  }
+}
