@@ -129,3 +129,9 @@ export function config(): Config {
   cached ??= loadConfig();
   return cached;
 }
+
+/** Tests that start brokers in-process against several databases re-read the environment. */
+export function reloadConfig(env: Env = process.env): Config {
+  cached = loadConfig(env);
+  return cached;
+}
