@@ -10,7 +10,6 @@ import { sqlMixin, type WithSql } from "../src/infra/sql-mixin.js";
 import { usersMigrations } from "../src/users/migrations.js";
 import { publicUser, UserStore, type UserRecord } from "../src/users/store.js";
 
-
 type Vars = WithSql & { store: UserStore };
 
 async function mustGet(store: UserStore, id: number): Promise<UserRecord> {

@@ -125,7 +125,11 @@ export function toErrorBody(err: unknown, requestId?: string): { status: number;
     return { status: ERROR_STATUS[code], body, internal: code === "INTERNAL" };
   }
   if (e.name && UNAVAILABLE_NAMES.has(e.name)) {
-    return { status: 503, body: { code: "UNAVAILABLE", message: "A service is unavailable, try again" }, internal: false };
+    return {
+      status: 503,
+      body: { code: "UNAVAILABLE", message: "A service is unavailable, try again" },
+      internal: false,
+    };
   }
   // body-parser and moleculer-web request errors
   const status = typeof e.status === "number" ? e.status : typeof e.code === "number" ? e.code : 0;
@@ -135,11 +139,18 @@ export function toErrorBody(err: unknown, requestId?: string): { status: number;
   if (status === 400 || e.type === "entity.parse.failed" || e.type === "INVALID_REQUEST_BODY") {
     return { status: 400, body: { code: "BAD_REQUEST", message: "Malformed request body" }, internal: false };
   }
-  if (status === 401) return { status: 401, body: { code: "UNAUTHORIZED", message: "Authentication required" }, internal: false };
+  if (status === 401)
+    return { status: 401, body: { code: "UNAUTHORIZED", message: "Authentication required" }, internal: false };
   if (status === 403) return { status: 403, body: { code: "FORBIDDEN", message: "Forbidden" }, internal: false };
   if (status === 404) return { status: 404, body: { code: "NOT_FOUND", message: "Not found" }, internal: false };
-  if (status === 415) return { status: 400, body: { code: "BAD_REQUEST", message: "Unsupported content type" }, internal: false };
-  if (status === 429) return { status: 429, body: { code: "RATE_LIMITED", message: "Too many requests", retryAfter: 1 }, internal: false };
+  if (status === 415)
+    return { status: 400, body: { code: "BAD_REQUEST", message: "Unsupported content type" }, internal: false };
+  if (status === 429)
+    return {
+      status: 429,
+      body: { code: "RATE_LIMITED", message: "Too many requests", retryAfter: 1 },
+      internal: false,
+    };
   const body: ErrorBody = { code: "INTERNAL", message: "Internal error" };
   if (requestId) body.requestId = requestId;
   return { status: 500, body, internal: true };

@@ -74,14 +74,19 @@ export class AuthStore {
         .first<{ session_id: string; used_at: number | null }>();
       if (!token) return { kind: "invalid" } as const;
       const session = await trx<SessionRow>("auth_sessions").where({ id: token.session_id }).forUpdate().first();
-      if (!session || session.revoked_at !== null || Number(session.expires_at) <= now) return { kind: "invalid" } as const;
+      if (!session || session.revoked_at !== null || Number(session.expires_at) <= now)
+        return { kind: "invalid" } as const;
       if (token.used_at !== null) {
         await trx("auth_sessions").where({ id: session.id }).update({ revoked_at: now, revoked_reason: "reuse" });
         return { kind: "reused", sessionId: session.id, userId: session.user_id } as const;
       }
       const next = newRefreshToken();
       await trx("auth_refresh_tokens").where({ token_hash: tokenHash }).update({ used_at: now });
-      await trx("auth_refresh_tokens").insert({ token_hash: hashRefreshToken(next), session_id: session.id, created_at: now });
+      await trx("auth_refresh_tokens").insert({
+        token_hash: hashRefreshToken(next),
+        session_id: session.id,
+        created_at: now,
+      });
       return { kind: "rotated", sessionId: session.id, userId: session.user_id, refreshToken: next } as const;
     });
   }
@@ -126,7 +131,9 @@ export class AuthStore {
   }
 
   async clearFailures(username: string): Promise<void> {
-    await this.db("auth_login_throttle").where({ key: throttleKey(username) }).delete();
+    await this.db("auth_login_throttle")
+      .where({ key: throttleKey(username) })
+      .delete();
   }
 }
 

@@ -146,7 +146,8 @@ async function openEmbedded(dir: string): Promise<DocStore> {
           // nedb indexes single fields; the first key of each spec is the one worth indexing.
           for (const spec of specs) {
             const field = Object.keys(spec.key)[0];
-            if (field && field !== "_id") await store.ensureIndexAsync({ fieldName: field, unique: spec.unique ?? false });
+            if (field && field !== "_id")
+              await store.ensureIndexAsync({ fieldName: field, unique: spec.unique ?? false });
           }
         },
       };

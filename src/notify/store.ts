@@ -42,7 +42,10 @@ export class NotifyStore {
 
   /** Newest first. */
   async list(userId: number, opts: { unseenOnly: boolean; limit: number }): Promise<Notification[]> {
-    const q = this.db<NotificationRow>("notifications").where({ user_id: userId }).orderBy("id", "desc").limit(opts.limit);
+    const q = this.db<NotificationRow>("notifications")
+      .where({ user_id: userId })
+      .orderBy("id", "desc")
+      .limit(opts.limit);
     if (opts.unseenOnly) q.andWhere({ seen: false });
     return (await q).map(toNotification);
   }
