@@ -13,6 +13,10 @@ import { healthOf, type Health } from "../src/gateway/health.js";
 import { aliasesOf, REST_ROUTES, routeOf } from "../src/gateway/routes.js";
 import { SocketMixin, type ChatSocket, type SocketCall, type SocketHost } from "../src/gateway/socket-mixin.js";
 import { TokenCache } from "../src/gateway/token-cache.js";
+import { SendRateLimiter } from "../src/gateway/rate-limit.js";
+import { TypingTracker } from "../src/gateway/typing.js";
+import { socketRooms } from "../src/contracts/socket.js";
+import { broadcastEvent } from "../src/contracts/events.js";
 
 type GatewayRequest = IncomingMessage & {
   $ctx?: Context<unknown, CallMeta & { $statusCode?: number }>;
@@ -22,6 +26,9 @@ type GatewayRequest = IncomingMessage & {
 
 interface Vars extends SocketHost {
   tokens: TokenCache;
+  sendLimiter: SendRateLimiter;
+  typing: TypingTracker;
+  sweepTimer: NodeJS.Timeout;
 }
 
 const JSON_BODY = /^application\/(.+\+)?json\b/i;
@@ -101,6 +108,48 @@ const ApiService: ServiceSchema<ApiSettingsSchema, object, Vars> = {
       this.tokens.dropSession(ctx.params.sessionId);
       this.revokeSessionSockets(ctx.params.sessionId);
     },
+
+    // Fan-out: chat broadcasts after commit; each gateway emits to its own sockets only.
+    "chat.message.created"(ctx: Context<BusEvents["chat.message.created"]>) {
+      const { message } = ctx.params;
+      this.io.to(socketRooms.room(message.roomId)).emit("message:new", message);
+    },
+    "chat.message.updated"(ctx: Context<BusEvents["chat.message.updated"]>) {
+      const { message } = ctx.params;
+      this.io.to(socketRooms.room(message.roomId)).emit("message:updated", message);
+    },
+    "chat.message.deleted"(ctx: Context<BusEvents["chat.message.deleted"]>) {
+      const { id, roomId, seq } = ctx.params;
+      this.io.to(socketRooms.room(roomId)).emit("message:deleted", { id, roomId, seq });
+    },
+    "chat.room.updated"(ctx: Context<BusEvents["chat.room.updated"]>) {
+      this.io.to(socketRooms.room(ctx.params.room.id)).emit("room:updated", ctx.params.room);
+    },
+    "chat.member.changed"(ctx: Context<BusEvents["chat.member.changed"]>) {
+      const { roomId, userId, action } = ctx.params;
+      const room = socketRooms.room(roomId);
+      const user = socketRooms.user(userId);
+      const change = { roomId, userId, action };
+      if (action === "joined" || action === "invited") {
+        this.io.in(user).socketsJoin(room);
+        this.io.to(room).emit("room:member", change);
+      } else {
+        // Tell the room and the user, then stop the user's sockets receiving the room at once.
+        this.io.to(room).to(user).emit("room:member", change);
+        this.io.in(user).socketsLeave(room);
+      }
+    },
+    "chat.read"(ctx: Context<BusEvents["chat.read"]>) {
+      const { roomId, userId, unread, lastReadSeq } = ctx.params;
+      this.io.to(socketRooms.user(userId)).emit("unread", { roomId, unread, mentions: 0, lastReadSeq });
+    },
+    "chat.typing"(ctx: Context<BusEvents["chat.typing"]>) {
+      const { roomId, userId, typing } = ctx.params;
+      this.io
+        .to(socketRooms.room(roomId))
+        .except(socketRooms.user(userId))
+        .emit("typing", { roomId, userId, typing });
+    },
   },
 
   methods: {
@@ -130,16 +179,71 @@ const ApiService: ServiceSchema<ApiSettingsSchema, object, Vars> = {
     },
 
     socketCalls(): Record<string, SocketCall> {
-      return {};
+      return {
+        "message:send": {
+          action: "chat.send",
+          before: (socket) => {
+            const wait = this.sendLimiter.take(socket.data.principal.id);
+            if (wait > 0) throw AppError.rateLimited(wait, "Too many messages; slow down");
+          },
+        },
+        "message:edit": { action: "chat.edit" },
+        "message:delete": { action: "chat.delete" },
+        "reaction:toggle": { action: "chat.react" },
+        "room:read": { action: "chat.markRead" },
+        sync: { action: "chat.sync" },
+        typing: {
+          handle: (socket, payload) => {
+            const { roomId, typing } = payload;
+            if (typeof roomId !== "number" || !Number.isInteger(roomId) || roomId <= 0) {
+              throw AppError.validation([{ field: "roomId", message: "The 'roomId' field must be a positive integer." }]);
+            }
+            if (typeof typing !== "boolean") {
+              throw AppError.validation([{ field: "typing", message: "The 'typing' field must be a boolean." }]);
+            }
+            // The socket is in the room's channel only while its user is a member.
+            if (!socket.rooms.has(socketRooms.room(roomId))) throw AppError.forbidden("Not a member of this room");
+            this.typing.set(roomId, socket.data.principal.id, typing);
+            return null;
+          },
+        },
+      };
     },
 
-    onSocketConnected(socket: ChatSocket) {
-      this.logger.debug(`socket ${socket.id} connected for user ${socket.data.principal.id}`);
+    async onSocketConnected(socket: ChatSocket) {
+      const { principal } = socket.data;
+      const meta: CallMeta = { user: principal };
+      const roomIds = await this.broker.call<number[], { userId: number }>(
+        "chat.roomIdsOf",
+        { userId: principal.id },
+        { meta },
+      );
+      await socket.join(roomIds.map(socketRooms.room));
+    },
+
+    async onSocketDisconnected(socket: ChatSocket) {
+      const { principal } = socket.data;
+      const stillHere = (await this.io.in(socketRooms.user(principal.id)).fetchSockets()).length > 0;
+      if (!stillHere) this.typing.clearUser(principal.id);
     },
   },
 
   created() {
     this.tokens = new TokenCache(2_000);
+    this.sendLimiter = new SendRateLimiter();
+    this.typing = new TypingTracker((roomId, userId, typing) => {
+      void broadcastEvent(this.broker, "chat.typing", { roomId, userId, typing });
+    });
+  },
+
+  started() {
+    this.sweepTimer = setInterval(() => this.sendLimiter.sweep(), 60_000);
+    this.sweepTimer.unref();
+  },
+
+  stopped() {
+    clearInterval(this.sweepTimer);
+    this.typing.stop();
   },
 };
 

@@ -21,6 +21,8 @@ export const chatMigrations: Migration[] = [
         t.integer("user_id").notNullable().index();
         t.string("role", 8).notNullable();
         t.bigInteger("joined_at").notNullable();
+        // The member's read marker: unread = rooms.last_seq - last_read_seq. Only moves forward.
+        t.integer("last_read_seq").notNullable().defaultTo(0);
         t.primary(["room_id", "user_id"]);
       });
       await db.schema.createTable("messages", (t) => {
@@ -37,6 +39,13 @@ export const chatMigrations: Migration[] = [
         t.unique(["room_id", "seq"]);
         // Exactly-once sends: a retried clientMsgId finds the original instead of inserting again.
         t.unique(["user_id", "client_msg_id"]);
+      });
+      await db.schema.createTable("message_reactions", (t) => {
+        t.integer("message_id").notNullable().references("id").inTable("messages").onDelete("CASCADE");
+        t.integer("user_id").notNullable();
+        t.string("emoji", 64).notNullable();
+        t.bigInteger("created_at").notNullable();
+        t.primary(["message_id", "user_id", "emoji"]);
       });
     },
   },

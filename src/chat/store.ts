@@ -1,7 +1,22 @@
-/** chat's tables: rooms, members and messages with a gap-free per-room seq. */
-import type { Message, MemberRole, RoomKind } from "../contracts/objects.js";
+/**
+ * chat's tables: rooms, members (with read markers), messages with a gap-free per-room seq, and
+ * reactions. Every write that others must hear about returns what changed; the service broadcasts.
+ */
+import type { MemberRole, Message, RoomKind } from "../contracts/objects.js";
 import { AppError } from "../errors.js";
 import { isUniqueViolation, type Sql } from "../infra/sql.js";
+import { directKey } from "./rules.js";
+
+interface RoomRow {
+  id: number;
+  name: string;
+  kind: RoomKind;
+  topic: string;
+  created_by: number;
+  created_at: number | string;
+  last_seq: number;
+  direct_key: string | null;
+}
 
 interface MessageRow {
   id: number;
@@ -16,9 +31,28 @@ interface MessageRow {
   deleted: number | boolean;
 }
 
+export interface Membership {
+  role: MemberRole;
+  lastReadSeq: number;
+}
+
+/** A room as stored, before it is shaped for one caller. */
+export interface RoomRecord {
+  id: number;
+  name: string;
+  kind: RoomKind;
+  topic: string;
+  createdBy: number;
+  createdAt: string;
+  lastSeq: number;
+  memberCount: number;
+  /** Direct rooms: the two members' ids. */
+  directPair?: [number, number];
+}
+
 const iso = (ms: number | string): string => new Date(Number(ms)).toISOString();
 
-export function toMessage(row: MessageRow): Message {
+function toMessage(row: MessageRow, reactions: Record<string, number[]> = {}): Message {
   const deleted = Boolean(row.deleted);
   return {
     id: row.id,
@@ -31,7 +65,7 @@ export function toMessage(row: MessageRow): Message {
     createdAt: iso(row.created_at),
     editedAt: row.edited_at === null ? null : iso(row.edited_at),
     deleted,
-    reactions: {},
+    reactions: deleted ? {} : reactions,
   };
 }
 
@@ -43,10 +77,23 @@ export interface SendInput {
   replyTo?: number | null;
 }
 
+export interface SendResult {
+  message: Message;
+  created: boolean;
+}
+
 export class ChatStore {
   constructor(private readonly db: Sql) {}
 
-  async createRoom(input: { name: string; kind: RoomKind; topic?: string; createdBy: number }): Promise<number> {
+  // ---- rooms -------------------------------------------------------------------------------
+
+  async createRoom(input: {
+    name: string;
+    kind: RoomKind;
+    topic?: string;
+    createdBy: number;
+    members?: number[];
+  }): Promise<number> {
     return this.db.transaction(async (trx) => {
       const now = Date.now();
       const [id] = await trx("rooms").insert({
@@ -56,27 +103,170 @@ export class ChatStore {
         created_by: input.createdBy,
         created_at: now,
       });
-      await trx("room_members").insert({ room_id: id, user_id: input.createdBy, role: "owner", joined_at: now });
+      const others = [...new Set(input.members ?? [])].filter((m) => m !== input.createdBy);
+      await trx("room_members").insert([
+        { room_id: id, user_id: input.createdBy, role: "owner", joined_at: now },
+        ...others.map((userId) => ({ room_id: id, user_id: userId, role: "member", joined_at: now })),
+      ]);
       return Number(id);
     });
   }
 
-  async memberRole(roomId: number, userId: number): Promise<MemberRole | undefined> {
-    const row = await this.db("room_members").where({ room_id: roomId, user_id: userId }).first<{ role: MemberRole }>();
-    return row?.role;
+  /** The direct room of a pair, created on first use; `created` tells which. */
+  async directRoom(a: number, b: number, name: string): Promise<{ id: number; created: boolean }> {
+    const key = directKey(a, b);
+    const existing = await this.db<RoomRow>("rooms").where({ direct_key: key }).first();
+    if (existing) return { id: existing.id, created: false };
+    try {
+      return await this.db.transaction(async (trx) => {
+        const now = Date.now();
+        const [id] = await trx("rooms").insert({
+          name,
+          kind: "direct",
+          topic: "",
+          created_by: a,
+          created_at: now,
+          direct_key: key,
+        });
+        const members = a === b ? [a] : [a, b];
+        await trx("room_members").insert(
+          members.map((userId) => ({ room_id: id, user_id: userId, role: "member", joined_at: now })),
+        );
+        return { id: Number(id), created: true };
+      });
+    } catch (err) {
+      if (!isUniqueViolation(err)) throw err;
+      // Both users opened it at once: the other transaction created it.
+      const row = await this.db<RoomRow>("rooms").where({ direct_key: key }).first();
+      if (!row) throw err;
+      return { id: row.id, created: false };
+    }
   }
+
+  async room(roomId: number): Promise<RoomRecord | undefined> {
+    return (await this.rooms([roomId]))[0];
+  }
+
+  async rooms(ids: number[]): Promise<RoomRecord[]> {
+    if (ids.length === 0) return [];
+    const rows = await this.db<RoomRow>("rooms").whereIn("id", ids).orderBy("id");
+    return this.withCounts(rows);
+  }
+
+  private async withCounts(rows: RoomRow[]): Promise<RoomRecord[]> {
+    if (rows.length === 0) return [];
+    const counts = await this.db("room_members")
+      .whereIn(
+        "room_id",
+        rows.map((r) => r.id),
+      )
+      .groupBy("room_id")
+      .select("room_id")
+      .count<{ room_id: number; n: number | string }[]>({ n: "*" });
+    const countOf = new Map(counts.map((c) => [Number(c.room_id), Number(c.n)]));
+    return rows.map((row) => ({
+      id: row.id,
+      name: row.name,
+      kind: row.kind,
+      topic: row.topic,
+      createdBy: row.created_by,
+      createdAt: iso(row.created_at),
+      lastSeq: row.last_seq,
+      memberCount: countOf.get(row.id) ?? 0,
+      directPair: row.direct_key ? (row.direct_key.split(":").map(Number) as [number, number]) : undefined,
+    }));
+  }
+
+  /** Rooms of a user with their membership, newest activity first. */
+  async roomsOf(userId: number): Promise<{ room: RoomRecord; membership: Membership }[]> {
+    const rows = await this.db("rooms")
+      .join("room_members", "rooms.id", "room_members.room_id")
+      .where("room_members.user_id", userId)
+      .select<(RoomRow & { role: MemberRole; last_read_seq: number })[]>("rooms.*", "room_members.role", "room_members.last_read_seq");
+    const records = await this.withCounts(rows);
+    return records.map((room, i) => ({ room, membership: { role: rows[i].role, lastReadSeq: rows[i].last_read_seq } }));
+  }
+
+  async roomIdsOf(userId: number): Promise<number[]> {
+    const rows = await this.db("room_members").where({ user_id: userId }).select<{ room_id: number }[]>("room_id");
+    return rows.map((r) => r.room_id);
+  }
+
+  async browsePublic(prefix: string, limit: number): Promise<RoomRecord[]> {
+    const q = this.db<RoomRow>("rooms").where({ kind: "public" }).orderBy("name").orderBy("id").limit(limit);
+    if (prefix) q.andWhereRaw("lower(name) like ? escape '!'", [prefix.toLowerCase().replace(/[!%_]/g, (c) => `!${c}`) + "%"]);
+    return this.withCounts(await q);
+  }
+
+  async updateRoom(roomId: number, patch: { name?: string; topic?: string }): Promise<void> {
+    const changes: Partial<RoomRow> = {};
+    if (patch.name !== undefined) changes.name = patch.name;
+    if (patch.topic !== undefined) changes.topic = patch.topic;
+    if (Object.keys(changes).length > 0) await this.db("rooms").where({ id: roomId }).update(changes);
+  }
+
+  // ---- members -----------------------------------------------------------------------------
+
+  async membership(roomId: number, userId: number): Promise<Membership | undefined> {
+    const row = await this.db("room_members")
+      .where({ room_id: roomId, user_id: userId })
+      .first<{ role: MemberRole; last_read_seq: number }>();
+    return row ? { role: row.role, lastReadSeq: row.last_read_seq } : undefined;
+  }
+
+  /** False when the user already was a member. */
+  async addMember(roomId: number, userId: number, role: MemberRole = "member"): Promise<boolean> {
+    try {
+      await this.db("room_members").insert({ room_id: roomId, user_id: userId, role, joined_at: Date.now() });
+      return true;
+    } catch (err) {
+      if (isUniqueViolation(err)) return false;
+      throw err;
+    }
+  }
+
+  /** False when the user was not a member. */
+  async removeMember(roomId: number, userId: number): Promise<boolean> {
+    return (await this.db("room_members").where({ room_id: roomId, user_id: userId }).delete()) > 0;
+  }
+
+  async members(roomId: number): Promise<{ userId: number; role: MemberRole }[]> {
+    const rows = await this.db("room_members")
+      .where({ room_id: roomId })
+      .orderBy("joined_at")
+      .orderBy("user_id")
+      .select<{ user_id: number; role: MemberRole }[]>("user_id", "role");
+    return rows.map((r) => ({ userId: r.user_id, role: r.role }));
+  }
+
+  /** Moves the marker forward only; returns the marker after the call. */
+  async markRead(roomId: number, userId: number, seq: number): Promise<number> {
+    await this.db("room_members")
+      .where({ room_id: roomId, user_id: userId })
+      .andWhere("last_read_seq", "<", seq)
+      .update({ last_read_seq: seq });
+    return (await this.membership(roomId, userId))?.lastReadSeq ?? 0;
+  }
+
+  // ---- messages ----------------------------------------------------------------------------
 
   async findByClientMsgId(userId: number, clientMsgId: string): Promise<Message | undefined> {
     const row = await this.db<MessageRow>("messages").where({ user_id: userId, client_msg_id: clientMsgId }).first();
-    return row ? toMessage(row) : undefined;
+    return row ? (await this.withReactions([row]))[0] : undefined;
+  }
+
+  async message(messageId: number): Promise<Message | undefined> {
+    const row = await this.db<MessageRow>("messages").where({ id: messageId }).first();
+    return row ? (await this.withReactions([row]))[0] : undefined;
   }
 
   /**
    * Stores a message with the room's next seq. The room row is locked for the transaction, so
    * concurrent senders queue on it and seqs come out 1, 2, 3, … with no gap. A repeated
-   * clientMsgId returns the stored original (`created: false`) and changes nothing.
+   * clientMsgId returns the stored original (`created: false`) and changes nothing. The sender's
+   * read marker moves to the new seq in the same transaction.
    */
-  async send(input: SendInput): Promise<{ message: Message; created: boolean }> {
+  async send(input: SendInput): Promise<SendResult> {
     const existing = await this.findByClientMsgId(input.userId, input.clientMsgId);
     if (existing) return { message: existing, created: false };
     try {
@@ -97,6 +287,9 @@ export class ChatStore {
           deleted: false,
         };
         const [id] = await trx("messages").insert(row);
+        await trx("room_members")
+          .where({ room_id: input.roomId, user_id: input.userId })
+          .update({ last_read_seq: seq });
         return toMessage({ ...row, id: Number(id) });
       });
       return { message, created: true };
@@ -110,12 +303,85 @@ export class ChatStore {
     }
   }
 
-  async history(roomId: number, afterSeq: number, limit: number): Promise<Message[]> {
+  async edit(messageId: number, body: string): Promise<Message> {
+    await this.db("messages").where({ id: messageId, deleted: false }).update({ body, edited_at: Date.now() });
+    return (await this.message(messageId)) as Message;
+  }
+
+  /** Tombstone: the row keeps its id and seq; body and reactions go. */
+  async remove(messageId: number): Promise<void> {
+    await this.db.transaction(async (trx) => {
+      await trx("messages").where({ id: messageId }).update({ deleted: true, body: "" });
+      await trx("message_reactions").where({ message_id: messageId }).delete();
+    });
+  }
+
+  /** Adds the caller's reaction, or removes it if it was there. */
+  async toggleReaction(messageId: number, userId: number, emoji: string): Promise<Message> {
+    const removed = await this.db("message_reactions").where({ message_id: messageId, user_id: userId, emoji }).delete();
+    if (removed === 0) {
+      try {
+        await this.db("message_reactions").insert({ message_id: messageId, user_id: userId, emoji, created_at: Date.now() });
+      } catch (err) {
+        if (!isUniqueViolation(err)) throw err; // a double click raced us: it is there, as wanted
+      }
+    }
+    return (await this.message(messageId)) as Message;
+  }
+
+  /** Messages after `afterSeq` (ascending), up to `limit`, and whether more follow. */
+  async after(roomId: number, afterSeq: number, limit: number): Promise<{ messages: Message[]; hasMore: boolean }> {
     const rows = await this.db<MessageRow>("messages")
       .where({ room_id: roomId })
       .andWhere("seq", ">", afterSeq)
       .orderBy("seq", "asc")
-      .limit(limit);
-    return rows.map(toMessage);
+      .limit(limit + 1);
+    const hasMore = rows.length > limit;
+    return { messages: await this.withReactions(rows.slice(0, limit)), hasMore };
+  }
+
+  /** Messages before `beforeSeq` (or the newest), returned ascending, and whether older ones exist. */
+  async before(
+    roomId: number,
+    beforeSeq: number | undefined,
+    limit: number,
+  ): Promise<{ messages: Message[]; hasMore: boolean }> {
+    const q = this.db<MessageRow>("messages")
+      .where({ room_id: roomId })
+      .orderBy("seq", "desc")
+      .limit(limit + 1);
+    if (beforeSeq !== undefined) q.andWhere("seq", "<", beforeSeq);
+    const rows = await q;
+    const hasMore = rows.length > limit;
+    return { messages: await this.withReactions(rows.slice(0, limit).reverse()), hasMore };
+  }
+
+  /** The newest message of each room, for room lists. */
+  async lastMessages(rooms: { id: number; lastSeq: number }[]): Promise<Map<number, Message>> {
+    const wanted = rooms.filter((r) => r.lastSeq > 0);
+    if (wanted.length === 0) return new Map();
+    const rows = await this.db<MessageRow>("messages").where((q) => {
+      for (const r of wanted) q.orWhere({ room_id: r.id, seq: r.lastSeq });
+    });
+    const messages = await this.withReactions(rows);
+    return new Map(messages.map((m) => [m.roomId, m]));
+  }
+
+  private async withReactions(rows: MessageRow[]): Promise<Message[]> {
+    if (rows.length === 0) return [];
+    const reactions = await this.db("message_reactions")
+      .whereIn(
+        "message_id",
+        rows.map((r) => r.id),
+      )
+      .orderBy("created_at")
+      .select<{ message_id: number; user_id: number; emoji: string }[]>("message_id", "user_id", "emoji");
+    const byMessage = new Map<number, Record<string, number[]>>();
+    for (const r of reactions) {
+      const map = byMessage.get(r.message_id) ?? {};
+      (map[r.emoji] ??= []).push(r.user_id);
+      byMessage.set(r.message_id, map);
+    }
+    return rows.map((row) => toMessage(row, byMessage.get(row.id)));
   }
 }

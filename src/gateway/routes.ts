@@ -26,6 +26,28 @@ export const REST_ROUTES: Record<string, RestRoute> = {
   "GET /users": { action: "users.search" },
   "GET /users/:id": { action: "users.get" },
 
+  "GET /rooms": { action: "chat.listRooms" },
+  "GET /rooms/public": { action: "chat.browseRooms" },
+  "POST /rooms": { action: "chat.createRoom", status: 201 },
+  "POST /rooms/direct": { action: "chat.openDirect" },
+  "GET /rooms/:id": { action: "chat.getRoom" },
+  "PATCH /rooms/:id": { action: "chat.updateRoom" },
+  "POST /rooms/:id/join": { action: "chat.joinRoom" },
+  "POST /rooms/:id/leave": { action: "chat.leaveRoom", status: 204 },
+  "GET /rooms/:id/members": { action: "chat.members" },
+  "POST /rooms/:id/members": {
+    action: "chat.invite",
+    status: 201,
+    location: (r: { roomId: number }) => `/api/rooms/${r.roomId}/members`,
+  },
+  "DELETE /rooms/:id/members/:userId": { action: "chat.kick", status: 204 },
+  "GET /rooms/:id/messages": { action: "chat.history" },
+  "POST /rooms/:roomId/messages": { action: "chat.send", status: 201 },
+  "PATCH /rooms/:roomId/messages/:messageId": { action: "chat.edit" },
+  "DELETE /rooms/:roomId/messages/:messageId": { action: "chat.delete", status: 204 },
+  "POST /rooms/:roomId/messages/:messageId/reactions": { action: "chat.react" },
+  "POST /rooms/:roomId/read": { action: "chat.markRead", status: 204 },
+
   "GET /notifications": { action: "notify.list" },
   "POST /notifications/seen": { action: "notify.markSeen", status: 204 },
 

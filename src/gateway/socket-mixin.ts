@@ -22,12 +22,14 @@ export interface SocketData {
 export type ChatServer = Server<ClientToServerEvents, ServerToClientEvents, Record<string, never>, SocketData>;
 export type ChatSocket = Socket<ClientToServerEvents, ServerToClientEvents, Record<string, never>, SocketData>;
 
-/** How a client event becomes an action call. */
-export interface SocketCall {
-  action: string;
-  /** Reject before calling, e.g. for a per-user rate limit. */
-  before?: (socket: ChatSocket) => void;
-}
+/** How a client event is served: an action call, or a handler local to the gateway. */
+export type SocketCall =
+  | {
+      action: string;
+      /** Reject before calling, e.g. for a per-user rate limit. */
+      before?: (socket: ChatSocket) => void;
+    }
+  | { handle: (socket: ChatSocket, payload: Record<string, unknown>) => unknown };
 
 /** The service `this` the mixin needs: the gateway's server and its token resolution. */
 export interface SocketHost {
@@ -143,13 +145,18 @@ async function handleCall(
     if (payload === null || typeof payload !== "object" || Array.isArray(payload)) {
       throw AppError.validation([{ field: "payload", message: "The payload must be an object." }]);
     }
-    call.before?.(socket);
-    const meta: CallMeta = { user: socket.data.principal, requestId };
-    const data = await broker.call(call.action, payload, { meta, requestID: requestId });
-    ack?.({ ok: true, data });
+    let data: unknown;
+    if ("handle" in call) {
+      data = await call.handle(socket, payload as Record<string, unknown>);
+    } else {
+      call.before?.(socket);
+      const meta: CallMeta = { user: socket.data.principal, requestId };
+      data = await broker.call(call.action, payload, { meta, requestID: requestId });
+    }
+    ack?.({ ok: true, data: data ?? null });
   } catch (err) {
     const { body, internal } = toErrorBody(err, requestId);
-    if (internal) broker.logger.error(`socket ${call.action} failed [${requestId}]`, err);
+    if (internal) broker.logger.error(`socket ${"action" in call ? call.action : "event"} failed [${requestId}]`, err);
     ack?.({ ok: false, error: body });
   }
 }
