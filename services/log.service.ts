@@ -16,7 +16,10 @@ interface Vars {
 /** The bus events the log records, with where each keeps its user and room. */
 const RECORDED: BusEventName[] = ["users.created", "auth.session.revoked"];
 
-function numberField(data: Record<string, unknown>, key: string): number | null {
+function numberField(
+  data: Record<string, unknown>,
+  key: string,
+): number | null {
   return typeof data[key] === "number" ? data[key] : null;
 }
 
@@ -32,8 +35,18 @@ const LogService: ServiceSchema<ServiceSettingSchema, object, Vars> = {
         roomId: { ...rules.id, optional: true },
         limit: rules.limit(500),
       },
-      async handler(ctx: Context<{ type?: string; userId?: number; roomId?: number; limit?: number }>) {
-        const events: AppEvent[] = await this.eventLog.query({ ...ctx.params, limit: ctx.params.limit ?? 100 });
+      async handler(
+        ctx: Context<{
+          type?: string;
+          userId?: number;
+          roomId?: number;
+          limit?: number;
+        }>,
+      ) {
+        const events: AppEvent[] = await this.eventLog.query({
+          ...ctx.params,
+          limit: ctx.params.limit ?? 100,
+        });
         return { events };
       },
     },
@@ -42,7 +55,13 @@ const LogService: ServiceSchema<ServiceSettingSchema, object, Vars> = {
   events: Object.fromEntries(
     RECORDED.map((name) => [
       name,
-      function (this: Vars, ctx: Context<BusEvents[typeof name] & Record<string, unknown>, CallMeta>) {
+      function (
+        this: Vars,
+        ctx: Context<
+          BusEvents[typeof name] & Record<string, unknown>,
+          CallMeta
+        >,
+      ) {
         return this.record(ctx);
       },
     ]),
@@ -68,7 +87,10 @@ const LogService: ServiceSchema<ServiceSettingSchema, object, Vars> = {
 
   async started() {
     const c = config();
-    this.docs = await openDocStore({ mongoUrl: c.mongoUrl, dataDir: c.dataDir });
+    this.docs = await openDocStore({
+      mongoUrl: c.mongoUrl,
+      dataDir: c.dataDir,
+    });
     this.eventLog = new EventLog(this.docs);
     await this.eventLog.init();
   },

@@ -1,4 +1,9 @@
-import type { Context, ServiceSchema, ServiceSettingSchema } from "moleculer";
+import type {
+  Context,
+  ServiceBroker,
+  ServiceSchema,
+  ServiceSettingSchema,
+} from "moleculer";
 import { config } from "../src/config.js";
 import type { CreateUserParams } from "../src/contracts/actions.js";
 import type { Role, User, UserStatus } from "../src/contracts/objects.js";
@@ -9,8 +14,24 @@ import { principalOf } from "../src/infra/permissions.js";
 import { sqlMixin, type WithSql } from "../src/infra/sql-mixin.js";
 import { usersMigrations } from "../src/users/migrations.js";
 import { publicUser, UserStore, type UserRecord } from "../src/users/store.js";
+import { PRESENCE_GRACE_MS, PresenceStore } from "../src/users/presence.js";
+import { broadcastEvent } from "../src/contracts/events.js";
 
-type Vars = WithSql & { store: UserStore };
+type Vars = WithSql & {
+  store: UserStore;
+  presence: PresenceStore;
+  graceTimers: Map<number, NodeJS.Timeout>;
+  sweepTimer: NodeJS.Timeout;
+  startedAt: number;
+  announce(ctx: Context | ServiceBroker, userId: number): Promise<void>;
+  settleOffline(userId: number): Promise<void>;
+  sweepPresence(): Promise<void>;
+};
+
+interface ConnectionParams {
+  socketId: string;
+  nodeId: string;
+}
 
 async function mustGet(store: UserStore, id: number): Promise<UserRecord> {
   const user = await store.get(id);
@@ -26,12 +47,25 @@ const UsersService: ServiceSchema<ServiceSettingSchema, object, Vars> = {
     /** Internal: called by auth at registration. */
     create: {
       visibility: "public",
-      params: { username: rules.username, displayName: { ...rules.displayName, optional: true } },
+      params: {
+        username: rules.username,
+        displayName: { ...rules.displayName, optional: true },
+      },
       async handler(ctx: Context<CreateUserParams>): Promise<UserRecord> {
         const { username } = ctx.params;
-        const roles: Role[] = config().admins.includes(username.toLowerCase()) ? ["admin"] : [];
-        const user = await this.store.create({ username, displayName: ctx.params.displayName ?? username, roles });
-        await emitEvent(ctx, "users.created", { userId: user.id, username: user.username, roles: user.roles });
+        const roles: Role[] = config().admins.includes(username.toLowerCase())
+          ? ["admin"]
+          : [];
+        const user = await this.store.create({
+          username,
+          displayName: ctx.params.displayName ?? username,
+          roles,
+        });
+        await emitEvent(ctx, "users.created", {
+          userId: user.id,
+          username: user.username,
+          roles: user.roles,
+        });
         return user;
       },
     },
@@ -40,7 +74,9 @@ const UsersService: ServiceSchema<ServiceSettingSchema, object, Vars> = {
     findByUsername: {
       visibility: "public",
       params: { username: { type: "string", max: 256 } },
-      async handler(ctx: Context<{ username: string }>): Promise<UserRecord | null> {
+      async handler(
+        ctx: Context<{ username: string }>,
+      ): Promise<UserRecord | null> {
         return (await this.store.getByUsername(ctx.params.username)) ?? null;
       },
     },
@@ -59,7 +95,9 @@ const UsersService: ServiceSchema<ServiceSettingSchema, object, Vars> = {
       visibility: "public",
       params: { ids: { type: "array", items: rules.id, max: 1000 } },
       async handler(ctx: Context<{ ids: number[] }>): Promise<User[]> {
-        return (await this.store.getMany(ctx.params.ids)).map((u) => publicUser(u));
+        return (await this.store.getMany(ctx.params.ids)).map((u) =>
+          publicUser(u),
+        );
       },
     },
 
@@ -69,6 +107,54 @@ const UsersService: ServiceSchema<ServiceSettingSchema, object, Vars> = {
       params: { id: rules.id },
       async handler(ctx: Context<{ id: number }>): Promise<void> {
         await this.store.remove(ctx.params.id);
+      },
+    },
+
+    /** Internal, from the gateway: a socket of `ctx.meta.user` connected on node `nodeId`. */
+    connected: {
+      visibility: "public",
+      auth: "required",
+      params: {
+        socketId: { type: "string", max: 64 },
+        nodeId: { type: "string", max: 128 },
+      },
+      async handler(ctx: Context<ConnectionParams>): Promise<void> {
+        const user = principalOf(ctx);
+        const timer = this.graceTimers.get(user.id);
+        if (timer) clearTimeout(timer);
+        this.graceTimers.delete(user.id);
+        if (
+          await this.presence.connect(
+            user.id,
+            ctx.params.socketId,
+            ctx.params.nodeId,
+          )
+        ) {
+          await this.announce(ctx, user.id);
+        }
+      },
+    },
+
+    /** Internal, from the gateway: a socket closed. Offline follows after the grace period. */
+    disconnected: {
+      visibility: "public",
+      auth: "required",
+      params: {
+        socketId: { type: "string", max: 64 },
+        nodeId: { type: "string", max: 128 },
+      },
+      async handler(ctx: Context<ConnectionParams>): Promise<void> {
+        const user = principalOf(ctx);
+        if (await this.presence.disconnect(ctx.params.socketId, user.id))
+          return;
+        const previous = this.graceTimers.get(user.id);
+        if (previous) clearTimeout(previous);
+        const timer = setTimeout(
+          () => void this.settleOffline(user.id),
+          PRESENCE_GRACE_MS,
+        );
+        timer.unref();
+        this.graceTimers.set(user.id, timer);
       },
     },
 
@@ -87,7 +173,9 @@ const UsersService: ServiceSchema<ServiceSettingSchema, object, Vars> = {
         status: { ...rules.status, optional: true },
         $$strict: "remove",
       },
-      async handler(ctx: Context<{ displayName?: string; status?: UserStatus }>): Promise<User> {
+      async handler(
+        ctx: Context<{ displayName?: string; status?: UserStatus }>,
+      ): Promise<User> {
         const user = await this.store.update(principalOf(ctx).id, ctx.params);
         if (!user) throw AppError.notFound("User");
         return publicUser(user, true);
@@ -105,19 +193,100 @@ const UsersService: ServiceSchema<ServiceSettingSchema, object, Vars> = {
     search: {
       auth: "required",
       params: {
-        q: { type: "string", trim: true, max: LIMITS.username.max, optional: true },
+        q: {
+          type: "string",
+          trim: true,
+          max: LIMITS.username.max,
+          optional: true,
+        },
         limit: rules.limit(LIMITS.searchLimit.max),
       },
-      async handler(ctx: Context<{ q?: string; limit?: number }>): Promise<{ users: User[] }> {
-        const users = await this.store.search(ctx.params.q ?? "", ctx.params.limit ?? LIMITS.searchLimit.default);
+      async handler(
+        ctx: Context<{ q?: string; limit?: number }>,
+      ): Promise<{ users: User[] }> {
+        const users = await this.store.search(
+          ctx.params.q ?? "",
+          ctx.params.limit ?? LIMITS.searchLimit.default,
+        );
         return { users: users.map((u) => publicUser(u)) };
       },
     },
   },
 
+  events: {
+    /** A gateway node died or left: its sockets are gone. */
+    async "$node.disconnected"() {
+      await this.sweepPresence();
+    },
+  },
+
+  methods: {
+    async announce(via: Context | ServiceBroker, userId: number) {
+      const user = await this.store.get(userId);
+      if (!user) return;
+      const roomIds = await via
+        .call<number[], { userId: number }>("chat.roomIdsOf", { userId })
+        .catch(() => []);
+      await broadcastEvent(via, "users.presence.changed", {
+        userId,
+        status: user.status,
+        lastSeenAt: user.lastSeenAt,
+        roomIds,
+      });
+    },
+
+    async settleOffline(userId: number) {
+      this.graceTimers.delete(userId);
+      try {
+        if (await this.presence.goOfflineIfIdle(userId))
+          await this.announce(this.broker, userId);
+      } catch (err) {
+        this.logger.warn(`presence: could not settle user ${userId}`, err);
+      }
+    },
+
+    /**
+     * Counts out connections of nodes the registry no longer lists, and users left online without a
+     * connection (their grace timer died with another instance). Runs on node loss and periodically.
+     */
+    async sweepPresence() {
+      // Right after start the registry has not discovered every node yet.
+      if (Date.now() - this.startedAt < 15_000) return;
+      const alive = new Set(
+        (
+          this.broker.registry.getNodeList({
+            onlyAvailable: true,
+            withServices: false,
+          }) as { id: string }[]
+        ).map((n) => n.id),
+      );
+      const affected = await this.presence.dropNodes((nodeId) =>
+        alive.has(nodeId),
+      );
+      const stranded = await this.presence.strandedOnline();
+      for (const userId of new Set([...affected, ...stranded])) {
+        if (!this.graceTimers.has(userId)) await this.settleOffline(userId);
+      }
+    },
+  },
+
   async started() {
     this.store = new UserStore(this.db);
+    this.presence = new PresenceStore(this.db);
+    this.graceTimers = new Map();
+    this.startedAt = Date.now();
     await this.store.grantAdmins(config().admins);
+    this.sweepTimer = setInterval(() => {
+      this.sweepPresence().catch((err: unknown) =>
+        this.logger.warn("presence sweep failed", err),
+      );
+    }, 10_000);
+    this.sweepTimer.unref();
+  },
+
+  async stopped() {
+    clearInterval(this.sweepTimer);
+    for (const timer of this.graceTimers.values()) clearTimeout(timer);
   },
 };
 

@@ -51,7 +51,9 @@ export class AppError extends Errors.MoleculerError {
 
   static validation(fields: FieldError[]): AppError {
     const message = fields.map((f) => `${f.field}: ${f.message}`).join("; ");
-    return new AppError("VALIDATION_ERROR", message || "Invalid parameters", { fields });
+    return new AppError("VALIDATION_ERROR", message || "Invalid parameters", {
+      fields,
+    });
   }
   static badRequest(message: string): AppError {
     return new AppError("BAD_REQUEST", message);
@@ -71,8 +73,13 @@ export class AppError extends Errors.MoleculerError {
   static tooLarge(message: string): AppError {
     return new AppError("PAYLOAD_TOO_LARGE", message);
   }
-  static rateLimited(retryAfterSeconds: number, message = "Too many requests"): AppError {
-    return new AppError("RATE_LIMITED", message, { retryAfter: Math.max(1, Math.ceil(retryAfterSeconds)) });
+  static rateLimited(
+    retryAfterSeconds: number,
+    message = "Too many requests",
+  ): AppError {
+    return new AppError("RATE_LIMITED", message, {
+      retryAfter: Math.max(1, Math.ceil(retryAfterSeconds)),
+    });
   }
 }
 
@@ -101,7 +108,9 @@ function isErrorCode(value: unknown): value is ErrorCode {
 
 /** Moleculer's validator reports `[{ field, message, type, … }]`; the contract wants `{ field, message }`. */
 function fieldsOf(data: unknown): FieldError[] {
-  const items = Array.isArray(data) ? data : (data as AppErrorData | undefined)?.fields;
+  const items = Array.isArray(data)
+    ? data
+    : (data as AppErrorData | undefined)?.fields;
   if (!Array.isArray(items)) return [];
   return items.map((item: { field?: unknown; message?: unknown }) => ({
     field: String(item.field ?? ""),
@@ -110,14 +119,21 @@ function fieldsOf(data: unknown): FieldError[] {
 }
 
 /** Maps anything thrown anywhere to the public error body. `internal` is true when it must be logged. */
-export function toErrorBody(err: unknown, requestId?: string): { status: number; body: ErrorBody; internal: boolean } {
+export function toErrorBody(
+  err: unknown,
+  requestId?: string,
+): { status: number; body: ErrorBody; internal: boolean } {
   const e = (err ?? {}) as ErrorLike;
   if (isErrorCode(e.type)) {
     const code = e.type;
-    const body: ErrorBody = { code, message: code === "INTERNAL" ? "Internal error" : String(e.message) };
+    const body: ErrorBody = {
+      code,
+      message: code === "INTERNAL" ? "Internal error" : String(e.message),
+    };
     if (code === "VALIDATION_ERROR") {
       body.fields = fieldsOf(e.data);
-      if (body.fields.length > 0) body.message = body.fields.map((f) => f.message).join(" ");
+      if (body.fields.length > 0)
+        body.message = body.fields.map((f) => f.message).join(" ");
     }
     const retryAfter = (e.data as AppErrorData | undefined)?.retryAfter;
     if (typeof retryAfter === "number") body.retryAfter = retryAfter;
@@ -127,28 +143,70 @@ export function toErrorBody(err: unknown, requestId?: string): { status: number;
   if (e.name && UNAVAILABLE_NAMES.has(e.name)) {
     return {
       status: 503,
-      body: { code: "UNAVAILABLE", message: "A service is unavailable, try again" },
+      body: {
+        code: "UNAVAILABLE",
+        message: "A service is unavailable, try again",
+      },
       internal: false,
     };
   }
   // body-parser and moleculer-web request errors
-  const status = typeof e.status === "number" ? e.status : typeof e.code === "number" ? e.code : 0;
+  const status =
+    typeof e.status === "number"
+      ? e.status
+      : typeof e.code === "number"
+        ? e.code
+        : 0;
   if (status === 413 || e.type === "entity.too.large") {
-    return { status: 413, body: { code: "PAYLOAD_TOO_LARGE", message: "Request body is too large" }, internal: false };
+    return {
+      status: 413,
+      body: { code: "PAYLOAD_TOO_LARGE", message: "Request body is too large" },
+      internal: false,
+    };
   }
-  if (status === 400 || e.type === "entity.parse.failed" || e.type === "INVALID_REQUEST_BODY") {
-    return { status: 400, body: { code: "BAD_REQUEST", message: "Malformed request body" }, internal: false };
+  if (
+    status === 400 ||
+    e.type === "entity.parse.failed" ||
+    e.type === "INVALID_REQUEST_BODY"
+  ) {
+    return {
+      status: 400,
+      body: { code: "BAD_REQUEST", message: "Malformed request body" },
+      internal: false,
+    };
   }
   if (status === 401)
-    return { status: 401, body: { code: "UNAUTHORIZED", message: "Authentication required" }, internal: false };
-  if (status === 403) return { status: 403, body: { code: "FORBIDDEN", message: "Forbidden" }, internal: false };
-  if (status === 404) return { status: 404, body: { code: "NOT_FOUND", message: "Not found" }, internal: false };
+    return {
+      status: 401,
+      body: { code: "UNAUTHORIZED", message: "Authentication required" },
+      internal: false,
+    };
+  if (status === 403)
+    return {
+      status: 403,
+      body: { code: "FORBIDDEN", message: "Forbidden" },
+      internal: false,
+    };
+  if (status === 404)
+    return {
+      status: 404,
+      body: { code: "NOT_FOUND", message: "Not found" },
+      internal: false,
+    };
   if (status === 415)
-    return { status: 400, body: { code: "BAD_REQUEST", message: "Unsupported content type" }, internal: false };
+    return {
+      status: 400,
+      body: { code: "BAD_REQUEST", message: "Unsupported content type" },
+      internal: false,
+    };
   if (status === 429)
     return {
       status: 429,
-      body: { code: "RATE_LIMITED", message: "Too many requests", retryAfter: 1 },
+      body: {
+        code: "RATE_LIMITED",
+        message: "Too many requests",
+        retryAfter: 1,
+      },
       internal: false,
     };
   const body: ErrorBody = { code: "INTERNAL", message: "Internal error" };

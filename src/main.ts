@@ -16,10 +16,14 @@ import { config } from "./config.js";
 async function main(): Promise<void> {
   const args = new Set(process.argv.slice(2));
   const c = config();
-  const broker = new ServiceBroker({ ...brokerOptions, hotReload: args.has("--hot") });
+  const broker = new ServiceBroker({
+    ...brokerOptions,
+    hotReload: args.has("--hot"),
+  });
   const servicesDir = path.resolve(__dirname, "..", "services");
   const ext = path.extname(__filename); // .ts under tsx, .js when built
-  for (const name of c.services) broker.loadService(path.join(servicesDir, `${name}.service${ext}`));
+  for (const name of c.services)
+    broker.loadService(path.join(servicesDir, `${name}.service${ext}`));
 
   await broker.start();
   broker.logger.info(
@@ -29,6 +33,9 @@ async function main(): Promise<void> {
 }
 
 main().catch((err: unknown) => {
-  console.error("NoChat failed to start:", err instanceof Error ? err.message : err);
+  console.error(
+    "NoChat failed to start:",
+    err instanceof Error ? err.message : err,
+  );
   process.exit(1);
 });

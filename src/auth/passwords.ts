@@ -3,13 +3,21 @@ import { hash, verify, type Options } from "@node-rs/argon2";
 
 const ARGON2ID = 2; // Algorithm.Argon2id: a const enum, which isolated-module builds cannot import
 
-const OPTIONS: Options = { algorithm: ARGON2ID, memoryCost: 19 * 1024, timeCost: 2, parallelism: 1 };
+const OPTIONS: Options = {
+  algorithm: ARGON2ID,
+  memoryCost: 19 * 1024,
+  timeCost: 2,
+  parallelism: 1,
+};
 
 export function hashPassword(password: string): Promise<string> {
   return hash(password, OPTIONS);
 }
 
-export async function verifyPassword(passwordHash: string, password: string): Promise<boolean> {
+export async function verifyPassword(
+  passwordHash: string,
+  password: string,
+): Promise<boolean> {
   try {
     return await verify(passwordHash, password);
   } catch {

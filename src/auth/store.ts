@@ -25,18 +25,27 @@ export class AuthStore {
 
   async setPassword(userId: number, passwordHash: string): Promise<void> {
     await this.db("auth_credentials")
-      .insert({ user_id: userId, password_hash: passwordHash, updated_at: Date.now() })
+      .insert({
+        user_id: userId,
+        password_hash: passwordHash,
+        updated_at: Date.now(),
+      })
       .onConflict("user_id")
       .merge();
   }
 
   async passwordHash(userId: number): Promise<string | undefined> {
-    const row = await this.db("auth_credentials").where({ user_id: userId }).first<{ password_hash: string }>();
+    const row = await this.db("auth_credentials")
+      .where({ user_id: userId })
+      .first<{ password_hash: string }>();
     return row?.password_hash;
   }
 
   /** Opens a session and its first refresh token. */
-  async openSession(userId: number, now = Date.now()): Promise<{ sessionId: string; refreshToken: string }> {
+  async openSession(
+    userId: number,
+    now = Date.now(),
+  ): Promise<{ sessionId: string; refreshToken: string }> {
     const sessionId = randomUUID();
     const refreshToken = newRefreshToken();
     await this.db.transaction(async (trx) => {
@@ -57,15 +66,24 @@ export class AuthStore {
 
   /** True while the session is neither revoked nor expired. */
   async sessionActive(sessionId: string, now = Date.now()): Promise<boolean> {
-    const row = await this.db<SessionRow>("auth_sessions").where({ id: sessionId }).first();
-    return row !== undefined && row.revoked_at === null && Number(row.expires_at) > now;
+    const row = await this.db<SessionRow>("auth_sessions")
+      .where({ id: sessionId })
+      .first();
+    return (
+      row !== undefined &&
+      row.revoked_at === null &&
+      Number(row.expires_at) > now
+    );
   }
 
   /**
    * Rotation: the presented token is spent and a new one issued in the same session. A token that
    * was already spent means it leaked (or two clients raced): the whole session is revoked.
    */
-  async rotate(refreshToken: string, now = Date.now()): Promise<RefreshOutcome> {
+  async rotate(
+    refreshToken: string,
+    now = Date.now(),
+  ): Promise<RefreshOutcome> {
     return this.db.transaction(async (trx) => {
       const tokenHash = hashRefreshToken(refreshToken);
       const token = await trx("auth_refresh_tokens")
@@ -73,29 +91,57 @@ export class AuthStore {
         .forUpdate()
         .first<{ session_id: string; used_at: number | null }>();
       if (!token) return { kind: "invalid" } as const;
-      const session = await trx<SessionRow>("auth_sessions").where({ id: token.session_id }).forUpdate().first();
-      if (!session || session.revoked_at !== null || Number(session.expires_at) <= now)
+      const session = await trx<SessionRow>("auth_sessions")
+        .where({ id: token.session_id })
+        .forUpdate()
+        .first();
+      if (
+        !session ||
+        session.revoked_at !== null ||
+        Number(session.expires_at) <= now
+      )
         return { kind: "invalid" } as const;
       if (token.used_at !== null) {
-        await trx("auth_sessions").where({ id: session.id }).update({ revoked_at: now, revoked_reason: "reuse" });
-        return { kind: "reused", sessionId: session.id, userId: session.user_id } as const;
+        await trx("auth_sessions")
+          .where({ id: session.id })
+          .update({ revoked_at: now, revoked_reason: "reuse" });
+        return {
+          kind: "reused",
+          sessionId: session.id,
+          userId: session.user_id,
+        } as const;
       }
       const next = newRefreshToken();
-      await trx("auth_refresh_tokens").where({ token_hash: tokenHash }).update({ used_at: now });
+      await trx("auth_refresh_tokens")
+        .where({ token_hash: tokenHash })
+        .update({ used_at: now });
       await trx("auth_refresh_tokens").insert({
         token_hash: hashRefreshToken(next),
         session_id: session.id,
         created_at: now,
       });
-      return { kind: "rotated", sessionId: session.id, userId: session.user_id, refreshToken: next } as const;
+      return {
+        kind: "rotated",
+        sessionId: session.id,
+        userId: session.user_id,
+        refreshToken: next,
+      } as const;
     });
   }
 
   /** Returns the owner of the session if it was active. */
-  async revokeSession(sessionId: string, reason: string, now = Date.now()): Promise<number | undefined> {
-    const row = await this.db<SessionRow>("auth_sessions").where({ id: sessionId }).first();
+  async revokeSession(
+    sessionId: string,
+    reason: string,
+    now = Date.now(),
+  ): Promise<number | undefined> {
+    const row = await this.db<SessionRow>("auth_sessions")
+      .where({ id: sessionId })
+      .first();
     if (!row || row.revoked_at !== null) return undefined;
-    await this.db("auth_sessions").where({ id: sessionId }).update({ revoked_at: now, revoked_reason: reason });
+    await this.db("auth_sessions")
+      .where({ id: sessionId })
+      .update({ revoked_at: now, revoked_reason: reason });
     return row.user_id;
   }
 
@@ -121,11 +167,17 @@ export class AuthStore {
         await trx("auth_login_throttle")
           .insert({ key, failures: 1, window_started_at: now })
           .onConflict("key")
-          .merge({ failures: trx.raw("?? + 1", ["auth_login_throttle.failures"]) });
+          .merge({
+            failures: trx.raw("?? + 1", ["auth_login_throttle.failures"]),
+          });
       } else if (Number(row.window_started_at) + THROTTLE.windowMs <= now) {
-        await trx("auth_login_throttle").where({ key }).update({ failures: 1, window_started_at: now });
+        await trx("auth_login_throttle")
+          .where({ key })
+          .update({ failures: 1, window_started_at: now });
       } else {
-        await trx("auth_login_throttle").where({ key }).increment("failures", 1);
+        await trx("auth_login_throttle")
+          .where({ key })
+          .increment("failures", 1);
       }
     });
   }
@@ -139,5 +191,7 @@ export class AuthStore {
 
 /** Throttling is per username as typed (case-insensitive), whether or not it exists. */
 function throttleKey(username: string): string {
-  return createHash("sha256").update(username.trim().toLowerCase()).digest("hex");
+  return createHash("sha256")
+    .update(username.trim().toLowerCase())
+    .digest("hex");
 }

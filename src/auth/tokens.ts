@@ -31,7 +31,11 @@ export class TokenSigner {
   }
 
   sign(principal: Principal): Promise<string> {
-    return new SignJWT({ sid: principal.sessionId, name: principal.username, roles: principal.roles })
+    return new SignJWT({
+      sid: principal.sessionId,
+      name: principal.username,
+      roles: principal.roles,
+    })
       .setProtectedHeader({ alg: ALGORITHM, typ: "JWT" })
       .setSubject(String(principal.id))
       .setIssuer(ISSUER)
@@ -51,10 +55,18 @@ export class TokenSigner {
         requiredClaims: ["exp", "sub", "sid"],
       });
       const id = Number(payload.sub);
-      if (!Number.isInteger(id) || id <= 0 || typeof payload.sid !== "string") throw new Error("bad claims");
-      const roles = Array.isArray(payload.roles) ? (payload.roles as Role[]) : [];
+      if (!Number.isInteger(id) || id <= 0 || typeof payload.sid !== "string")
+        throw new Error("bad claims");
+      const roles = Array.isArray(payload.roles)
+        ? (payload.roles as Role[])
+        : [];
       return {
-        principal: { id, username: String(payload.name ?? ""), roles, sessionId: payload.sid },
+        principal: {
+          id,
+          username: String(payload.name ?? ""),
+          roles,
+          sessionId: payload.sid,
+        },
         expiresAt: (payload.exp as number) * 1000,
       };
     } catch {

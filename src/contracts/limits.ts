@@ -25,10 +25,29 @@ export const rules = {
     min: LIMITS.username.min,
     max: LIMITS.username.max,
     pattern: LIMITS.username.pattern,
-    messages: { stringPattern: "The 'username' field may contain only a-z, 0-9, '_', '.' and '-'." },
+    messages: {
+      stringPattern:
+        "The 'username' field may contain only a-z, 0-9, '_', '.' and '-'.",
+    },
   },
-  password: { type: "string", min: LIMITS.password.min, max: LIMITS.password.max },
-  displayName: { type: "string", trim: true, min: LIMITS.displayName.min, max: LIMITS.displayName.max },
+  password: {
+    type: "string",
+    min: LIMITS.password.min,
+    max: LIMITS.password.max,
+  },
+  displayName: {
+    type: "string",
+    trim: true,
+    min: LIMITS.displayName.min,
+    max: LIMITS.displayName.max,
+  },
   status: { type: "enum", values: ["online", "away"] },
-  limit: (max: number) => ({ type: "number", integer: true, positive: true, max, convert: true, optional: true }),
+  limit: (max: number) => ({
+    type: "number",
+    integer: true,
+    positive: true,
+    max,
+    convert: true,
+    optional: true,
+  }),
 } as const;

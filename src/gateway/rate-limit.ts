@@ -18,22 +18,37 @@ interface UserState {
 export class SendRateLimiter {
   private readonly users = new Map<number, UserState>();
 
-  constructor(private readonly opts: RateLimitOptions = { burst: 10, perSecond: 10, perMinute: 100 }) {}
+  constructor(
+    private readonly opts: RateLimitOptions = {
+      burst: 10,
+      perSecond: 10,
+      perMinute: 100,
+    },
+  ) {}
 
   /** 0 when the send may go; otherwise the seconds to wait. */
   take(userId: number, now = Date.now()): number {
     let s = this.users.get(userId);
     if (!s) {
-      s = { tokens: this.opts.burst, refilledAt: now, minuteStart: now, minuteCount: 0 };
+      s = {
+        tokens: this.opts.burst,
+        refilledAt: now,
+        minuteStart: now,
+        minuteCount: 0,
+      };
       this.users.set(userId, s);
     }
-    s.tokens = Math.min(this.opts.burst, s.tokens + ((now - s.refilledAt) / 1000) * this.opts.perSecond);
+    s.tokens = Math.min(
+      this.opts.burst,
+      s.tokens + ((now - s.refilledAt) / 1000) * this.opts.perSecond,
+    );
     s.refilledAt = now;
     if (now - s.minuteStart >= 60_000) {
       s.minuteStart = now;
       s.minuteCount = 0;
     }
-    if (s.minuteCount >= this.opts.perMinute) return Math.ceil((s.minuteStart + 60_000 - now) / 1000);
+    if (s.minuteCount >= this.opts.perMinute)
+      return Math.ceil((s.minuteStart + 60_000 - now) / 1000);
     if (s.tokens < 1) return Math.ceil((1 - s.tokens) / this.opts.perSecond);
     s.tokens -= 1;
     s.minuteCount += 1;
@@ -42,6 +57,7 @@ export class SendRateLimiter {
 
   /** Forget users idle for a minute, so the map does not grow forever. */
   sweep(now = Date.now()): void {
-    for (const [userId, s] of this.users) if (now - s.refilledAt > 60_000) this.users.delete(userId);
+    for (const [userId, s] of this.users)
+      if (now - s.refilledAt > 60_000) this.users.delete(userId);
   }
 }

@@ -44,7 +44,10 @@ export const REST_ROUTES: Record<string, RestRoute> = {
   "GET /rooms/:id/messages": { action: "chat.history" },
   "POST /rooms/:roomId/messages": { action: "chat.send", status: 201 },
   "PATCH /rooms/:roomId/messages/:messageId": { action: "chat.edit" },
-  "DELETE /rooms/:roomId/messages/:messageId": { action: "chat.delete", status: 204 },
+  "DELETE /rooms/:roomId/messages/:messageId": {
+    action: "chat.delete",
+    status: 204,
+  },
   "POST /rooms/:roomId/messages/:messageId/reactions": { action: "chat.react" },
   "POST /rooms/:roomId/read": { action: "chat.markRead", status: 204 },
 
@@ -55,7 +58,9 @@ export const REST_ROUTES: Record<string, RestRoute> = {
 };
 
 /** moleculer-web aliases (`"GET users/:id": "users.get"`) for the routes mounted under /api. */
-export function aliasesOf(routes: Record<string, RestRoute>): Record<string, string> {
+export function aliasesOf(
+  routes: Record<string, RestRoute>,
+): Record<string, string> {
   return Object.fromEntries(
     Object.entries(routes).map(([key, route]) => {
       const [method, path] = key.split(" ");
@@ -65,6 +70,11 @@ export function aliasesOf(routes: Record<string, RestRoute>): Record<string, str
 }
 
 /** The route an alias was built from. */
-export function routeOf(method: string, aliasPath: string): RestRoute | undefined {
-  return REST_ROUTES[`${method} ${aliasPath.startsWith("/") ? aliasPath : `/${aliasPath}`}`];
+export function routeOf(
+  method: string,
+  aliasPath: string,
+): RestRoute | undefined {
+  return REST_ROUTES[
+    `${method} ${aliasPath.startsWith("/") ? aliasPath : `/${aliasPath}`}`
+  ];
 }

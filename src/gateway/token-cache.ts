@@ -29,13 +29,21 @@ export class TokenCache {
     return entry.principal;
   }
 
-  set(token: string, principal: Principal, expiresAtMs: number, now = Date.now()): void {
+  set(
+    token: string,
+    principal: Principal,
+    expiresAtMs: number,
+    now = Date.now(),
+  ): void {
     if (this.entries.size >= this.maxEntries) {
       // Maps iterate in insertion order: drop the oldest.
       const oldest = this.entries.keys().next().value;
       if (oldest !== undefined) this.entries.delete(oldest);
     }
-    this.entries.set(token, { principal, until: Math.min(now + this.ttlMs, expiresAtMs) });
+    this.entries.set(token, {
+      principal,
+      until: Math.min(now + this.ttlMs, expiresAtMs),
+    });
   }
 
   dropSession(sessionId: string): void {

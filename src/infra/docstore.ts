@@ -49,13 +49,18 @@ export interface DocStoreTarget {
 }
 
 export async function openDocStore(target: DocStoreTarget): Promise<DocStore> {
-  return target.mongoUrl ? openMongo(target.mongoUrl) : openEmbedded(path.join(target.dataDir, "log"));
+  return target.mongoUrl
+    ? openMongo(target.mongoUrl)
+    : openEmbedded(path.join(target.dataDir, "log"));
 }
 
 const DUPLICATE_KEY = 11000;
 
 async function openMongo(url: string): Promise<DocStore> {
-  const client = new MongoClient(url, { serverSelectionTimeoutMS: 5000, retryWrites: false });
+  const client = new MongoClient(url, {
+    serverSelectionTimeoutMS: 5000,
+    retryWrites: false,
+  });
   await client.connect();
   const db: Db = client.db(); // the database named in the URL's path, else "test"
   return {
@@ -71,8 +76,11 @@ async function openMongo(url: string): Promise<DocStore> {
             return { inserted: res.insertedCount };
           } catch (err) {
             if (err instanceof MongoBulkWriteError) {
-              const errors = Array.isArray(err.writeErrors) ? err.writeErrors : [err.writeErrors];
-              if (errors.every((w) => w.code === DUPLICATE_KEY)) return { inserted: err.insertedCount };
+              const errors = Array.isArray(err.writeErrors)
+                ? err.writeErrors
+                : [err.writeErrors];
+              if (errors.every((w) => w.code === DUPLICATE_KEY))
+                return { inserted: err.insertedCount };
             }
             throw err;
           }
@@ -89,7 +97,9 @@ async function openMongo(url: string): Promise<DocStore> {
         },
         async createIndexes(specs) {
           if (specs.length === 0) return;
-          await coll.createIndexes(specs.map((s) => ({ key: s.key, name: s.name, unique: s.unique })));
+          await coll.createIndexes(
+            specs.map((s) => ({ key: s.key, name: s.name, unique: s.unique })),
+          );
         },
       };
     },
@@ -106,7 +116,10 @@ async function openEmbedded(dir: string): Promise<DocStore> {
   const storeOf = (name: string): Datastore => {
     let store = stores.get(name);
     if (!store) {
-      store = new Datastore({ filename: path.join(dir, `${name}.db`), autoload: true });
+      store = new Datastore({
+        filename: path.join(dir, `${name}.db`),
+        autoload: true,
+      });
       // Rewrites the append-only file so deleted and replaced documents do not pile up.
       store.setAutocompactionInterval(10 * 60 * 1000);
       stores.set(name, store);
@@ -121,8 +134,12 @@ async function openEmbedded(dir: string): Promise<DocStore> {
         async insertMany(docs) {
           await store.autoloadPromise;
           const ids = docs.map((d) => d._id);
-          const existing = new Set((await store.findAsync<T>({ _id: { $in: ids } })).map((d) => d._id));
-          const fresh = docs.filter((d, i) => !existing.has(d._id) && ids.indexOf(d._id) === i);
+          const existing = new Set(
+            (await store.findAsync<T>({ _id: { $in: ids } })).map((d) => d._id),
+          );
+          const fresh = docs.filter(
+            (d, i) => !existing.has(d._id) && ids.indexOf(d._id) === i,
+          );
           if (fresh.length > 0) await store.insertAsync(fresh);
           return { inserted: fresh.length };
         },
@@ -147,7 +164,10 @@ async function openEmbedded(dir: string): Promise<DocStore> {
           for (const spec of specs) {
             const field = Object.keys(spec.key)[0];
             if (field && field !== "_id")
-              await store.ensureIndexAsync({ fieldName: field, unique: spec.unique ?? false });
+              await store.ensureIndexAsync({
+                fieldName: field,
+                unique: spec.unique ?? false,
+              });
           }
         },
       };

@@ -4,14 +4,26 @@
  */
 import type { ServiceSchema, ServiceSettingSchema } from "moleculer";
 import { config } from "../config.js";
-import { migrate, openSql, releaseSql, type Migration, type Sql } from "./sql.js";
+import {
+  migrate,
+  openSql,
+  releaseSql,
+  type Migration,
+  type Sql,
+} from "./sql.js";
 
 export interface WithSql {
   db: Sql;
 }
 
-export function sqlMixin(owner: string, migrations: Migration[]): Partial<ServiceSchema> {
-  const target = () => ({ databaseUrl: config().databaseUrl, dataDir: config().dataDir });
+export function sqlMixin(
+  owner: string,
+  migrations: Migration[],
+): Partial<ServiceSchema> {
+  const target = () => ({
+    databaseUrl: config().databaseUrl,
+    dataDir: config().dataDir,
+  });
   const mixin: Partial<ServiceSchema<ServiceSettingSchema, object, WithSql>> = {
     created() {
       this.db = openSql(target());

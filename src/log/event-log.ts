@@ -53,7 +53,9 @@ export class EventLog {
   }
 
   async init(): Promise<void> {
-    await this.events.createIndexes(EVENT_INDEXES.map((i) => ({ name: i.name, key: { ...i.key } })));
+    await this.events.createIndexes(
+      EVENT_INDEXES.map((i) => ({ name: i.name, key: { ...i.key } })),
+    );
   }
 
   /** Stores the events not stored yet; returns how many were new. */
@@ -72,7 +74,10 @@ export class EventLog {
     if (q.to) ts.$lte = q.to;
     if (q.before) ts.$lt = q.before.ts;
     if (Object.keys(ts).length > 0) filter.ts = ts;
-    const docs = await this.events.find(filter, { sort: { ts: -1, _id: -1 }, limit: q.limit });
+    const docs = await this.events.find(filter, {
+      sort: { ts: -1, _id: -1 },
+      limit: q.limit,
+    });
     return docs.map(toAppEvent);
   }
 

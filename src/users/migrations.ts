@@ -16,4 +16,20 @@ export const usersMigrations: Migration[] = [
       });
     },
   },
+  {
+    name: "002_presence",
+    async up(db) {
+      // `status` stays the user's chosen availability (online/away); `online` is presence: true
+      // while at least one socket is connected on any gateway node.
+      await db.schema.alterTable("users", (t) => {
+        t.boolean("online").notNullable().defaultTo(false);
+      });
+      await db.schema.createTable("presence_connections", (t) => {
+        t.string("socket_id", 64).primary();
+        t.integer("user_id").notNullable().index();
+        t.string("node_id", 128).notNullable().index();
+        t.bigInteger("connected_at").notNullable();
+      });
+    },
+  },
 ];
