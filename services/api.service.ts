@@ -11,12 +11,7 @@ import { AppError, toErrorBody } from "../src/errors.js";
 import type { CallMeta, GuardedAction } from "../src/infra/permissions.js";
 import { healthOf, type Health } from "../src/gateway/health.js";
 import { aliasesOf, REST_ROUTES, routeOf } from "../src/gateway/routes.js";
-import {
-  SocketMixin,
-  type ChatSocket,
-  type SocketCall,
-  type SocketHost,
-} from "../src/gateway/socket-mixin.js";
+import { SocketMixin, type ChatSocket, type SocketCall, type SocketHost } from "../src/gateway/socket-mixin.js";
 import { TokenCache } from "../src/gateway/token-cache.js";
 import { SendRateLimiter } from "../src/gateway/rate-limit.js";
 import { TypingTracker } from "../src/gateway/typing.js";
@@ -58,18 +53,11 @@ const ApiService: ServiceSchema<ApiSettingsSchema, object, Vars> = {
         },
         callOptions: { timeout: config().requestTimeoutMs },
 
-        onBeforeCall(
-          ctx: Context<unknown, CallMeta>,
-          _route: unknown,
-          req: GatewayRequest,
-        ) {
+        onBeforeCall(ctx: Context<unknown, CallMeta>, _route: unknown, req: GatewayRequest) {
           const length = Number(req.headers["content-length"] ?? 0);
-          const hasBody =
-            length > 0 || req.headers["transfer-encoding"] !== undefined;
+          const hasBody = length > 0 || req.headers["transfer-encoding"] !== undefined;
           if (hasBody && !JSON_BODY.test(req.headers["content-type"] ?? "")) {
-            throw AppError.badRequest(
-              "Request bodies must be JSON (Content-Type: application/json)",
-            );
+            throw AppError.badRequest("Request bodies must be JSON (Content-Type: application/json)");
           }
           ctx.meta.requestId = ctx.requestID ?? undefined;
         },
@@ -81,11 +69,9 @@ const ApiService: ServiceSchema<ApiSettingsSchema, object, Vars> = {
           _res: ServerResponse,
           data: unknown,
         ) {
-          const route =
-            req.$alias && routeOf(req.$alias.method, req.$alias.path);
+          const route = req.$alias && routeOf(req.$alias.method, req.$alias.path);
           ctx.meta.$statusCode ??= route?.status;
-          if (ctx.meta.$statusCode === 201 && route?.location)
-            ctx.meta.$location ??= route.location(data as never);
+          if (ctx.meta.$statusCode === 201 && route?.location) ctx.meta.$location ??= route.location(data as never);
           return ctx.meta.$statusCode === 204 ? null : data;
         },
       },
@@ -95,22 +81,12 @@ const ApiService: ServiceSchema<ApiSettingsSchema, object, Vars> = {
     logRequest: "debug",
     logResponse: "debug",
 
-    onError(
-      this: Vars,
-      req: GatewayRequest,
-      res: ServerResponse,
-      err: unknown,
-    ) {
+    onError(this: Vars, req: GatewayRequest, res: ServerResponse, err: unknown) {
       const requestId = req.$ctx?.requestID ?? undefined;
       const { status, body, internal } = toErrorBody(err, requestId);
-      if (internal)
-        this.logger.error(
-          `request ${req.method} ${req.url} failed [${requestId}]`,
-          err,
-        );
+      if (internal) this.logger.error(`request ${req.method} ${req.url} failed [${requestId}]`, err);
       if (res.headersSent) return void res.end();
-      if (body.retryAfter !== undefined)
-        res.setHeader("Retry-After", String(body.retryAfter));
+      if (body.retryAfter !== undefined) res.setHeader("Retry-After", String(body.retryAfter));
       if (requestId) res.setHeader("X-Request-ID", requestId);
       res.setHeader("Content-Type", "application/json; charset=utf-8");
       res.writeHead(status);
@@ -143,20 +119,14 @@ const ApiService: ServiceSchema<ApiSettingsSchema, object, Vars> = {
     },
     "chat.message.updated"(ctx: Context<BusEvents["chat.message.updated"]>) {
       const { message } = ctx.params;
-      this.io
-        .to(socketRooms.room(message.roomId))
-        .emit("message:updated", message);
+      this.io.to(socketRooms.room(message.roomId)).emit("message:updated", message);
     },
     "chat.message.deleted"(ctx: Context<BusEvents["chat.message.deleted"]>) {
       const { id, roomId, seq } = ctx.params;
-      this.io
-        .to(socketRooms.room(roomId))
-        .emit("message:deleted", { id, roomId, seq });
+      this.io.to(socketRooms.room(roomId)).emit("message:deleted", { id, roomId, seq });
     },
     "chat.room.updated"(ctx: Context<BusEvents["chat.room.updated"]>) {
-      this.io
-        .to(socketRooms.room(ctx.params.room.id))
-        .emit("room:updated", ctx.params.room);
+      this.io.to(socketRooms.room(ctx.params.room.id)).emit("room:updated", ctx.params.room);
     },
     "chat.member.changed"(ctx: Context<BusEvents["chat.member.changed"]>) {
       const { roomId, userId, action } = ctx.params;
@@ -174,25 +144,16 @@ const ApiService: ServiceSchema<ApiSettingsSchema, object, Vars> = {
     },
     "chat.read"(ctx: Context<BusEvents["chat.read"]>) {
       const { roomId, userId, unread, lastReadSeq } = ctx.params;
-      this.io
-        .to(socketRooms.user(userId))
-        .emit("unread", { roomId, unread, mentions: 0, lastReadSeq });
+      this.io.to(socketRooms.user(userId)).emit("unread", { roomId, unread, mentions: 0, lastReadSeq });
     },
-    "users.presence.changed"(
-      ctx: Context<BusEvents["users.presence.changed"]>,
-    ) {
+    "users.presence.changed"(ctx: Context<BusEvents["users.presence.changed"]>) {
       const { userId, status, lastSeenAt, roomIds } = ctx.params;
       if (roomIds.length > 0)
-        this.io
-          .to(roomIds.map(socketRooms.room))
-          .emit("presence", { userId, status, lastSeenAt });
+        this.io.to(roomIds.map(socketRooms.room)).emit("presence", { userId, status, lastSeenAt });
     },
     "chat.typing"(ctx: Context<BusEvents["chat.typing"]>) {
       const { roomId, userId, typing } = ctx.params;
-      this.io
-        .to(socketRooms.room(roomId))
-        .except(socketRooms.user(userId))
-        .emit("typing", { roomId, userId, typing });
+      this.io.to(socketRooms.room(roomId)).except(socketRooms.user(userId)).emit("typing", { roomId, userId, typing });
     },
   },
 
@@ -201,19 +162,12 @@ const ApiService: ServiceSchema<ApiSettingsSchema, object, Vars> = {
     async resolvePrincipal(token: string): Promise<Principal> {
       const cached = this.tokens.get(token);
       if (cached) return cached;
-      const resolved = await this.broker.call<ResolvedToken, { token: string }>(
-        "auth.resolveToken",
-        { token },
-      );
+      const resolved = await this.broker.call<ResolvedToken, { token: string }>("auth.resolveToken", { token });
       this.tokens.set(token, resolved.principal, resolved.expiresAt);
       return resolved.principal;
     },
 
-    async authenticate(
-      _ctx: Context,
-      _route: unknown,
-      req: GatewayRequest,
-    ): Promise<Principal | null> {
+    async authenticate(_ctx: Context, _route: unknown, req: GatewayRequest): Promise<Principal | null> {
       const header = req.headers.authorization;
       if (!header) return null;
       const match = /^Bearer\s+(\S+)$/i.exec(header);
@@ -225,10 +179,8 @@ const ApiService: ServiceSchema<ApiSettingsSchema, object, Vars> = {
     authorize(_ctx: Context, _route: unknown, req: GatewayRequest): void {
       const action = req.$action ?? {};
       const user = req.$ctx?.meta.user;
-      if ((action.auth === "required" || action.roles?.length) && !user)
-        throw AppError.unauthorized();
-      if (action.roles?.some((role) => !user?.roles.includes(role)))
-        throw AppError.forbidden();
+      if ((action.auth === "required" || action.roles?.length) && !user) throw AppError.unauthorized();
+      if (action.roles?.some((role) => !user?.roles.includes(role))) throw AppError.forbidden();
     },
 
     socketCalls(): Record<string, SocketCall> {
@@ -237,8 +189,7 @@ const ApiService: ServiceSchema<ApiSettingsSchema, object, Vars> = {
           action: "chat.send",
           before: (socket) => {
             const wait = this.sendLimiter.take(socket.data.principal.id);
-            if (wait > 0)
-              throw AppError.rateLimited(wait, "Too many messages; slow down");
+            if (wait > 0) throw AppError.rateLimited(wait, "Too many messages; slow down");
           },
         },
         "message:edit": { action: "chat.edit" },
@@ -249,11 +200,7 @@ const ApiService: ServiceSchema<ApiSettingsSchema, object, Vars> = {
         typing: {
           handle: (socket, payload) => {
             const { roomId, typing } = payload;
-            if (
-              typeof roomId !== "number" ||
-              !Number.isInteger(roomId) ||
-              roomId <= 0
-            ) {
+            if (typeof roomId !== "number" || !Number.isInteger(roomId) || roomId <= 0) {
               throw AppError.validation([
                 {
                   field: "roomId",
@@ -270,8 +217,7 @@ const ApiService: ServiceSchema<ApiSettingsSchema, object, Vars> = {
               ]);
             }
             // The socket is in the room's channel only while its user is a member.
-            if (!socket.rooms.has(socketRooms.room(roomId)))
-              throw AppError.forbidden("Not a member of this room");
+            if (!socket.rooms.has(socketRooms.room(roomId))) throw AppError.forbidden("Not a member of this room");
             this.typing.set(roomId, socket.data.principal.id, typing);
             return null;
           },
@@ -288,25 +234,15 @@ const ApiService: ServiceSchema<ApiSettingsSchema, object, Vars> = {
         { meta },
       );
       await socket.join(roomIds.map(socketRooms.room));
-      await this.broker.call(
-        "users.connected",
-        { socketId: socket.id, nodeId: this.broker.nodeID },
-        { meta },
-      );
+      await this.broker.call("users.connected", { socketId: socket.id, nodeId: this.broker.nodeID }, { meta });
     },
 
     async onSocketDisconnected(socket: ChatSocket) {
       const { principal } = socket.data;
-      const stillHere =
-        (await this.io.in(socketRooms.user(principal.id)).fetchSockets())
-          .length > 0;
+      const stillHere = (await this.io.in(socketRooms.user(principal.id)).fetchSockets()).length > 0;
       if (!stillHere) this.typing.clearUser(principal.id);
       const meta: CallMeta = { user: principal };
-      await this.broker.call(
-        "users.disconnected",
-        { socketId: socket.id, nodeId: this.broker.nodeID },
-        { meta },
-      );
+      await this.broker.call("users.disconnected", { socketId: socket.id, nodeId: this.broker.nodeID }, { meta });
     },
   },
 

@@ -1,23 +1,10 @@
 import type { Context, ServiceSchema, ServiceSettingSchema } from "moleculer";
 import { config } from "../src/config.js";
-import type {
-  CreateUserParams,
-  ResolvedToken,
-  ResolveTokenParams,
-} from "../src/contracts/actions.js";
+import type { CreateUserParams, ResolvedToken, ResolveTokenParams } from "../src/contracts/actions.js";
 import { broadcastEvent } from "../src/contracts/events.js";
 import { rules } from "../src/contracts/limits.js";
-import type {
-  AuthResult,
-  Principal,
-  TokenPair,
-  User,
-} from "../src/contracts/objects.js";
-import {
-  hashPassword,
-  spendVerifyTime,
-  verifyPassword,
-} from "../src/auth/passwords.js";
+import type { AuthResult, Principal, TokenPair, User } from "../src/contracts/objects.js";
+import { hashPassword, spendVerifyTime, verifyPassword } from "../src/auth/passwords.js";
 import { authMigrations } from "../src/auth/migrations.js";
 import { AuthStore } from "../src/auth/store.js";
 import { TokenSigner } from "../src/auth/tokens.js";
@@ -29,11 +16,7 @@ import type { UserRecord } from "../src/users/store.js";
 interface Vars extends WithSql {
   store: AuthStore;
   signer: TokenSigner;
-  issue(
-    user: UserRecord,
-    sessionId: string,
-    refreshToken: string,
-  ): Promise<TokenPair>;
+  issue(user: UserRecord, sessionId: string, refreshToken: string): Promise<TokenPair>;
 }
 
 const INVALID_LOGIN = "Invalid username or password";
@@ -63,24 +46,17 @@ const AuthService: ServiceSchema<ServiceSettingSchema, object, Vars> = {
       ): Promise<AuthResult> {
         const { username, password, displayName } = ctx.params;
         const passwordHash = await hashPassword(password);
-        const user = await ctx.call<UserRecord, CreateUserParams>(
-          "users.create",
-          { username, displayName },
-        );
+        const user = await ctx.call<UserRecord, CreateUserParams>("users.create", { username, displayName });
         try {
           await this.store.setPassword(user.id, passwordHash);
-          const { sessionId, refreshToken } = await this.store.openSession(
-            user.id,
-          );
+          const { sessionId, refreshToken } = await this.store.openSession(user.id);
           return {
             user: publicUser(user),
             ...(await this.issue(user, sessionId, refreshToken)),
           };
         } catch (err) {
           // Do not leave an account nobody can log into.
-          await ctx
-            .call("users.remove", { id: user.id })
-            .catch(() => undefined);
+          await ctx.call("users.remove", { id: user.id }).catch(() => undefined);
           throw err;
         }
       },
@@ -92,36 +68,21 @@ const AuthService: ServiceSchema<ServiceSettingSchema, object, Vars> = {
         password: { type: "string", min: 1, max: 1024 },
         $$strict: "remove",
       },
-      async handler(
-        ctx: Context<{ username: string; password: string }>,
-      ): Promise<AuthResult> {
+      async handler(ctx: Context<{ username: string; password: string }>): Promise<AuthResult> {
         const { username, password } = ctx.params;
         const wait = await this.store.throttledFor(username);
-        if (wait > 0)
-          throw AppError.rateLimited(
-            wait,
-            "Too many failed logins; try again later",
-          );
+        if (wait > 0) throw AppError.rateLimited(wait, "Too many failed logins; try again later");
 
-        const user = await ctx.call<UserRecord | null, { username: string }>(
-          "users.findByUsername",
-          { username },
-        );
-        const passwordHash = user
-          ? await this.store.passwordHash(user.id)
-          : undefined;
+        const user = await ctx.call<UserRecord | null, { username: string }>("users.findByUsername", { username });
+        const passwordHash = user ? await this.store.passwordHash(user.id) : undefined;
         const ok =
-          user && passwordHash
-            ? await verifyPassword(passwordHash, password)
-            : await spendVerifyTime(password);
+          user && passwordHash ? await verifyPassword(passwordHash, password) : await spendVerifyTime(password);
         if (!user || !ok) {
           await this.store.recordFailure(username);
           throw AppError.unauthorized(INVALID_LOGIN);
         }
         await this.store.clearFailures(username);
-        const { sessionId, refreshToken } = await this.store.openSession(
-          user.id,
-        );
+        const { sessionId, refreshToken } = await this.store.openSession(user.id);
         return {
           user: publicUser(user),
           ...(await this.issue(user, sessionId, refreshToken)),
@@ -134,9 +95,7 @@ const AuthService: ServiceSchema<ServiceSettingSchema, object, Vars> = {
         refreshToken: { type: "string", min: 1, max: 512 },
         $$strict: "remove",
       },
-      async handler(
-        ctx: Context<{ refreshToken: string }>,
-      ): Promise<TokenPair> {
+      async handler(ctx: Context<{ refreshToken: string }>): Promise<TokenPair> {
         const outcome = await this.store.rotate(ctx.params.refreshToken);
         if (outcome.kind === "reused") {
           await broadcastEvent(ctx, "auth.session.revoked", {
@@ -145,12 +104,8 @@ const AuthService: ServiceSchema<ServiceSettingSchema, object, Vars> = {
             reason: "reuse",
           });
         }
-        if (outcome.kind !== "rotated")
-          throw AppError.unauthorized("Invalid refresh token");
-        const user = await ctx.call<UserRecord | null, { id: number }>(
-          "users.getRecord",
-          { id: outcome.userId },
-        );
+        if (outcome.kind !== "rotated") throw AppError.unauthorized("Invalid refresh token");
+        const user = await ctx.call<UserRecord | null, { id: number }>("users.getRecord", { id: outcome.userId });
         if (!user) throw AppError.unauthorized("Invalid refresh token");
         return this.issue(user, outcome.sessionId, outcome.refreshToken);
       },
@@ -185,11 +140,7 @@ const AuthService: ServiceSchema<ServiceSettingSchema, object, Vars> = {
   },
 
   methods: {
-    async issue(
-      user: UserRecord,
-      sessionId: string,
-      refreshToken: string,
-    ): Promise<TokenPair> {
+    async issue(user: UserRecord, sessionId: string, refreshToken: string): Promise<TokenPair> {
       const principal: Principal = {
         id: user.id,
         username: user.username,
@@ -210,10 +161,7 @@ const AuthService: ServiceSchema<ServiceSettingSchema, object, Vars> = {
   },
 
   async started() {
-    this.store = new AuthStore(
-      this.db,
-      config().refreshTokenTtlDays * 24 * 3600 * 1000,
-    );
+    this.store = new AuthStore(this.db, config().refreshTokenTtlDays * 24 * 3600 * 1000);
   },
 };
 

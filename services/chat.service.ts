@@ -5,43 +5,21 @@ import type { Message, Room, User } from "../src/contracts/objects.js";
 import type { UnreadState } from "../src/contracts/socket.js";
 import { chatMigrations } from "../src/chat/migrations.js";
 import { directPeers, toRoom, type RoomView } from "../src/chat/rooms-view.js";
-import {
-  canDeleteMessage,
-  canInvite,
-  canModerate,
-  canSee,
-} from "../src/chat/rules.js";
-import {
-  ChatStore,
-  type Membership,
-  type RoomRecord,
-} from "../src/chat/store.js";
+import { canDeleteMessage, canInvite, canModerate, canSee } from "../src/chat/rules.js";
+import { ChatStore, type Membership, type RoomRecord } from "../src/chat/store.js";
 import { AppError } from "../src/errors.js";
 import { principalOf } from "../src/infra/permissions.js";
 import { sqlMixin, type WithSql } from "../src/infra/sql-mixin.js";
 
-type Ctx<P = unknown> = Context<
-  P,
-  { $statusCode?: number; $location?: string }
->;
+type Ctx<P = unknown> = Context<P, { $statusCode?: number; $location?: string }>;
 
 interface Vars extends WithSql {
   store: ChatStore;
   shape(ctx: Context, callerId: number, views: RoomView[]): Promise<Room[]>;
   roomFor(ctx: Context, roomId: number, callerId: number): Promise<Room>;
-  visibleRoom(
-    roomId: number,
-    userId: number,
-  ): Promise<{ record: RoomRecord; membership?: Membership }>;
-  memberRoom(
-    roomId: number,
-    userId: number,
-  ): Promise<{ record: RoomRecord; membership: Membership }>;
-  ownMessage(
-    messageId: number,
-    userId: number,
-    roomId?: number,
-  ): Promise<{ message: Message; membership: Membership }>;
+  visibleRoom(roomId: number, userId: number): Promise<{ record: RoomRecord; membership?: Membership }>;
+  memberRoom(roomId: number, userId: number): Promise<{ record: RoomRecord; membership: Membership }>;
+  ownMessage(messageId: number, userId: number, roomId?: number): Promise<{ message: Message; membership: Membership }>;
 }
 
 const body = { type: "string", trim: true, min: LIMITS.body.min } as const;
@@ -56,9 +34,7 @@ const seq = { type: "number", integer: true, min: 0, convert: true } as const;
 /** The contract's 413 for an over-long message (fastest-validator would say 422). */
 function checkBodyLength(text: string): void {
   if ([...text].length > LIMITS.body.max) {
-    throw AppError.tooLarge(
-      `A message is at most ${LIMITS.body.max} characters`,
-    );
+    throw AppError.tooLarge(`A message is at most ${LIMITS.body.max} characters`);
   }
 }
 
@@ -85,9 +61,7 @@ const ChatService: ServiceSchema<ServiceSettingSchema, object, Vars> = {
           })),
         );
         rooms.sort((a, b) =>
-          (b.lastMessage?.createdAt ?? b.createdAt).localeCompare(
-            a.lastMessage?.createdAt ?? a.createdAt,
-          ),
+          (b.lastMessage?.createdAt ?? b.createdAt).localeCompare(a.lastMessage?.createdAt ?? a.createdAt),
         );
         return { rooms };
       },
@@ -104,14 +78,9 @@ const ChatService: ServiceSchema<ServiceSettingSchema, object, Vars> = {
         },
         limit: rules.limit(100),
       },
-      async handler(
-        ctx: Ctx<{ q?: string; limit?: number }>,
-      ): Promise<{ rooms: Room[] }> {
+      async handler(ctx: Ctx<{ q?: string; limit?: number }>): Promise<{ rooms: Room[] }> {
         const user = principalOf(ctx);
-        const records = await this.store.browsePublic(
-          ctx.params.q ?? "",
-          ctx.params.limit ?? 50,
-        );
+        const records = await this.store.browsePublic(ctx.params.q ?? "", ctx.params.limit ?? 50);
         const views = await Promise.all(
           records.map(async (record) => ({
             record,
@@ -150,14 +119,9 @@ const ChatService: ServiceSchema<ServiceSettingSchema, object, Vars> = {
         }>,
       ): Promise<Room> {
         const user = principalOf(ctx);
-        const invited = [...new Set(ctx.params.members ?? [])].filter(
-          (id) => id !== user.id,
-        );
+        const invited = [...new Set(ctx.params.members ?? [])].filter((id) => id !== user.id);
         if (invited.length > 0) {
-          const found = await ctx.call<User[], { ids: number[] }>(
-            "users.getMany",
-            { ids: invited },
-          );
+          const found = await ctx.call<User[], { ids: number[] }>("users.getMany", { ids: invited });
           if (found.length !== invited.length) {
             throw AppError.validation([
               {
@@ -190,16 +154,9 @@ const ChatService: ServiceSchema<ServiceSettingSchema, object, Vars> = {
       params: { userId: rules.id, $$strict: "remove" },
       async handler(ctx: Ctx<{ userId: number }>): Promise<Room> {
         const user = principalOf(ctx);
-        const [other] = await ctx.call<User[], { ids: number[] }>(
-          "users.getMany",
-          { ids: [ctx.params.userId] },
-        );
+        const [other] = await ctx.call<User[], { ids: number[] }>("users.getMany", { ids: [ctx.params.userId] });
         if (!other) throw AppError.notFound("User");
-        const { id, created } = await this.store.directRoom(
-          user.id,
-          other.id,
-          `${user.username}+${other.username}`,
-        );
+        const { id, created } = await this.store.directRoom(user.id, other.id, `${user.username}+${other.username}`);
         ctx.meta.$statusCode = created ? 201 : 200;
         if (created) {
           ctx.meta.$location = `/api/rooms/${id}`;
@@ -243,22 +200,14 @@ const ChatService: ServiceSchema<ServiceSettingSchema, object, Vars> = {
         },
         $$strict: "remove",
       },
-      async handler(
-        ctx: Ctx<{ id: number; name?: string; topic?: string }>,
-      ): Promise<Room> {
+      async handler(ctx: Ctx<{ id: number; name?: string; topic?: string }>): Promise<Room> {
         const user = principalOf(ctx);
-        const { record, membership } = await this.memberRoom(
-          ctx.params.id,
-          user.id,
-        );
-        if (record.kind === "direct" || !canModerate(membership.role))
-          throw AppError.forbidden();
+        const { record, membership } = await this.memberRoom(ctx.params.id, user.id);
+        if (record.kind === "direct" || !canModerate(membership.role)) throw AppError.forbidden();
         await this.store.updateRoom(record.id, ctx.params);
         const updated = await this.store.room(record.id);
         if (updated) {
-          const [shared] = await this.shape(ctx, user.id, [
-            { record: updated },
-          ]);
+          const [shared] = await this.shape(ctx, user.id, [{ record: updated }]);
           await broadcastEvent(ctx, "chat.room.updated", { room: shared });
         }
         return this.roomFor(ctx, record.id, user.id);
@@ -270,12 +219,8 @@ const ChatService: ServiceSchema<ServiceSettingSchema, object, Vars> = {
       params: { id: rules.id },
       async handler(ctx: Ctx<{ id: number }>): Promise<Room> {
         const user = principalOf(ctx);
-        const { record, membership } = await this.visibleRoom(
-          ctx.params.id,
-          user.id,
-        );
-        if (record.kind !== "public")
-          throw AppError.forbidden("Only public rooms can be joined");
+        const { record, membership } = await this.visibleRoom(ctx.params.id, user.id);
+        if (record.kind !== "public") throw AppError.forbidden("Only public rooms can be joined");
         if (!membership && (await this.store.addMember(record.id, user.id))) {
           await broadcastEvent(ctx, "chat.member.changed", {
             roomId: record.id,
@@ -294,8 +239,7 @@ const ChatService: ServiceSchema<ServiceSettingSchema, object, Vars> = {
       async handler(ctx: Ctx<{ id: number }>): Promise<void> {
         const user = principalOf(ctx);
         const { record } = await this.memberRoom(ctx.params.id, user.id);
-        if (record.kind === "direct")
-          throw AppError.forbidden("Direct rooms cannot be left");
+        if (record.kind === "direct") throw AppError.forbidden("Direct rooms cannot be left");
         if (await this.store.removeMember(record.id, user.id)) {
           await broadcastEvent(ctx, "chat.member.changed", {
             roomId: record.id,
@@ -310,16 +254,11 @@ const ChatService: ServiceSchema<ServiceSettingSchema, object, Vars> = {
     members: {
       auth: "required",
       params: { id: rules.id },
-      async handler(
-        ctx: Ctx<{ id: number }>,
-      ): Promise<{ members: (User & { role: string })[] }> {
+      async handler(ctx: Ctx<{ id: number }>): Promise<{ members: (User & { role: string })[] }> {
         const user = principalOf(ctx);
         await this.visibleRoom(ctx.params.id, user.id);
         const members = await this.store.members(ctx.params.id);
-        const users = await ctx.call<User[], { ids: number[] }>(
-          "users.getMany",
-          { ids: members.map((m) => m.userId) },
-        );
+        const users = await ctx.call<User[], { ids: number[] }>("users.getMany", { ids: members.map((m) => m.userId) });
         const byId = new Map(users.map((u) => [u.id, u]));
         return {
           members: members.flatMap((m) => {
@@ -333,23 +272,13 @@ const ChatService: ServiceSchema<ServiceSettingSchema, object, Vars> = {
     invite: {
       auth: "required",
       params: { id: rules.id, userId: rules.id, $$strict: "remove" },
-      async handler(
-        ctx: Ctx<{ id: number; userId: number }>,
-      ): Promise<{ roomId: number; userId: number }> {
+      async handler(ctx: Ctx<{ id: number; userId: number }>): Promise<{ roomId: number; userId: number }> {
         const user = principalOf(ctx);
-        const { record, membership } = await this.memberRoom(
-          ctx.params.id,
-          user.id,
-        );
-        if (!canInvite(record.kind, membership.role))
-          throw AppError.forbidden();
-        const [invitee] = await ctx.call<User[], { ids: number[] }>(
-          "users.getMany",
-          { ids: [ctx.params.userId] },
-        );
+        const { record, membership } = await this.memberRoom(ctx.params.id, user.id);
+        if (!canInvite(record.kind, membership.role)) throw AppError.forbidden();
+        const [invitee] = await ctx.call<User[], { ids: number[] }>("users.getMany", { ids: [ctx.params.userId] });
         if (!invitee) throw AppError.notFound("User");
-        if (!(await this.store.addMember(record.id, invitee.id)))
-          throw AppError.conflict("Already a member");
+        if (!(await this.store.addMember(record.id, invitee.id))) throw AppError.conflict("Already a member");
         await broadcastEvent(ctx, "chat.member.changed", {
           roomId: record.id,
           userId: invitee.id,
@@ -365,19 +294,11 @@ const ChatService: ServiceSchema<ServiceSettingSchema, object, Vars> = {
       params: { id: rules.id, userId: rules.id },
       async handler(ctx: Ctx<{ id: number; userId: number }>): Promise<void> {
         const user = principalOf(ctx);
-        const { record, membership } = await this.memberRoom(
-          ctx.params.id,
-          user.id,
-        );
-        if (record.kind === "direct" || !canModerate(membership.role))
-          throw AppError.forbidden();
-        const target = await this.store.membership(
-          record.id,
-          ctx.params.userId,
-        );
+        const { record, membership } = await this.memberRoom(ctx.params.id, user.id);
+        if (record.kind === "direct" || !canModerate(membership.role)) throw AppError.forbidden();
+        const target = await this.store.membership(record.id, ctx.params.userId);
         if (!target) throw AppError.notFound("Member");
-        if (target.role === "owner" && membership.role !== "owner")
-          throw AppError.forbidden();
+        if (target.role === "owner" && membership.role !== "owner") throw AppError.forbidden();
         if (await this.store.removeMember(record.id, ctx.params.userId)) {
           await broadcastEvent(ctx, "chat.member.changed", {
             roomId: record.id,
@@ -450,10 +371,7 @@ const ChatService: ServiceSchema<ServiceSettingSchema, object, Vars> = {
         const user = principalOf(ctx);
         checkBodyLength(ctx.params.body);
         // A retry answers with the original before anything else is checked or written.
-        const repeat = await this.store.findByClientMsgId(
-          user.id,
-          ctx.params.clientMsgId,
-        );
+        const repeat = await this.store.findByClientMsgId(user.id, ctx.params.clientMsgId);
         if (repeat) {
           ctx.meta.$statusCode = 200;
           return repeat;
@@ -492,18 +410,11 @@ const ChatService: ServiceSchema<ServiceSettingSchema, object, Vars> = {
         roomId: { ...rules.id, optional: true },
         body,
       },
-      async handler(
-        ctx: Ctx<{ messageId: number; roomId?: number; body: string }>,
-      ): Promise<Message> {
+      async handler(ctx: Ctx<{ messageId: number; roomId?: number; body: string }>): Promise<Message> {
         const user = principalOf(ctx);
         checkBodyLength(ctx.params.body);
-        const { message } = await this.ownMessage(
-          ctx.params.messageId,
-          user.id,
-          ctx.params.roomId,
-        );
-        if (message.userId !== user.id)
-          throw AppError.forbidden("Only the author can edit a message");
+        const { message } = await this.ownMessage(ctx.params.messageId, user.id, ctx.params.roomId);
+        if (message.userId !== user.id) throw AppError.forbidden("Only the author can edit a message");
         if (message.deleted) throw AppError.notFound("Message");
         const edited = await this.store.edit(message.id, ctx.params.body);
         await broadcastEvent(ctx, "chat.message.updated", { message: edited });
@@ -518,13 +429,8 @@ const ChatService: ServiceSchema<ServiceSettingSchema, object, Vars> = {
         ctx: Ctx<{ messageId: number; roomId?: number }>,
       ): Promise<{ id: number; roomId: number; seq: number }> {
         const user = principalOf(ctx);
-        const { message, membership } = await this.ownMessage(
-          ctx.params.messageId,
-          user.id,
-          ctx.params.roomId,
-        );
-        if (!canDeleteMessage(message.userId, user.id, membership.role))
-          throw AppError.forbidden();
+        const { message, membership } = await this.ownMessage(ctx.params.messageId, user.id, ctx.params.roomId);
+        if (!canDeleteMessage(message.userId, user.id, membership.role)) throw AppError.forbidden();
         const ref = {
           id: message.id,
           roomId: message.roomId,
@@ -553,21 +459,11 @@ const ChatService: ServiceSchema<ServiceSettingSchema, object, Vars> = {
           max: LIMITS.emoji.max,
         },
       },
-      async handler(
-        ctx: Ctx<{ messageId: number; roomId?: number; emoji: string }>,
-      ): Promise<Message> {
+      async handler(ctx: Ctx<{ messageId: number; roomId?: number; emoji: string }>): Promise<Message> {
         const user = principalOf(ctx);
-        const { message } = await this.ownMessage(
-          ctx.params.messageId,
-          user.id,
-          ctx.params.roomId,
-        );
+        const { message } = await this.ownMessage(ctx.params.messageId, user.id, ctx.params.roomId);
         if (message.deleted) throw AppError.notFound("Message");
-        const updated = await this.store.toggleReaction(
-          message.id,
-          user.id,
-          ctx.params.emoji,
-        );
+        const updated = await this.store.toggleReaction(message.id, user.id, ctx.params.emoji);
         await broadcastEvent(ctx, "chat.message.updated", { message: updated });
         return updated;
       },
@@ -576,16 +472,10 @@ const ChatService: ServiceSchema<ServiceSettingSchema, object, Vars> = {
     markRead: {
       auth: "required",
       params: { roomId: rules.id, seq },
-      async handler(
-        ctx: Ctx<{ roomId: number; seq: number }>,
-      ): Promise<UnreadState> {
+      async handler(ctx: Ctx<{ roomId: number; seq: number }>): Promise<UnreadState> {
         const user = principalOf(ctx);
         const { record } = await this.memberRoom(ctx.params.roomId, user.id);
-        const lastReadSeq = await this.store.markRead(
-          record.id,
-          user.id,
-          Math.min(ctx.params.seq, record.lastSeq),
-        );
+        const lastReadSeq = await this.store.markRead(record.id, user.id, Math.min(ctx.params.seq, record.lastSeq));
         const state = {
           roomId: record.id,
           lastReadSeq,
@@ -607,30 +497,19 @@ const ChatService: ServiceSchema<ServiceSettingSchema, object, Vars> = {
           value: seq,
         },
       },
-      async handler(
-        ctx: Ctx<{ rooms: Record<string, number> }>,
-      ): Promise<{
+      async handler(ctx: Ctx<{ rooms: Record<string, number> }>): Promise<{
         rooms: Record<string, { messages: Message[]; hasMore: boolean }>;
       }> {
         const user = principalOf(ctx);
         const entries = Object.entries(ctx.params.rooms);
         if (entries.length > 500) {
-          throw AppError.validation([
-            { field: "rooms", message: "At most 500 rooms per sync." },
-          ]);
+          throw AppError.validation([{ field: "rooms", message: "At most 500 rooms per sync." }]);
         }
-        const result: Record<
-          string,
-          { messages: Message[]; hasMore: boolean }
-        > = {};
+        const result: Record<string, { messages: Message[]; hasMore: boolean }> = {};
         for (const [key, after] of entries) {
           const roomId = Number(key);
           await this.memberRoom(roomId, user.id);
-          result[key] = await this.store.after(
-            roomId,
-            after,
-            LIMITS.syncPerRoom,
-          );
+          result[key] = await this.store.after(roomId, after, LIMITS.syncPerRoom);
         }
         return { rooms: result };
       },
@@ -638,11 +517,7 @@ const ChatService: ServiceSchema<ServiceSettingSchema, object, Vars> = {
   },
 
   methods: {
-    async shape(
-      ctx: Context,
-      callerId: number,
-      views: RoomView[],
-    ): Promise<Room[]> {
+    async shape(ctx: Context, callerId: number, views: RoomView[]): Promise<Room[]> {
       const peers = directPeers(views.map((v) => v.record));
       const users =
         peers.length > 0
@@ -654,29 +529,20 @@ const ChatService: ServiceSchema<ServiceSettingSchema, object, Vars> = {
       return views.map((view) => toRoom(view, callerId, names));
     },
 
-    async roomFor(
-      ctx: Context,
-      roomId: number,
-      callerId: number,
-    ): Promise<Room> {
+    async roomFor(ctx: Context, roomId: number, callerId: number): Promise<Room> {
       const record = await this.store.room(roomId);
       if (!record) throw AppError.notFound("Room");
       const membership = await this.store.membership(roomId, callerId);
       const last = await this.store.lastMessages([record]);
-      const [room] = await this.shape(ctx, callerId, [
-        { record, membership, lastMessage: last.get(roomId) },
-      ]);
+      const [room] = await this.shape(ctx, callerId, [{ record, membership, lastMessage: last.get(roomId) }]);
       return room;
     },
 
     /** Members see their rooms, everyone sees public rooms; anything else is NOT_FOUND (no leak). */
     async visibleRoom(roomId: number, userId: number) {
       const record = await this.store.room(roomId);
-      const membership = record
-        ? await this.store.membership(roomId, userId)
-        : undefined;
-      if (!record || !canSee(record.kind, membership?.role))
-        throw AppError.notFound("Room");
+      const membership = record ? await this.store.membership(roomId, userId) : undefined;
+      if (!record || !canSee(record.kind, membership?.role)) throw AppError.notFound("Room");
       return { record, membership };
     },
 
@@ -689,8 +555,7 @@ const ChatService: ServiceSchema<ServiceSettingSchema, object, Vars> = {
 
     async ownMessage(messageId: number, userId: number, roomId?: number) {
       const message = await this.store.message(messageId);
-      if (!message || (roomId !== undefined && message.roomId !== roomId))
-        throw AppError.notFound("Message");
+      if (!message || (roomId !== undefined && message.roomId !== roomId)) throw AppError.notFound("Message");
       const { membership } = await this.memberRoom(message.roomId, userId);
       return { message, membership };
     },

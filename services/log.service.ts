@@ -16,10 +16,7 @@ interface Vars {
 /** The bus events the log records, with where each keeps its user and room. */
 const RECORDED: BusEventName[] = ["users.created", "auth.session.revoked"];
 
-function numberField(
-  data: Record<string, unknown>,
-  key: string,
-): number | null {
+function numberField(data: Record<string, unknown>, key: string): number | null {
   return typeof data[key] === "number" ? data[key] : null;
 }
 
@@ -55,13 +52,7 @@ const LogService: ServiceSchema<ServiceSettingSchema, object, Vars> = {
   events: Object.fromEntries(
     RECORDED.map((name) => [
       name,
-      function (
-        this: Vars,
-        ctx: Context<
-          BusEvents[typeof name] & Record<string, unknown>,
-          CallMeta
-        >,
-      ) {
+      function (this: Vars, ctx: Context<BusEvents[typeof name] & Record<string, unknown>, CallMeta>) {
         return this.record(ctx);
       },
     ]),

@@ -21,9 +21,7 @@ const NotifyService: ServiceSchema<ServiceSettingSchema, object, Vars> = {
         unseen: { type: "boolean", convert: true, optional: true },
         limit: rules.limit(100),
       },
-      async handler(
-        ctx: Context<{ unseen?: boolean; limit?: number }>,
-      ): Promise<{ notifications: Notification[] }> {
+      async handler(ctx: Context<{ unseen?: boolean; limit?: number }>): Promise<{ notifications: Notification[] }> {
         const notifications = await this.store.list(principalOf(ctx).id, {
           unseenOnly: ctx.params.unseen ?? false,
           limit: ctx.params.limit ?? 50,
@@ -38,13 +36,8 @@ const NotifyService: ServiceSchema<ServiceSettingSchema, object, Vars> = {
         ids: { type: "array", items: rules.id, max: 1000, optional: true },
         all: { type: "boolean", optional: true },
       },
-      async handler(
-        ctx: Context<{ ids?: number[]; all?: boolean }>,
-      ): Promise<void> {
-        await this.store.markSeen(
-          principalOf(ctx).id,
-          ctx.params.all ? "all" : (ctx.params.ids ?? []),
-        );
+      async handler(ctx: Context<{ ids?: number[]; all?: boolean }>): Promise<void> {
+        await this.store.markSeen(principalOf(ctx).id, ctx.params.all ? "all" : (ctx.params.ids ?? []));
       },
     },
   },

@@ -1,9 +1,4 @@
-import type {
-  Context,
-  ServiceBroker,
-  ServiceSchema,
-  ServiceSettingSchema,
-} from "moleculer";
+import type { Context, ServiceBroker, ServiceSchema, ServiceSettingSchema } from "moleculer";
 import { config } from "../src/config.js";
 import type { CreateUserParams } from "../src/contracts/actions.js";
 import type { Role, User, UserStatus } from "../src/contracts/objects.js";
@@ -53,9 +48,7 @@ const UsersService: ServiceSchema<ServiceSettingSchema, object, Vars> = {
       },
       async handler(ctx: Context<CreateUserParams>): Promise<UserRecord> {
         const { username } = ctx.params;
-        const roles: Role[] = config().admins.includes(username.toLowerCase())
-          ? ["admin"]
-          : [];
+        const roles: Role[] = config().admins.includes(username.toLowerCase()) ? ["admin"] : [];
         const user = await this.store.create({
           username,
           displayName: ctx.params.displayName ?? username,
@@ -74,9 +67,7 @@ const UsersService: ServiceSchema<ServiceSettingSchema, object, Vars> = {
     findByUsername: {
       visibility: "public",
       params: { username: { type: "string", max: 256 } },
-      async handler(
-        ctx: Context<{ username: string }>,
-      ): Promise<UserRecord | null> {
+      async handler(ctx: Context<{ username: string }>): Promise<UserRecord | null> {
         return (await this.store.getByUsername(ctx.params.username)) ?? null;
       },
     },
@@ -95,9 +86,7 @@ const UsersService: ServiceSchema<ServiceSettingSchema, object, Vars> = {
       visibility: "public",
       params: { ids: { type: "array", items: rules.id, max: 1000 } },
       async handler(ctx: Context<{ ids: number[] }>): Promise<User[]> {
-        return (await this.store.getMany(ctx.params.ids)).map((u) =>
-          publicUser(u),
-        );
+        return (await this.store.getMany(ctx.params.ids)).map((u) => publicUser(u));
       },
     },
 
@@ -123,13 +112,7 @@ const UsersService: ServiceSchema<ServiceSettingSchema, object, Vars> = {
         const timer = this.graceTimers.get(user.id);
         if (timer) clearTimeout(timer);
         this.graceTimers.delete(user.id);
-        if (
-          await this.presence.connect(
-            user.id,
-            ctx.params.socketId,
-            ctx.params.nodeId,
-          )
-        ) {
+        if (await this.presence.connect(user.id, ctx.params.socketId, ctx.params.nodeId)) {
           await this.announce(ctx, user.id);
         }
       },
@@ -145,14 +128,10 @@ const UsersService: ServiceSchema<ServiceSettingSchema, object, Vars> = {
       },
       async handler(ctx: Context<ConnectionParams>): Promise<void> {
         const user = principalOf(ctx);
-        if (await this.presence.disconnect(ctx.params.socketId, user.id))
-          return;
+        if (await this.presence.disconnect(ctx.params.socketId, user.id)) return;
         const previous = this.graceTimers.get(user.id);
         if (previous) clearTimeout(previous);
-        const timer = setTimeout(
-          () => void this.settleOffline(user.id),
-          PRESENCE_GRACE_MS,
-        );
+        const timer = setTimeout(() => void this.settleOffline(user.id), PRESENCE_GRACE_MS);
         timer.unref();
         this.graceTimers.set(user.id, timer);
       },
@@ -173,9 +152,7 @@ const UsersService: ServiceSchema<ServiceSettingSchema, object, Vars> = {
         status: { ...rules.status, optional: true },
         $$strict: "remove",
       },
-      async handler(
-        ctx: Context<{ displayName?: string; status?: UserStatus }>,
-      ): Promise<User> {
+      async handler(ctx: Context<{ displayName?: string; status?: UserStatus }>): Promise<User> {
         const user = await this.store.update(principalOf(ctx).id, ctx.params);
         if (!user) throw AppError.notFound("User");
         return publicUser(user, true);
@@ -201,13 +178,8 @@ const UsersService: ServiceSchema<ServiceSettingSchema, object, Vars> = {
         },
         limit: rules.limit(LIMITS.searchLimit.max),
       },
-      async handler(
-        ctx: Context<{ q?: string; limit?: number }>,
-      ): Promise<{ users: User[] }> {
-        const users = await this.store.search(
-          ctx.params.q ?? "",
-          ctx.params.limit ?? LIMITS.searchLimit.default,
-        );
+      async handler(ctx: Context<{ q?: string; limit?: number }>): Promise<{ users: User[] }> {
+        const users = await this.store.search(ctx.params.q ?? "", ctx.params.limit ?? LIMITS.searchLimit.default);
         return { users: users.map((u) => publicUser(u)) };
       },
     },
@@ -224,9 +196,7 @@ const UsersService: ServiceSchema<ServiceSettingSchema, object, Vars> = {
     async announce(via: Context | ServiceBroker, userId: number) {
       const user = await this.store.get(userId);
       if (!user) return;
-      const roomIds = await via
-        .call<number[], { userId: number }>("chat.roomIdsOf", { userId })
-        .catch(() => []);
+      const roomIds = await via.call<number[], { userId: number }>("chat.roomIdsOf", { userId }).catch(() => []);
       await broadcastEvent(via, "users.presence.changed", {
         userId,
         status: user.status,
@@ -238,8 +208,7 @@ const UsersService: ServiceSchema<ServiceSettingSchema, object, Vars> = {
     async settleOffline(userId: number) {
       this.graceTimers.delete(userId);
       try {
-        if (await this.presence.goOfflineIfIdle(userId))
-          await this.announce(this.broker, userId);
+        if (await this.presence.goOfflineIfIdle(userId)) await this.announce(this.broker, userId);
       } catch (err) {
         this.logger.warn(`presence: could not settle user ${userId}`, err);
       }
@@ -260,9 +229,7 @@ const UsersService: ServiceSchema<ServiceSettingSchema, object, Vars> = {
           }) as { id: string }[]
         ).map((n) => n.id),
       );
-      const affected = await this.presence.dropNodes((nodeId) =>
-        alive.has(nodeId),
-      );
+      const affected = await this.presence.dropNodes((nodeId) => alive.has(nodeId));
       const stranded = await this.presence.strandedOnline();
       for (const userId of new Set([...affected, ...stranded])) {
         if (!this.graceTimers.has(userId)) await this.settleOffline(userId);
@@ -277,9 +244,7 @@ const UsersService: ServiceSchema<ServiceSettingSchema, object, Vars> = {
     this.startedAt = Date.now();
     await this.store.grantAdmins(config().admins);
     this.sweepTimer = setInterval(() => {
-      this.sweepPresence().catch((err: unknown) =>
-        this.logger.warn("presence sweep failed", err),
-      );
+      this.sweepPresence().catch((err: unknown) => this.logger.warn("presence sweep failed", err));
     }, 10_000);
     this.sweepTimer.unref();
   },

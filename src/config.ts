@@ -11,22 +11,11 @@ import path from "node:path";
 /** The repository (or install) root: where package.json and public/ are, from src/ or dist/src/. */
 export const PROJECT_ROOT = ((): string => {
   let dir = __dirname;
-  while (
-    !existsSync(path.join(dir, "package.json")) &&
-    path.dirname(dir) !== dir
-  )
-    dir = path.dirname(dir);
+  while (!existsSync(path.join(dir, "package.json")) && path.dirname(dir) !== dir) dir = path.dirname(dir);
   return dir;
 })();
 
-export const ALL_SERVICES = [
-  "api",
-  "auth",
-  "users",
-  "chat",
-  "notify",
-  "log",
-] as const;
+export const ALL_SERVICES = ["api", "auth", "users", "chat", "notify", "log"] as const;
 export type ServiceName = (typeof ALL_SERVICES)[number];
 
 export interface Config {
@@ -60,8 +49,7 @@ function int(env: Env, name: string, fallback: number, min = 0): number {
   const raw = env[name];
   if (raw === undefined || raw === "") return fallback;
   const n = Number(raw);
-  if (!Number.isInteger(n) || n < min)
-    throw new Error(`${name} must be an integer >= ${min}, got "${raw}"`);
+  if (!Number.isInteger(n) || n < min) throw new Error(`${name} must be an integer >= ${min}, got "${raw}"`);
   return n;
 }
 
@@ -78,22 +66,13 @@ function parseServices(raw: string | undefined): ServiceName[] {
   if (names.length === 1 && names[0] === "none") return [];
   for (const name of names) {
     if (!(ALL_SERVICES as readonly string[]).includes(name)) {
-      throw new Error(
-        `SERVICES: unknown service "${name}" (known: ${ALL_SERVICES.join(", ")})`,
-      );
+      throw new Error(`SERVICES: unknown service "${name}" (known: ${ALL_SERVICES.join(", ")})`);
     }
   }
   return names as ServiceName[];
 }
 
-const LOG_LEVELS = [
-  "fatal",
-  "error",
-  "warn",
-  "info",
-  "debug",
-  "trace",
-] as const;
+const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace"] as const;
 
 /**
  * The embedded default keeps a generated secret under DATA_DIR so tokens survive a restart.
@@ -102,12 +81,10 @@ const LOG_LEVELS = [
 function jwtSecret(env: Env, dataDir: string, clustered: boolean): string {
   const given = env.JWT_SECRET;
   if (given) {
-    if (given.length < 32)
-      throw new Error("JWT_SECRET must be at least 32 characters");
+    if (given.length < 32) throw new Error("JWT_SECRET must be at least 32 characters");
     return given;
   }
-  if (clustered)
-    throw new Error("JWT_SECRET is required when TRANSPORTER is set");
+  if (clustered) throw new Error("JWT_SECRET is required when TRANSPORTER is set");
   const file = path.join(dataDir, "jwt-secret");
   if (existsSync(file)) return readFileSync(file, "utf8").trim();
   mkdirSync(dataDir, { recursive: true });

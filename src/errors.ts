@@ -73,10 +73,7 @@ export class AppError extends Errors.MoleculerError {
   static tooLarge(message: string): AppError {
     return new AppError("PAYLOAD_TOO_LARGE", message);
   }
-  static rateLimited(
-    retryAfterSeconds: number,
-    message = "Too many requests",
-  ): AppError {
+  static rateLimited(retryAfterSeconds: number, message = "Too many requests"): AppError {
     return new AppError("RATE_LIMITED", message, {
       retryAfter: Math.max(1, Math.ceil(retryAfterSeconds)),
     });
@@ -108,9 +105,7 @@ function isErrorCode(value: unknown): value is ErrorCode {
 
 /** Moleculer's validator reports `[{ field, message, type, … }]`; the contract wants `{ field, message }`. */
 function fieldsOf(data: unknown): FieldError[] {
-  const items = Array.isArray(data)
-    ? data
-    : (data as AppErrorData | undefined)?.fields;
+  const items = Array.isArray(data) ? data : (data as AppErrorData | undefined)?.fields;
   if (!Array.isArray(items)) return [];
   return items.map((item: { field?: unknown; message?: unknown }) => ({
     field: String(item.field ?? ""),
@@ -119,10 +114,7 @@ function fieldsOf(data: unknown): FieldError[] {
 }
 
 /** Maps anything thrown anywhere to the public error body. `internal` is true when it must be logged. */
-export function toErrorBody(
-  err: unknown,
-  requestId?: string,
-): { status: number; body: ErrorBody; internal: boolean } {
+export function toErrorBody(err: unknown, requestId?: string): { status: number; body: ErrorBody; internal: boolean } {
   const e = (err ?? {}) as ErrorLike;
   if (isErrorCode(e.type)) {
     const code = e.type;
@@ -132,8 +124,7 @@ export function toErrorBody(
     };
     if (code === "VALIDATION_ERROR") {
       body.fields = fieldsOf(e.data);
-      if (body.fields.length > 0)
-        body.message = body.fields.map((f) => f.message).join(" ");
+      if (body.fields.length > 0) body.message = body.fields.map((f) => f.message).join(" ");
     }
     const retryAfter = (e.data as AppErrorData | undefined)?.retryAfter;
     if (typeof retryAfter === "number") body.retryAfter = retryAfter;
@@ -151,12 +142,7 @@ export function toErrorBody(
     };
   }
   // body-parser and moleculer-web request errors
-  const status =
-    typeof e.status === "number"
-      ? e.status
-      : typeof e.code === "number"
-        ? e.code
-        : 0;
+  const status = typeof e.status === "number" ? e.status : typeof e.code === "number" ? e.code : 0;
   if (status === 413 || e.type === "entity.too.large") {
     return {
       status: 413,
@@ -164,11 +150,7 @@ export function toErrorBody(
       internal: false,
     };
   }
-  if (
-    status === 400 ||
-    e.type === "entity.parse.failed" ||
-    e.type === "INVALID_REQUEST_BODY"
-  ) {
+  if (status === 400 || e.type === "entity.parse.failed" || e.type === "INVALID_REQUEST_BODY") {
     return {
       status: 400,
       body: { code: "BAD_REQUEST", message: "Malformed request body" },

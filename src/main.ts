@@ -22,8 +22,7 @@ async function main(): Promise<void> {
   });
   const servicesDir = path.resolve(__dirname, "..", "services");
   const ext = path.extname(__filename); // .ts under tsx, .js when built
-  for (const name of c.services)
-    broker.loadService(path.join(servicesDir, `${name}.service${ext}`));
+  for (const name of c.services) broker.loadService(path.join(servicesDir, `${name}.service${ext}`));
 
   await broker.start();
   broker.logger.info(
@@ -33,9 +32,6 @@ async function main(): Promise<void> {
 }
 
 main().catch((err: unknown) => {
-  console.error(
-    "NoChat failed to start:",
-    err instanceof Error ? err.message : err,
-  );
+  console.error("NoChat failed to start:", err instanceof Error ? err.message : err);
   process.exit(1);
 });

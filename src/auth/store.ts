@@ -35,17 +35,12 @@ export class AuthStore {
   }
 
   async passwordHash(userId: number): Promise<string | undefined> {
-    const row = await this.db("auth_credentials")
-      .where({ user_id: userId })
-      .first<{ password_hash: string }>();
+    const row = await this.db("auth_credentials").where({ user_id: userId }).first<{ password_hash: string }>();
     return row?.password_hash;
   }
 
   /** Opens a session and its first refresh token. */
-  async openSession(
-    userId: number,
-    now = Date.now(),
-  ): Promise<{ sessionId: string; refreshToken: string }> {
+  async openSession(userId: number, now = Date.now()): Promise<{ sessionId: string; refreshToken: string }> {
     const sessionId = randomUUID();
     const refreshToken = newRefreshToken();
     await this.db.transaction(async (trx) => {
@@ -66,24 +61,15 @@ export class AuthStore {
 
   /** True while the session is neither revoked nor expired. */
   async sessionActive(sessionId: string, now = Date.now()): Promise<boolean> {
-    const row = await this.db<SessionRow>("auth_sessions")
-      .where({ id: sessionId })
-      .first();
-    return (
-      row !== undefined &&
-      row.revoked_at === null &&
-      Number(row.expires_at) > now
-    );
+    const row = await this.db<SessionRow>("auth_sessions").where({ id: sessionId }).first();
+    return row !== undefined && row.revoked_at === null && Number(row.expires_at) > now;
   }
 
   /**
    * Rotation: the presented token is spent and a new one issued in the same session. A token that
    * was already spent means it leaked (or two clients raced): the whole session is revoked.
    */
-  async rotate(
-    refreshToken: string,
-    now = Date.now(),
-  ): Promise<RefreshOutcome> {
+  async rotate(refreshToken: string, now = Date.now()): Promise<RefreshOutcome> {
     return this.db.transaction(async (trx) => {
       const tokenHash = hashRefreshToken(refreshToken);
       const token = await trx("auth_refresh_tokens")
@@ -91,20 +77,11 @@ export class AuthStore {
         .forUpdate()
         .first<{ session_id: string; used_at: number | null }>();
       if (!token) return { kind: "invalid" } as const;
-      const session = await trx<SessionRow>("auth_sessions")
-        .where({ id: token.session_id })
-        .forUpdate()
-        .first();
-      if (
-        !session ||
-        session.revoked_at !== null ||
-        Number(session.expires_at) <= now
-      )
+      const session = await trx<SessionRow>("auth_sessions").where({ id: token.session_id }).forUpdate().first();
+      if (!session || session.revoked_at !== null || Number(session.expires_at) <= now)
         return { kind: "invalid" } as const;
       if (token.used_at !== null) {
-        await trx("auth_sessions")
-          .where({ id: session.id })
-          .update({ revoked_at: now, revoked_reason: "reuse" });
+        await trx("auth_sessions").where({ id: session.id }).update({ revoked_at: now, revoked_reason: "reuse" });
         return {
           kind: "reused",
           sessionId: session.id,
@@ -112,9 +89,7 @@ export class AuthStore {
         } as const;
       }
       const next = newRefreshToken();
-      await trx("auth_refresh_tokens")
-        .where({ token_hash: tokenHash })
-        .update({ used_at: now });
+      await trx("auth_refresh_tokens").where({ token_hash: tokenHash }).update({ used_at: now });
       await trx("auth_refresh_tokens").insert({
         token_hash: hashRefreshToken(next),
         session_id: session.id,
@@ -130,18 +105,10 @@ export class AuthStore {
   }
 
   /** Returns the owner of the session if it was active. */
-  async revokeSession(
-    sessionId: string,
-    reason: string,
-    now = Date.now(),
-  ): Promise<number | undefined> {
-    const row = await this.db<SessionRow>("auth_sessions")
-      .where({ id: sessionId })
-      .first();
+  async revokeSession(sessionId: string, reason: string, now = Date.now()): Promise<number | undefined> {
+    const row = await this.db<SessionRow>("auth_sessions").where({ id: sessionId }).first();
     if (!row || row.revoked_at !== null) return undefined;
-    await this.db("auth_sessions")
-      .where({ id: sessionId })
-      .update({ revoked_at: now, revoked_reason: reason });
+    await this.db("auth_sessions").where({ id: sessionId }).update({ revoked_at: now, revoked_reason: reason });
     return row.user_id;
   }
 
@@ -171,13 +138,9 @@ export class AuthStore {
             failures: trx.raw("?? + 1", ["auth_login_throttle.failures"]),
           });
       } else if (Number(row.window_started_at) + THROTTLE.windowMs <= now) {
-        await trx("auth_login_throttle")
-          .where({ key })
-          .update({ failures: 1, window_started_at: now });
+        await trx("auth_login_throttle").where({ key }).update({ failures: 1, window_started_at: now });
       } else {
-        await trx("auth_login_throttle")
-          .where({ key })
-          .increment("failures", 1);
+        await trx("auth_login_throttle").where({ key }).increment("failures", 1);
       }
     });
   }
@@ -191,7 +154,5 @@ export class AuthStore {
 
 /** Throttling is per username as typed (case-insensitive), whether or not it exists. */
 function throttleKey(username: string): string {
-  return createHash("sha256")
-    .update(username.trim().toLowerCase())
-    .digest("hex");
+  return createHash("sha256").update(username.trim().toLowerCase()).digest("hex");
 }

@@ -55,11 +55,8 @@ export class TokenSigner {
         requiredClaims: ["exp", "sub", "sid"],
       });
       const id = Number(payload.sub);
-      if (!Number.isInteger(id) || id <= 0 || typeof payload.sid !== "string")
-        throw new Error("bad claims");
-      const roles = Array.isArray(payload.roles)
-        ? (payload.roles as Role[])
-        : [];
+      if (!Number.isInteger(id) || id <= 0 || typeof payload.sid !== "string") throw new Error("bad claims");
+      const roles = Array.isArray(payload.roles) ? (payload.roles as Role[]) : [];
       return {
         principal: {
           id,

@@ -17,11 +17,7 @@ export const chatMigrations: Migration[] = [
         t.string("direct_key", 32).nullable().unique();
       });
       await db.schema.createTable("room_members", (t) => {
-        t.integer("room_id")
-          .notNullable()
-          .references("id")
-          .inTable("rooms")
-          .onDelete("CASCADE");
+        t.integer("room_id").unsigned().notNullable().references("id").inTable("rooms").onDelete("CASCADE");
         t.integer("user_id").notNullable().index();
         t.string("role", 8).notNullable();
         t.bigInteger("joined_at").notNullable();
@@ -31,11 +27,7 @@ export const chatMigrations: Migration[] = [
       });
       await db.schema.createTable("messages", (t) => {
         t.increments("id").primary();
-        t.integer("room_id")
-          .notNullable()
-          .references("id")
-          .inTable("rooms")
-          .onDelete("CASCADE");
+        t.integer("room_id").unsigned().notNullable().references("id").inTable("rooms").onDelete("CASCADE");
         t.integer("seq").notNullable();
         t.integer("user_id").notNullable();
         t.text("body").notNullable();
@@ -49,11 +41,7 @@ export const chatMigrations: Migration[] = [
         t.unique(["user_id", "client_msg_id"]);
       });
       await db.schema.createTable("message_reactions", (t) => {
-        t.integer("message_id")
-          .notNullable()
-          .references("id")
-          .inTable("messages")
-          .onDelete("CASCADE");
+        t.integer("message_id").unsigned().notNullable().references("id").inTable("messages").onDelete("CASCADE");
         t.integer("user_id").notNullable();
         t.string("emoji", 64).notNullable();
         t.bigInteger("created_at").notNullable();

@@ -9,18 +9,11 @@ export interface RoomView {
 }
 
 /** Direct rooms are named after the other member; `usernames` maps user id → username. */
-export function toRoom(
-  view: RoomView,
-  callerId: number,
-  usernames: Map<number, string>,
-): Room {
+export function toRoom(view: RoomView, callerId: number, usernames: Map<number, string>): Room {
   const { record, membership, lastMessage } = view;
   let name = record.name;
   if (record.kind === "direct" && record.directPair) {
-    const other =
-      record.directPair[0] === callerId
-        ? record.directPair[1]
-        : record.directPair[0];
+    const other = record.directPair[0] === callerId ? record.directPair[1] : record.directPair[0];
     name = usernames.get(other) ?? name;
   }
   const room: Room = {

@@ -1,27 +1,19 @@
 /** Who may do what in a room: pure functions of the caller's role, shared by the chat service and tests. */
 import type { MemberRole, RoomKind } from "../contracts/objects.js";
 
-export const isModerator = (role: MemberRole | undefined): boolean =>
-  role === "owner" || role === "admin";
+export const isModerator = (role: MemberRole | undefined): boolean => role === "owner" || role === "admin";
 
 /** Room metadata (name, topic) and kicks: owner or admin. */
 export const canModerate = isModerator;
 
 /** Invites: any member of a public room; owner/admin of a private one; nobody in a direct room. */
-export function canInvite(
-  kind: RoomKind,
-  role: MemberRole | undefined,
-): boolean {
+export function canInvite(kind: RoomKind, role: MemberRole | undefined): boolean {
   if (kind === "direct" || role === undefined) return false;
   return kind === "public" || isModerator(role);
 }
 
 /** Deleting a message: its author, or the room's owner/admin. */
-export function canDeleteMessage(
-  authorId: number,
-  userId: number,
-  role: MemberRole | undefined,
-): boolean {
+export function canDeleteMessage(authorId: number, userId: number, role: MemberRole | undefined): boolean {
   return authorId === userId || isModerator(role);
 }
 

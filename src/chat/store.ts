@@ -52,10 +52,7 @@ export interface RoomRecord {
 
 const iso = (ms: number | string): string => new Date(Number(ms)).toISOString();
 
-function toMessage(
-  row: MessageRow,
-  reactions: Record<string, number[]> = {},
-): Message {
+function toMessage(row: MessageRow, reactions: Record<string, number[]> = {}): Message {
   const deleted = Boolean(row.deleted);
   return {
     id: row.id,
@@ -106,9 +103,7 @@ export class ChatStore {
         created_by: input.createdBy,
         created_at: now,
       });
-      const others = [...new Set(input.members ?? [])].filter(
-        (m) => m !== input.createdBy,
-      );
+      const others = [...new Set(input.members ?? [])].filter((m) => m !== input.createdBy);
       await trx("room_members").insert([
         {
           room_id: id,
@@ -128,15 +123,9 @@ export class ChatStore {
   }
 
   /** The direct room of a pair, created on first use; `created` tells which. */
-  async directRoom(
-    a: number,
-    b: number,
-    name: string,
-  ): Promise<{ id: number; created: boolean }> {
+  async directRoom(a: number, b: number, name: string): Promise<{ id: number; created: boolean }> {
     const key = directKey(a, b);
-    const existing = await this.db<RoomRow>("rooms")
-      .where({ direct_key: key })
-      .first();
+    const existing = await this.db<RoomRow>("rooms").where({ direct_key: key }).first();
     if (existing) return { id: existing.id, created: false };
     try {
       return await this.db.transaction(async (trx) => {
@@ -163,9 +152,7 @@ export class ChatStore {
     } catch (err) {
       if (!isUniqueViolation(err)) throw err;
       // Both users opened it at once: the other transaction created it.
-      const row = await this.db<RoomRow>("rooms")
-        .where({ direct_key: key })
-        .first();
+      const row = await this.db<RoomRow>("rooms").where({ direct_key: key }).first();
       if (!row) throw err;
       return { id: row.id, created: false };
     }
@@ -177,9 +164,7 @@ export class ChatStore {
 
   async rooms(ids: number[]): Promise<RoomRecord[]> {
     if (ids.length === 0) return [];
-    const rows = await this.db<RoomRow>("rooms")
-      .whereIn("id", ids)
-      .orderBy("id");
+    const rows = await this.db<RoomRow>("rooms").whereIn("id", ids).orderBy("id");
     return this.withCounts(rows);
   }
 
@@ -193,9 +178,7 @@ export class ChatStore {
       .groupBy("room_id")
       .select("room_id")
       .count<{ room_id: number; n: number | string }[]>({ n: "*" });
-    const countOf = new Map(
-      counts.map((c) => [Number(c.room_id), Number(c.n)]),
-    );
+    const countOf = new Map(counts.map((c) => [Number(c.room_id), Number(c.n)]));
     return rows.map((row) => ({
       id: row.id,
       name: row.name,
@@ -205,16 +188,12 @@ export class ChatStore {
       createdAt: iso(row.created_at),
       lastSeq: row.last_seq,
       memberCount: countOf.get(row.id) ?? 0,
-      directPair: row.direct_key
-        ? (row.direct_key.split(":").map(Number) as [number, number])
-        : undefined,
+      directPair: row.direct_key ? (row.direct_key.split(":").map(Number) as [number, number]) : undefined,
     }));
   }
 
   /** Rooms of a user with their membership, newest activity first. */
-  async roomsOf(
-    userId: number,
-  ): Promise<{ room: RoomRecord; membership: Membership }[]> {
+  async roomsOf(userId: number): Promise<{ room: RoomRecord; membership: Membership }[]> {
     const rows = await this.db("rooms")
       .join("room_members", "rooms.id", "room_members.room_id")
       .where("room_members.user_id", userId)
@@ -231,42 +210,27 @@ export class ChatStore {
   }
 
   async roomIdsOf(userId: number): Promise<number[]> {
-    const rows = await this.db("room_members")
-      .where({ user_id: userId })
-      .select<{ room_id: number }[]>("room_id");
+    const rows = await this.db("room_members").where({ user_id: userId }).select<{ room_id: number }[]>("room_id");
     return rows.map((r) => r.room_id);
   }
 
   async browsePublic(prefix: string, limit: number): Promise<RoomRecord[]> {
-    const q = this.db<RoomRow>("rooms")
-      .where({ kind: "public" })
-      .orderBy("name")
-      .orderBy("id")
-      .limit(limit);
+    const q = this.db<RoomRow>("rooms").where({ kind: "public" }).orderBy("name").orderBy("id").limit(limit);
     if (prefix)
-      q.andWhereRaw("lower(name) like ? escape '!'", [
-        prefix.toLowerCase().replace(/[!%_]/g, (c) => `!${c}`) + "%",
-      ]);
+      q.andWhereRaw("lower(name) like ? escape '!'", [prefix.toLowerCase().replace(/[!%_]/g, (c) => `!${c}`) + "%"]);
     return this.withCounts(await q);
   }
 
-  async updateRoom(
-    roomId: number,
-    patch: { name?: string; topic?: string },
-  ): Promise<void> {
+  async updateRoom(roomId: number, patch: { name?: string; topic?: string }): Promise<void> {
     const changes: Partial<RoomRow> = {};
     if (patch.name !== undefined) changes.name = patch.name;
     if (patch.topic !== undefined) changes.topic = patch.topic;
-    if (Object.keys(changes).length > 0)
-      await this.db("rooms").where({ id: roomId }).update(changes);
+    if (Object.keys(changes).length > 0) await this.db("rooms").where({ id: roomId }).update(changes);
   }
 
   // ---- members -----------------------------------------------------------------------------
 
-  async membership(
-    roomId: number,
-    userId: number,
-  ): Promise<Membership | undefined> {
+  async membership(roomId: number, userId: number): Promise<Membership | undefined> {
     const row = await this.db("room_members")
       .where({ room_id: roomId, user_id: userId })
       .first<{ role: MemberRole; last_read_seq: number }>();
@@ -274,11 +238,7 @@ export class ChatStore {
   }
 
   /** False when the user already was a member. */
-  async addMember(
-    roomId: number,
-    userId: number,
-    role: MemberRole = "member",
-  ): Promise<boolean> {
+  async addMember(roomId: number, userId: number, role: MemberRole = "member"): Promise<boolean> {
     try {
       await this.db("room_members").insert({
         room_id: roomId,
@@ -295,16 +255,10 @@ export class ChatStore {
 
   /** False when the user was not a member. */
   async removeMember(roomId: number, userId: number): Promise<boolean> {
-    return (
-      (await this.db("room_members")
-        .where({ room_id: roomId, user_id: userId })
-        .delete()) > 0
-    );
+    return (await this.db("room_members").where({ room_id: roomId, user_id: userId }).delete()) > 0;
   }
 
-  async members(
-    roomId: number,
-  ): Promise<{ userId: number; role: MemberRole }[]> {
+  async members(roomId: number): Promise<{ userId: number; role: MemberRole }[]> {
     const rows = await this.db("room_members")
       .where({ room_id: roomId })
       .orderBy("joined_at")
@@ -324,20 +278,13 @@ export class ChatStore {
 
   // ---- messages ----------------------------------------------------------------------------
 
-  async findByClientMsgId(
-    userId: number,
-    clientMsgId: string,
-  ): Promise<Message | undefined> {
-    const row = await this.db<MessageRow>("messages")
-      .where({ user_id: userId, client_msg_id: clientMsgId })
-      .first();
+  async findByClientMsgId(userId: number, clientMsgId: string): Promise<Message | undefined> {
+    const row = await this.db<MessageRow>("messages").where({ user_id: userId, client_msg_id: clientMsgId }).first();
     return row ? (await this.withReactions([row]))[0] : undefined;
   }
 
   async message(messageId: number): Promise<Message | undefined> {
-    const row = await this.db<MessageRow>("messages")
-      .where({ id: messageId })
-      .first();
+    const row = await this.db<MessageRow>("messages").where({ id: messageId }).first();
     return row ? (await this.withReactions([row]))[0] : undefined;
   }
 
@@ -348,22 +295,14 @@ export class ChatStore {
    * read marker moves to the new seq in the same transaction.
    */
   async send(input: SendInput): Promise<SendResult> {
-    const existing = await this.findByClientMsgId(
-      input.userId,
-      input.clientMsgId,
-    );
+    const existing = await this.findByClientMsgId(input.userId, input.clientMsgId);
     if (existing) return { message: existing, created: false };
     try {
       const message = await this.db.transaction(async (trx) => {
-        const room = await trx("rooms")
-          .where({ id: input.roomId })
-          .forUpdate()
-          .first<{ last_seq: number }>();
+        const room = await trx("rooms").where({ id: input.roomId }).forUpdate().first<{ last_seq: number }>();
         if (!room) throw AppError.notFound("Room");
         const seq = room.last_seq + 1;
-        await trx("rooms")
-          .where({ id: input.roomId })
-          .update({ last_seq: seq });
+        await trx("rooms").where({ id: input.roomId }).update({ last_seq: seq });
         const row = {
           room_id: input.roomId,
           seq,
@@ -385,10 +324,7 @@ export class ChatStore {
     } catch (err) {
       // A concurrent retry of the same clientMsgId won the race: answer with its message.
       if (isUniqueViolation(err)) {
-        const original = await this.findByClientMsgId(
-          input.userId,
-          input.clientMsgId,
-        );
+        const original = await this.findByClientMsgId(input.userId, input.clientMsgId);
         if (original) return { message: original, created: false };
       }
       throw err;
@@ -396,28 +332,20 @@ export class ChatStore {
   }
 
   async edit(messageId: number, body: string): Promise<Message> {
-    await this.db("messages")
-      .where({ id: messageId, deleted: false })
-      .update({ body, edited_at: Date.now() });
+    await this.db("messages").where({ id: messageId, deleted: false }).update({ body, edited_at: Date.now() });
     return (await this.message(messageId)) as Message;
   }
 
   /** Tombstone: the row keeps its id and seq; body and reactions go. */
   async remove(messageId: number): Promise<void> {
     await this.db.transaction(async (trx) => {
-      await trx("messages")
-        .where({ id: messageId })
-        .update({ deleted: true, body: "" });
+      await trx("messages").where({ id: messageId }).update({ deleted: true, body: "" });
       await trx("message_reactions").where({ message_id: messageId }).delete();
     });
   }
 
   /** Adds the caller's reaction, or removes it if it was there. */
-  async toggleReaction(
-    messageId: number,
-    userId: number,
-    emoji: string,
-  ): Promise<Message> {
+  async toggleReaction(messageId: number, userId: number, emoji: string): Promise<Message> {
     const removed = await this.db("message_reactions")
       .where({ message_id: messageId, user_id: userId, emoji })
       .delete();
@@ -437,11 +365,7 @@ export class ChatStore {
   }
 
   /** Messages after `afterSeq` (ascending), up to `limit`, and whether more follow. */
-  async after(
-    roomId: number,
-    afterSeq: number,
-    limit: number,
-  ): Promise<{ messages: Message[]; hasMore: boolean }> {
+  async after(roomId: number, afterSeq: number, limit: number): Promise<{ messages: Message[]; hasMore: boolean }> {
     const rows = await this.db<MessageRow>("messages")
       .where({ room_id: roomId })
       .andWhere("seq", ">", afterSeq)
@@ -474,9 +398,7 @@ export class ChatStore {
   }
 
   /** The newest message of each room, for room lists. */
-  async lastMessages(
-    rooms: { id: number; lastSeq: number }[],
-  ): Promise<Map<number, Message>> {
+  async lastMessages(rooms: { id: number; lastSeq: number }[]): Promise<Map<number, Message>> {
     const wanted = rooms.filter((r) => r.lastSeq > 0);
     if (wanted.length === 0) return new Map();
     const rows = await this.db<MessageRow>("messages").where((q) => {
@@ -494,11 +416,7 @@ export class ChatStore {
         rows.map((r) => r.id),
       )
       .orderBy("created_at")
-      .select<{ message_id: number; user_id: number; emoji: string }[]>(
-        "message_id",
-        "user_id",
-        "emoji",
-      );
+      .select<{ message_id: number; user_id: number; emoji: string }[]>("message_id", "user_id", "emoji");
     const byMessage = new Map<number, Record<string, number[]>>();
     for (const r of reactions) {
       const map = byMessage.get(r.message_id) ?? {};

@@ -58,18 +58,10 @@ interface Emitter {
   broadcast(name: string, payload: unknown): Promise<void> | void;
 }
 
-export function emitEvent<N extends BusEventName>(
-  via: Emitter,
-  name: N,
-  payload: BusEvents[N],
-): Promise<void> {
+export function emitEvent<N extends BusEventName>(via: Emitter, name: N, payload: BusEvents[N]): Promise<void> {
   return Promise.resolve(via.emit(name, payload));
 }
 
-export function broadcastEvent<N extends BusEventName>(
-  via: Emitter,
-  name: N,
-  payload: BusEvents[N],
-): Promise<void> {
+export function broadcastEvent<N extends BusEventName>(via: Emitter, name: N, payload: BusEvents[N]): Promise<void> {
   return Promise.resolve(via.broadcast(name, payload));
 }

@@ -26,8 +26,7 @@ export const rules = {
     max: LIMITS.username.max,
     pattern: LIMITS.username.pattern,
     messages: {
-      stringPattern:
-        "The 'username' field may contain only a-z, 0-9, '_', '.' and '-'.",
+      stringPattern: "The 'username' field may contain only a-z, 0-9, '_', '.' and '-'.",
     },
   },
   password: {

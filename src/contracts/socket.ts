@@ -19,20 +19,11 @@ export interface ClientToServerEvents {
     Message
   >;
   "message:edit": Call<{ messageId: number; body: string }, Message>;
-  "message:delete": Call<
-    { messageId: number },
-    { id: number; roomId: number; seq: number }
-  >;
+  "message:delete": Call<{ messageId: number }, { id: number; roomId: number; seq: number }>;
   "reaction:toggle": Call<{ messageId: number; emoji: string }, Message>;
   "room:read": Call<{ roomId: number; seq: number }, UnreadState>;
-  sync: Call<
-    { rooms: Record<string, number> },
-    { rooms: Record<string, { messages: Message[]; hasMore: boolean }> }
-  >;
-  typing: (
-    payload: { roomId: number; typing: boolean },
-    ack?: (res: Ack<null>) => void,
-  ) => void;
+  sync: Call<{ rooms: Record<string, number> }, { rooms: Record<string, { messages: Message[]; hasMore: boolean }> }>;
+  typing: (payload: { roomId: number; typing: boolean }, ack?: (res: Ack<null>) => void) => void;
 }
 
 export interface UnreadState {
@@ -47,17 +38,9 @@ export interface ServerToClientEvents {
   "message:updated": (message: Message) => void;
   "message:deleted": (ref: { id: number; roomId: number; seq: number }) => void;
   typing: (state: { roomId: number; userId: number; typing: boolean }) => void;
-  presence: (state: {
-    userId: number;
-    status: UserStatus;
-    lastSeenAt: string | null;
-  }) => void;
+  presence: (state: { userId: number; status: UserStatus; lastSeenAt: string | null }) => void;
   "room:updated": (room: Room) => void;
-  "room:member": (change: {
-    roomId: number;
-    userId: number;
-    action: "joined" | "left" | "invited" | "kicked";
-  }) => void;
+  "room:member": (change: { roomId: number; userId: number; action: "joined" | "left" | "invited" | "kicked" }) => void;
   unread: (state: UnreadState) => void;
   notification: (notification: Notification) => void;
   "session:revoked": (payload: Record<string, never>) => void;

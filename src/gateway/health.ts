@@ -18,10 +18,7 @@ interface NodeItem {
   available: boolean;
 }
 
-export function healthOf(
-  registry: ServiceBroker["registry"],
-  required: readonly string[],
-): Health {
+export function healthOf(registry: ServiceBroker["registry"], required: readonly string[]): Health {
   const services = (
     registry.getServiceList({
       onlyAvailable: true,
@@ -36,9 +33,7 @@ export function healthOf(
   ).map((n) => ({
     id: n.id,
     local: n.local,
-    services: [
-      ...new Set(services.filter((s) => s.nodeID === n.id).map((s) => s.name)),
-    ].sort(),
+    services: [...new Set(services.filter((s) => s.nodeID === n.id).map((s) => s.name))].sort(),
   }));
   const names = [...new Set(services.map((s) => s.name))].sort();
   const missing = required.filter((name) => !names.includes(name));

@@ -38,17 +38,13 @@ export class SendRateLimiter {
       };
       this.users.set(userId, s);
     }
-    s.tokens = Math.min(
-      this.opts.burst,
-      s.tokens + ((now - s.refilledAt) / 1000) * this.opts.perSecond,
-    );
+    s.tokens = Math.min(this.opts.burst, s.tokens + ((now - s.refilledAt) / 1000) * this.opts.perSecond);
     s.refilledAt = now;
     if (now - s.minuteStart >= 60_000) {
       s.minuteStart = now;
       s.minuteCount = 0;
     }
-    if (s.minuteCount >= this.opts.perMinute)
-      return Math.ceil((s.minuteStart + 60_000 - now) / 1000);
+    if (s.minuteCount >= this.opts.perMinute) return Math.ceil((s.minuteStart + 60_000 - now) / 1000);
     if (s.tokens < 1) return Math.ceil((1 - s.tokens) / this.opts.perSecond);
     s.tokens -= 1;
     s.minuteCount += 1;
@@ -57,7 +53,6 @@ export class SendRateLimiter {
 
   /** Forget users idle for a minute, so the map does not grow forever. */
   sweep(now = Date.now()): void {
-    for (const [userId, s] of this.users)
-      if (now - s.refilledAt > 60_000) this.users.delete(userId);
+    for (const [userId, s] of this.users) if (now - s.refilledAt > 60_000) this.users.delete(userId);
   }
 }

@@ -58,9 +58,7 @@ export const REST_ROUTES: Record<string, RestRoute> = {
 };
 
 /** moleculer-web aliases (`"GET users/:id": "users.get"`) for the routes mounted under /api. */
-export function aliasesOf(
-  routes: Record<string, RestRoute>,
-): Record<string, string> {
+export function aliasesOf(routes: Record<string, RestRoute>): Record<string, string> {
   return Object.fromEntries(
     Object.entries(routes).map(([key, route]) => {
       const [method, path] = key.split(" ");
@@ -70,11 +68,6 @@ export function aliasesOf(
 }
 
 /** The route an alias was built from. */
-export function routeOf(
-  method: string,
-  aliasPath: string,
-): RestRoute | undefined {
-  return REST_ROUTES[
-    `${method} ${aliasPath.startsWith("/") ? aliasPath : `/${aliasPath}`}`
-  ];
+export function routeOf(method: string, aliasPath: string): RestRoute | undefined {
+  return REST_ROUTES[`${method} ${aliasPath.startsWith("/") ? aliasPath : `/${aliasPath}`}`];
 }

@@ -7,21 +7,11 @@
  */
 import { randomUUID } from "node:crypto";
 import type { IncomingMessage } from "node:http";
-import type {
-  Logger,
-  ServiceBroker,
-  ServiceSchema,
-  ServiceSettingSchema,
-} from "moleculer";
+import type { Logger, ServiceBroker, ServiceSchema, ServiceSettingSchema } from "moleculer";
 import { Server, type Socket } from "socket.io";
 import { config } from "../config.js";
 import type { Principal } from "../contracts/objects.js";
-import {
-  socketRooms,
-  type Ack,
-  type ClientToServerEvents,
-  type ServerToClientEvents,
-} from "../contracts/socket.js";
+import { socketRooms, type Ack, type ClientToServerEvents, type ServerToClientEvents } from "../contracts/socket.js";
 import { AppError, toErrorBody } from "../errors.js";
 import type { CallMeta } from "../infra/permissions.js";
 
@@ -29,18 +19,8 @@ export interface SocketData {
   principal: Principal;
 }
 
-export type ChatServer = Server<
-  ClientToServerEvents,
-  ServerToClientEvents,
-  Record<string, never>,
-  SocketData
->;
-export type ChatSocket = Socket<
-  ClientToServerEvents,
-  ServerToClientEvents,
-  Record<string, never>,
-  SocketData
->;
+export type ChatServer = Server<ClientToServerEvents, ServerToClientEvents, Record<string, never>, SocketData>;
+export type ChatSocket = Socket<ClientToServerEvents, ServerToClientEvents, Record<string, never>, SocketData>;
 
 /** How a client event is served: an action call, or a handler local to the gateway. */
 export type SocketCall =
@@ -68,119 +48,89 @@ export interface SocketHost {
 }
 
 /** Same origin by default; ALLOWED_ORIGINS adds more. Clients that send no Origin (bots, servers) pass. */
-export function originAllowed(
-  req: IncomingMessage,
-  allowed: string[],
-): boolean {
+export function originAllowed(req: IncomingMessage, allowed: string[]): boolean {
   const origin = req.headers.origin;
   if (!origin) return true;
   if (allowed.includes(origin) || allowed.includes("*")) return true;
   const host = req.headers.host;
-  return (
-    host !== undefined &&
-    (origin === `http://${host}` || origin === `https://${host}`)
-  );
+  return host !== undefined && (origin === `http://${host}` || origin === `https://${host}`);
 }
 
 // A message body is at most 4,000 characters (≤ 16,000 bytes of UTF-8); leave room for the envelope.
 const MAX_SOCKET_PACKET = 20 * 1024;
 
-const mixin: Partial<ServiceSchema<ServiceSettingSchema, object, SocketHost>> =
-  {
-    name: "socket",
+const mixin: Partial<ServiceSchema<ServiceSettingSchema, object, SocketHost>> = {
+  name: "socket",
 
-    methods: {
-      attachSocketServer() {
-        const allowed = config().allowedOrigins;
-        const io: ChatServer = new Server(this.server, {
-          path: "/socket.io",
-          maxHttpBufferSize: MAX_SOCKET_PACKET,
-          serveClient: false,
-          allowRequest: (req, callback) =>
-            callback(null, originAllowed(req, allowed)),
-          cors:
-            allowed.length > 0
-              ? { origin: allowed, credentials: true }
-              : undefined,
-        });
-        this.io = io;
+  methods: {
+    attachSocketServer() {
+      const allowed = config().allowedOrigins;
+      const io: ChatServer = new Server(this.server, {
+        path: "/socket.io",
+        maxHttpBufferSize: MAX_SOCKET_PACKET,
+        serveClient: false,
+        allowRequest: (req, callback) => callback(null, originAllowed(req, allowed)),
+        cors: allowed.length > 0 ? { origin: allowed, credentials: true } : undefined,
+      });
+      this.io = io;
 
-        io.use((socket, next) => {
-          const token: unknown = socket.handshake.auth?.token;
-          if (
-            typeof token !== "string" ||
-            token.length === 0 ||
-            token.length > 4096
-          ) {
-            return next(new Error("UNAUTHORIZED"));
-          }
-          this.resolvePrincipal(token).then(
-            (principal) => {
-              socket.data.principal = principal;
-              next();
-            },
-            (err: unknown) => {
-              const { body } = toErrorBody(err);
-              next(
-                new Error(
-                  body.code === "UNAUTHORIZED" ? "UNAUTHORIZED" : "UNAVAILABLE",
-                ),
-              );
-            },
-          );
-        });
+      io.use((socket, next) => {
+        const token: unknown = socket.handshake.auth?.token;
+        if (typeof token !== "string" || token.length === 0 || token.length > 4096) {
+          return next(new Error("UNAUTHORIZED"));
+        }
+        this.resolvePrincipal(token).then(
+          (principal) => {
+            socket.data.principal = principal;
+            next();
+          },
+          (err: unknown) => {
+            const { body } = toErrorBody(err);
+            next(new Error(body.code === "UNAUTHORIZED" ? "UNAUTHORIZED" : "UNAVAILABLE"));
+          },
+        );
+      });
 
-        io.on("connection", (socket: ChatSocket) => {
-          const { principal } = socket.data;
-          void socket.join([
-            socketRooms.user(principal.id),
-            socketRooms.session(principal.sessionId),
-          ]);
-          for (const [event, call] of Object.entries(this.socketCalls())) {
-            socket.on(
-              event as keyof ClientToServerEvents,
-              (payload: unknown, ack?: unknown) => {
-                const reply =
-                  typeof ack === "function"
-                    ? (ack as (res: Ack<unknown>) => void)
-                    : undefined;
-                void handleCall(this.broker, socket, call, payload, reply);
-              },
-            );
-          }
-          socket.on("disconnect", () => {
-            void Promise.resolve(this.onSocketDisconnected?.(socket)).catch(
-              (err: unknown) =>
-                this.logger.warn("socket disconnect handling failed", err),
-            );
+      io.on("connection", (socket: ChatSocket) => {
+        const { principal } = socket.data;
+        void socket.join([socketRooms.user(principal.id), socketRooms.session(principal.sessionId)]);
+        for (const [event, call] of Object.entries(this.socketCalls())) {
+          socket.on(event as keyof ClientToServerEvents, (payload: unknown, ack?: unknown) => {
+            const reply = typeof ack === "function" ? (ack as (res: Ack<unknown>) => void) : undefined;
+            void handleCall(this.broker, socket, call, payload, reply);
           });
-          void Promise.resolve(this.onSocketConnected?.(socket)).catch(
-            (err: unknown) =>
-              this.logger.warn("socket connect handling failed", err),
+        }
+        socket.on("disconnect", () => {
+          void Promise.resolve(this.onSocketDisconnected?.(socket)).catch((err: unknown) =>
+            this.logger.warn("socket disconnect handling failed", err),
           );
         });
-      },
-
-      /** Sends `session:revoked` to a session's sockets on this node and disconnects them. */
-      revokeSessionSockets(sessionId: string) {
-        const room = socketRooms.session(sessionId);
-        this.io.to(room).emit("session:revoked", {});
-        this.io.in(room).disconnectSockets(true);
-      },
-    },
-
-    async started() {
-      this.attachSocketServer();
-    },
-
-    async stopped() {
-      // Closing socket.io also closes the HTTP server, which would otherwise wait for open sockets.
-      await new Promise<void>((resolve) => {
-        if (!this.io) return resolve();
-        this.io.close(() => resolve());
+        void Promise.resolve(this.onSocketConnected?.(socket)).catch((err: unknown) =>
+          this.logger.warn("socket connect handling failed", err),
+        );
       });
     },
-  };
+
+    /** Sends `session:revoked` to a session's sockets on this node and disconnects them. */
+    revokeSessionSockets(sessionId: string) {
+      const room = socketRooms.session(sessionId);
+      this.io.to(room).emit("session:revoked", {});
+      this.io.in(room).disconnectSockets(true);
+    },
+  },
+
+  async started() {
+    this.attachSocketServer();
+  },
+
+  async stopped() {
+    // Closing socket.io also closes the HTTP server, which would otherwise wait for open sockets.
+    await new Promise<void>((resolve) => {
+      if (!this.io) return resolve();
+      this.io.close(() => resolve());
+    });
+  },
+};
 
 /** Typed for its host above; a mixin is declared for any service. */
 export const SocketMixin = mixin as Partial<ServiceSchema>;
@@ -194,14 +144,8 @@ async function handleCall(
 ): Promise<void> {
   const requestId = randomUUID();
   try {
-    if (
-      payload === null ||
-      typeof payload !== "object" ||
-      Array.isArray(payload)
-    ) {
-      throw AppError.validation([
-        { field: "payload", message: "The payload must be an object." },
-      ]);
+    if (payload === null || typeof payload !== "object" || Array.isArray(payload)) {
+      throw AppError.validation([{ field: "payload", message: "The payload must be an object." }]);
     }
     let data: unknown;
     if ("handle" in call) {
@@ -217,11 +161,7 @@ async function handleCall(
     ack?.({ ok: true, data: data ?? null });
   } catch (err) {
     const { body, internal } = toErrorBody(err, requestId);
-    if (internal)
-      broker.logger.error(
-        `socket ${"action" in call ? call.action : "event"} failed [${requestId}]`,
-        err,
-      );
+    if (internal) broker.logger.error(`socket ${"action" in call ? call.action : "event"} failed [${requestId}]`, err);
     ack?.({ ok: false, error: body });
   }
 }

@@ -29,12 +29,7 @@ export class TokenCache {
     return entry.principal;
   }
 
-  set(
-    token: string,
-    principal: Principal,
-    expiresAtMs: number,
-    now = Date.now(),
-  ): void {
+  set(token: string, principal: Principal, expiresAtMs: number, now = Date.now()): void {
     if (this.entries.size >= this.maxEntries) {
       // Maps iterate in insertion order: drop the oldest.
       const oldest = this.entries.keys().next().value;

@@ -29,10 +29,7 @@ export class TypingTracker {
       return;
     }
     if (entry) clearTimeout(entry.timer);
-    const timer = setTimeout(
-      () => this.set(roomId, userId, false),
-      TYPING_EXPIRES_MS,
-    );
+    const timer = setTimeout(() => this.set(roomId, userId, false), TYPING_EXPIRES_MS);
     timer.unref();
     if (!entry || now - entry.sentAt >= REFRESH_MS) {
       this.active.set(key, { timer, sentAt: now });

@@ -49,9 +49,7 @@ export interface DocStoreTarget {
 }
 
 export async function openDocStore(target: DocStoreTarget): Promise<DocStore> {
-  return target.mongoUrl
-    ? openMongo(target.mongoUrl)
-    : openEmbedded(path.join(target.dataDir, "log"));
+  return target.mongoUrl ? openMongo(target.mongoUrl) : openEmbedded(path.join(target.dataDir, "log"));
 }
 
 const DUPLICATE_KEY = 11000;
@@ -76,11 +74,8 @@ async function openMongo(url: string): Promise<DocStore> {
             return { inserted: res.insertedCount };
           } catch (err) {
             if (err instanceof MongoBulkWriteError) {
-              const errors = Array.isArray(err.writeErrors)
-                ? err.writeErrors
-                : [err.writeErrors];
-              if (errors.every((w) => w.code === DUPLICATE_KEY))
-                return { inserted: err.insertedCount };
+              const errors = Array.isArray(err.writeErrors) ? err.writeErrors : [err.writeErrors];
+              if (errors.every((w) => w.code === DUPLICATE_KEY)) return { inserted: err.insertedCount };
             }
             throw err;
           }
@@ -97,9 +92,7 @@ async function openMongo(url: string): Promise<DocStore> {
         },
         async createIndexes(specs) {
           if (specs.length === 0) return;
-          await coll.createIndexes(
-            specs.map((s) => ({ key: s.key, name: s.name, unique: s.unique })),
-          );
+          await coll.createIndexes(specs.map((s) => ({ key: s.key, name: s.name, unique: s.unique })));
         },
       };
     },
@@ -134,12 +127,8 @@ async function openEmbedded(dir: string): Promise<DocStore> {
         async insertMany(docs) {
           await store.autoloadPromise;
           const ids = docs.map((d) => d._id);
-          const existing = new Set(
-            (await store.findAsync<T>({ _id: { $in: ids } })).map((d) => d._id),
-          );
-          const fresh = docs.filter(
-            (d, i) => !existing.has(d._id) && ids.indexOf(d._id) === i,
-          );
+          const existing = new Set((await store.findAsync<T>({ _id: { $in: ids } })).map((d) => d._id));
+          const fresh = docs.filter((d, i) => !existing.has(d._id) && ids.indexOf(d._id) === i);
           if (fresh.length > 0) await store.insertAsync(fresh);
           return { inserted: fresh.length };
         },

@@ -34,8 +34,7 @@ export const PermissionMiddleware: Middleware = {
     return function guarded(ctx: Context) {
       const user = (ctx.meta as CallMeta).user;
       if (!user) return Promise.reject(AppError.unauthorized());
-      if (roles.some((role) => !user.roles.includes(role)))
-        return Promise.reject(AppError.forbidden());
+      if (roles.some((role) => !user.roles.includes(role))) return Promise.reject(AppError.forbidden());
       return next(ctx);
     };
   },

@@ -4,22 +4,13 @@
  */
 import type { ServiceSchema, ServiceSettingSchema } from "moleculer";
 import { config } from "../config.js";
-import {
-  migrate,
-  openSql,
-  releaseSql,
-  type Migration,
-  type Sql,
-} from "./sql.js";
+import { migrate, openSql, releaseSql, type Migration, type Sql } from "./sql.js";
 
 export interface WithSql {
   db: Sql;
 }
 
-export function sqlMixin(
-  owner: string,
-  migrations: Migration[],
-): Partial<ServiceSchema> {
+export function sqlMixin(owner: string, migrations: Migration[]): Partial<ServiceSchema> {
   const target = () => ({
     databaseUrl: config().databaseUrl,
     dataDir: config().dataDir,

@@ -37,10 +37,7 @@ function knexConfig(target: SqlTarget): Knex.Config {
       pool: { min: 0, max: 20 },
     };
   }
-  if (target.databaseUrl)
-    throw new Error(
-      `DATABASE_URL: unsupported scheme in "${target.databaseUrl.split(":")[0]}"`,
-    );
+  if (target.databaseUrl) throw new Error(`DATABASE_URL: unsupported scheme in "${target.databaseUrl.split(":")[0]}"`);
   mkdirSync(target.dataDir, { recursive: true });
   return {
     client: "better-sqlite3",
@@ -49,10 +46,7 @@ function knexConfig(target: SqlTarget): Knex.Config {
     pool: {
       min: 1,
       max: 1,
-      afterCreate(
-        conn: { pragma(sql: string): unknown },
-        done: (err: Error | null, conn: unknown) => void,
-      ) {
+      afterCreate(conn: { pragma(sql: string): unknown }, done: (err: Error | null, conn: unknown) => void) {
         conn.pragma("journal_mode = WAL");
         conn.pragma("synchronous = NORMAL");
         conn.pragma("foreign_keys = ON");
@@ -95,11 +89,7 @@ export function isMysql(db: Knex): boolean {
 }
 
 /** Runs a service's pending migrations, each tracked in `migrations_<owner>`. */
-export async function migrate(
-  db: Knex,
-  owner: string,
-  migrations: Migration[],
-): Promise<void> {
+export async function migrate(db: Knex, owner: string, migrations: Migration[]): Promise<void> {
   const sorted = [...migrations].sort((a, b) => a.name.localeCompare(b.name));
   await db.migrate.latest({
     tableName: `migrations_${owner}`,
@@ -119,8 +109,6 @@ export async function migrate(
 export function isUniqueViolation(err: unknown): boolean {
   const e = err as { code?: string; errno?: number };
   return (
-    e.code === "ER_DUP_ENTRY" ||
-    e.code === "SQLITE_CONSTRAINT_UNIQUE" ||
-    e.code === "SQLITE_CONSTRAINT_PRIMARYKEY"
+    e.code === "ER_DUP_ENTRY" || e.code === "SQLITE_CONSTRAINT_UNIQUE" || e.code === "SQLITE_CONSTRAINT_PRIMARYKEY"
   );
 }

@@ -53,9 +53,7 @@ export class EventLog {
   }
 
   async init(): Promise<void> {
-    await this.events.createIndexes(
-      EVENT_INDEXES.map((i) => ({ name: i.name, key: { ...i.key } })),
-    );
+    await this.events.createIndexes(EVENT_INDEXES.map((i) => ({ name: i.name, key: { ...i.key } })));
   }
 
   /** Stores the events not stored yet; returns how many were new. */

@@ -26,10 +26,7 @@ const toNotification = (row: NotificationRow): Notification => ({
 export class NotifyStore {
   constructor(private readonly db: Sql) {}
 
-  async add(
-    userId: number,
-    n: Omit<Notification, "id" | "createdAt" | "seen">,
-  ): Promise<Notification> {
+  async add(userId: number, n: Omit<Notification, "id" | "createdAt" | "seen">): Promise<Notification> {
     const row = {
       user_id: userId,
       kind: n.kind,
@@ -44,10 +41,7 @@ export class NotifyStore {
   }
 
   /** Newest first. */
-  async list(
-    userId: number,
-    opts: { unseenOnly: boolean; limit: number },
-  ): Promise<Notification[]> {
+  async list(userId: number, opts: { unseenOnly: boolean; limit: number }): Promise<Notification[]> {
     const q = this.db<NotificationRow>("notifications")
       .where({ user_id: userId })
       .orderBy("id", "desc")

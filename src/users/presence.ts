@@ -13,12 +13,7 @@ export class PresenceStore {
   constructor(private readonly db: Sql) {}
 
   /** Records a connection; true when this made the user come online. */
-  async connect(
-    userId: number,
-    socketId: string,
-    nodeId: string,
-    now = Date.now(),
-  ): Promise<boolean> {
+  async connect(userId: number, socketId: string, nodeId: string, now = Date.now()): Promise<boolean> {
     await this.db("presence_connections")
       .insert({
         socket_id: socketId,
@@ -36,16 +31,12 @@ export class PresenceStore {
 
   /** Forgets a connection; returns whether the user still has any. */
   async disconnect(socketId: string, userId: number): Promise<boolean> {
-    await this.db("presence_connections")
-      .where({ socket_id: socketId })
-      .delete();
+    await this.db("presence_connections").where({ socket_id: socketId }).delete();
     return this.hasConnections(userId);
   }
 
   async hasConnections(userId: number): Promise<boolean> {
-    const row = await this.db("presence_connections")
-      .where({ user_id: userId })
-      .first("socket_id");
+    const row = await this.db("presence_connections").where({ user_id: userId }).first("socket_id");
     return row !== undefined;
   }
 
@@ -60,9 +51,7 @@ export class PresenceStore {
 
   /** Drops the connections of nodes that are gone; returns the users who had some there. */
   async dropNodes(isAlive: (nodeId: string) => boolean): Promise<number[]> {
-    const rows = await this.db("presence_connections").distinct<
-      { node_id: string }[]
-    >("node_id");
+    const rows = await this.db("presence_connections").distinct<{ node_id: string }[]>("node_id");
     const dead = rows.map((r) => r.node_id).filter((n) => !isAlive(n));
     if (dead.length === 0) return [];
     const users = await this.db("presence_connections")
@@ -77,9 +66,7 @@ export class PresenceStore {
     const rows = await this.db("users")
       .where({ online: true })
       .whereNotExists(
-        this.db("presence_connections")
-          .whereRaw("presence_connections.user_id = users.id")
-          .select("socket_id"),
+        this.db("presence_connections").whereRaw("presence_connections.user_id = users.id").select("socket_id"),
       )
       .select<{ id: number }[]>("id");
     return rows.map((r) => r.id);

@@ -19,8 +19,7 @@ export interface UserRecord extends User {
   roles: Role[];
 }
 
-const iso = (ms: number | string | null): string | null =>
-  ms === null ? null : new Date(Number(ms)).toISOString();
+const iso = (ms: number | string | null): string | null => (ms === null ? null : new Date(Number(ms)).toISOString());
 
 function toRecord(row: UserRow): UserRecord {
   return {
@@ -42,17 +41,12 @@ export function publicUser(record: UserRecord, withRoles = false): User {
 }
 
 /** Escapes LIKE wildcards so a search for "a_b" means exactly that. */
-const likePrefix = (q: string): string =>
-  q.replace(/[!%_]/g, (c) => `!${c}`) + "%";
+const likePrefix = (q: string): string => q.replace(/[!%_]/g, (c) => `!${c}`) + "%";
 
 export class UserStore {
   constructor(private readonly db: Sql) {}
 
-  async create(input: {
-    username: string;
-    displayName: string;
-    roles: Role[];
-  }): Promise<UserRecord> {
+  async create(input: { username: string; displayName: string; roles: Role[] }): Promise<UserRecord> {
     try {
       const [id] = await this.db("users").insert({
         username: input.username.toLowerCase(),
@@ -63,8 +57,7 @@ export class UserStore {
       });
       return (await this.get(Number(id))) as UserRecord;
     } catch (err) {
-      if (isUniqueViolation(err))
-        throw AppError.conflict("Username is already taken");
+      if (isUniqueViolation(err)) throw AppError.conflict("Username is already taken");
       throw err;
     }
   }
@@ -75,9 +68,7 @@ export class UserStore {
   }
 
   async getByUsername(username: string): Promise<UserRecord | undefined> {
-    const row = await this.db<UserRow>("users")
-      .where({ username: username.toLowerCase() })
-      .first();
+    const row = await this.db<UserRow>("users").where({ username: username.toLowerCase() }).first();
     return row ? toRecord(row) : undefined;
   }
 
@@ -89,29 +80,20 @@ export class UserStore {
 
   async search(prefix: string, limit: number): Promise<UserRecord[]> {
     const q = this.db<UserRow>("users").orderBy("username").limit(limit);
-    if (prefix)
-      q.whereRaw("username like ? escape '!'", [
-        likePrefix(prefix.toLowerCase()),
-      ]);
+    if (prefix) q.whereRaw("username like ? escape '!'", [likePrefix(prefix.toLowerCase())]);
     return (await q).map(toRecord);
   }
 
-  async update(
-    id: number,
-    patch: { displayName?: string; status?: UserStatus },
-  ): Promise<UserRecord | undefined> {
+  async update(id: number, patch: { displayName?: string; status?: UserStatus }): Promise<UserRecord | undefined> {
     const changes: Partial<UserRow> = {};
-    if (patch.displayName !== undefined)
-      changes.display_name = patch.displayName;
+    if (patch.displayName !== undefined) changes.display_name = patch.displayName;
     if (patch.status !== undefined) changes.status = patch.status;
-    if (Object.keys(changes).length > 0)
-      await this.db("users").where({ id }).update(changes);
+    if (Object.keys(changes).length > 0) await this.db("users").where({ id }).update(changes);
     return this.get(id);
   }
 
   async touchLastSeen(ids: number[], at = Date.now()): Promise<void> {
-    if (ids.length > 0)
-      await this.db("users").whereIn("id", ids).update({ last_seen_at: at });
+    if (ids.length > 0) await this.db("users").whereIn("id", ids).update({ last_seen_at: at });
   }
 
   /** Gives the admin role to the listed usernames that exist (NOCHAT_ADMINS, applied at start). */
