@@ -35,7 +35,8 @@ const JSON_BODY = /^application\/(.+\+)?json\b/i;
 
 const ApiService: ServiceSchema<ApiSettingsSchema, object, Vars> = {
   name: "api",
-  mixins: [ApiGateway, SocketMixin],
+  // The last mixin starts first and stops last: socket.io must close before the HTTP server waits on it.
+  mixins: [SocketMixin, ApiGateway],
 
   settings: {
     port: config().port,
@@ -142,9 +143,12 @@ const ApiService: ServiceSchema<ApiSettingsSchema, object, Vars> = {
         this.io.in(user).socketsLeave(room);
       }
     },
-    "chat.read"(ctx: Context<BusEvents["chat.read"]>) {
-      const { roomId, userId, unread, lastReadSeq } = ctx.params;
-      this.io.to(socketRooms.user(userId)).emit("unread", { roomId, unread, mentions: 0, lastReadSeq });
+    "unread.changed"(ctx: Context<BusEvents["unread.changed"]>) {
+      const { userId, ...state } = ctx.params;
+      this.io.to(socketRooms.user(userId)).emit("unread", state);
+    },
+    "notify.created"(ctx: Context<BusEvents["notify.created"]>) {
+      this.io.to(socketRooms.user(ctx.params.userId)).emit("notification", ctx.params.notification);
     },
     "users.presence.changed"(ctx: Context<BusEvents["users.presence.changed"]>) {
       const { userId, status, lastSeenAt, roomIds } = ctx.params;

@@ -8,18 +8,22 @@ import { directPeers, toRoom, type RoomView } from "../src/chat/rooms-view.js";
 import { canDeleteMessage, canInvite, canModerate, canSee } from "../src/chat/rules.js";
 import { ChatStore, type Membership, type RoomRecord } from "../src/chat/store.js";
 import { AppError } from "../src/errors.js";
+import type { Trace } from "../src/infra/outbox.js";
+import { outboxMixin, type WithOutbox } from "../src/infra/outbox-mixin.js";
 import { principalOf } from "../src/infra/permissions.js";
-import { sqlMixin, type WithSql } from "../src/infra/sql-mixin.js";
+import { sqlMixin } from "../src/infra/sql-mixin.js";
 
 type Ctx<P = unknown> = Context<P, { $statusCode?: number; $location?: string }>;
 
-interface Vars extends WithSql {
+interface Vars extends WithOutbox {
   store: ChatStore;
   shape(ctx: Context, callerId: number, views: RoomView[]): Promise<Room[]>;
   roomFor(ctx: Context, roomId: number, callerId: number): Promise<Room>;
   visibleRoom(roomId: number, userId: number): Promise<{ record: RoomRecord; membership?: Membership }>;
   memberRoom(roomId: number, userId: number): Promise<{ record: RoomRecord; membership: Membership }>;
   ownMessage(messageId: number, userId: number, roomId?: number): Promise<{ message: Message; membership: Membership }>;
+  mentionCounts(ctx: Context, userId: number, markers: Record<number, number>): Promise<Record<number, number>>;
+  unreadState(ctx: Context, roomId: number, userId: number): Promise<UnreadState>;
 }
 
 const body = { type: "string", trim: true, min: LIMITS.body.min } as const;
@@ -30,6 +34,10 @@ const clientMsgId = {
   pattern: LIMITS.clientMsgId.pattern,
 } as const;
 const seq = { type: "number", integer: true, min: 0, convert: true } as const;
+const optionalRoomId = { ...rules.id, optional: true } as const;
+
+/** What a write carries into its domain events. */
+const trace = (ctx: Context): Trace => ({ requestId: ctx.requestID ?? null });
 
 /** The contract's 413 for an over-long message (fastest-validator would say 422). */
 function checkBodyLength(text: string): void {
@@ -40,7 +48,8 @@ function checkBodyLength(text: string): void {
 
 const ChatService: ServiceSchema<ServiceSettingSchema, object, Vars> = {
   name: "chat",
-  mixins: [sqlMixin("chat", chatMigrations)],
+  // The last mixin starts first: tables are migrated before the outbox relay runs.
+  mixins: [outboxMixin("chat"), sqlMixin("chat", chatMigrations)],
 
   actions: {
     // ---- rooms -------------------------------------------------------------------------------
@@ -54,15 +63,16 @@ const ChatService: ServiceSchema<ServiceSettingSchema, object, Vars> = {
         const rooms = await this.shape(
           ctx,
           user.id,
-          mine.map((m) => ({
-            record: m.room,
-            membership: m.membership,
-            lastMessage: last.get(m.room.id),
-          })),
+          mine.map((m) => ({ record: m.room, membership: m.membership, lastMessage: last.get(m.room.id) })),
         );
-        rooms.sort((a, b) =>
-          (b.lastMessage?.createdAt ?? b.createdAt).localeCompare(a.lastMessage?.createdAt ?? a.createdAt),
+        const mentions = await this.mentionCounts(
+          ctx,
+          user.id,
+          Object.fromEntries(mine.map((m) => [m.room.id, m.membership.lastReadSeq])),
         );
+        for (const room of rooms) room.mentions = mentions[room.id] ?? 0;
+        const activity = (r: Room) => r.lastMessage?.createdAt ?? r.createdAt;
+        rooms.sort((a, b) => activity(b).localeCompare(activity(a)));
         return { rooms };
       },
     },
@@ -70,22 +80,14 @@ const ChatService: ServiceSchema<ServiceSettingSchema, object, Vars> = {
     browseRooms: {
       auth: "required",
       params: {
-        q: {
-          type: "string",
-          trim: true,
-          max: LIMITS.roomName.max,
-          optional: true,
-        },
+        q: { type: "string", trim: true, max: LIMITS.roomName.max, optional: true },
         limit: rules.limit(100),
       },
       async handler(ctx: Ctx<{ q?: string; limit?: number }>): Promise<{ rooms: Room[] }> {
         const user = principalOf(ctx);
         const records = await this.store.browsePublic(ctx.params.q ?? "", ctx.params.limit ?? 50);
         const views = await Promise.all(
-          records.map(async (record) => ({
-            record,
-            membership: await this.store.membership(record.id, user.id),
-          })),
+          records.map(async (record) => ({ record, membership: await this.store.membership(record.id, user.id) })),
         );
         return { rooms: await this.shape(ctx, user.id, views) };
       },
@@ -94,48 +96,25 @@ const ChatService: ServiceSchema<ServiceSettingSchema, object, Vars> = {
     createRoom: {
       auth: "required",
       params: {
-        name: {
-          type: "string",
-          trim: true,
-          min: LIMITS.roomName.min,
-          max: LIMITS.roomName.max,
-        },
+        name: { type: "string", trim: true, min: LIMITS.roomName.min, max: LIMITS.roomName.max },
         kind: { type: "enum", values: ["public", "private"] },
-        topic: {
-          type: "string",
-          trim: true,
-          max: LIMITS.topic.max,
-          optional: true,
-        },
+        topic: { type: "string", trim: true, max: LIMITS.topic.max, optional: true },
         members: { type: "array", items: rules.id, max: 500, optional: true },
         $$strict: "remove",
       },
       async handler(
-        ctx: Ctx<{
-          name: string;
-          kind: "public" | "private";
-          topic?: string;
-          members?: number[];
-        }>,
+        ctx: Ctx<{ name: string; kind: "public" | "private"; topic?: string; members?: number[] }>,
       ): Promise<Room> {
         const user = principalOf(ctx);
         const invited = [...new Set(ctx.params.members ?? [])].filter((id) => id !== user.id);
         if (invited.length > 0) {
           const found = await ctx.call<User[], { ids: number[] }>("users.getMany", { ids: invited });
           if (found.length !== invited.length) {
-            throw AppError.validation([
-              {
-                field: "members",
-                message: "Every member must be an existing user.",
-              },
-            ]);
+            throw AppError.validation([{ field: "members", message: "Every member must be an existing user." }]);
           }
         }
-        const id = await this.store.createRoom({
-          ...ctx.params,
-          members: invited,
-          createdBy: user.id,
-        });
+        const id = await this.store.createRoom({ ...ctx.params, members: invited, createdBy: user.id }, trace(ctx));
+        this.outbox.kick();
         for (const userId of invited) {
           await broadcastEvent(ctx, "chat.member.changed", {
             roomId: id,
@@ -156,16 +135,16 @@ const ChatService: ServiceSchema<ServiceSettingSchema, object, Vars> = {
         const user = principalOf(ctx);
         const [other] = await ctx.call<User[], { ids: number[] }>("users.getMany", { ids: [ctx.params.userId] });
         if (!other) throw AppError.notFound("User");
-        const { id, created } = await this.store.directRoom(user.id, other.id, `${user.username}+${other.username}`);
+        const name = `${user.username}+${other.username}`;
+        const { id, created } = await this.store.directRoom(user.id, other.id, name, trace(ctx));
         ctx.meta.$statusCode = created ? 201 : 200;
         if (created) {
+          this.outbox.kick();
           ctx.meta.$location = `/api/rooms/${id}`;
-          await broadcastEvent(ctx, "chat.member.changed", {
-            roomId: id,
-            userId: other.id,
-            action: "invited",
-            byUserId: user.id,
-          });
+          const change = { roomId: id, userId: other.id, action: "invited" as const, byUserId: user.id };
+          await broadcastEvent(ctx, "chat.member.changed", change);
+          // The opener's own sockets join too.
+          await broadcastEvent(ctx, "chat.member.changed", { ...change, userId: user.id, action: "joined" });
         }
         return this.roomFor(ctx, id, user.id);
       },
@@ -185,26 +164,17 @@ const ChatService: ServiceSchema<ServiceSettingSchema, object, Vars> = {
       auth: "required",
       params: {
         id: rules.id,
-        name: {
-          type: "string",
-          trim: true,
-          min: LIMITS.roomName.min,
-          max: LIMITS.roomName.max,
-          optional: true,
-        },
-        topic: {
-          type: "string",
-          trim: true,
-          max: LIMITS.topic.max,
-          optional: true,
-        },
+        name: { type: "string", trim: true, min: LIMITS.roomName.min, max: LIMITS.roomName.max, optional: true },
+        topic: { type: "string", trim: true, max: LIMITS.topic.max, optional: true },
         $$strict: "remove",
       },
       async handler(ctx: Ctx<{ id: number; name?: string; topic?: string }>): Promise<Room> {
         const user = principalOf(ctx);
         const { record, membership } = await this.memberRoom(ctx.params.id, user.id);
         if (record.kind === "direct" || !canModerate(membership.role)) throw AppError.forbidden();
-        await this.store.updateRoom(record.id, ctx.params);
+        const { name, topic } = ctx.params;
+        await this.store.updateRoom(record.id, { name, topic }, user.id, trace(ctx));
+        this.outbox.kick();
         const updated = await this.store.room(record.id);
         if (updated) {
           const [shared] = await this.shape(ctx, user.id, [{ record: updated }]);
@@ -221,13 +191,10 @@ const ChatService: ServiceSchema<ServiceSettingSchema, object, Vars> = {
         const user = principalOf(ctx);
         const { record, membership } = await this.visibleRoom(ctx.params.id, user.id);
         if (record.kind !== "public") throw AppError.forbidden("Only public rooms can be joined");
-        if (!membership && (await this.store.addMember(record.id, user.id))) {
-          await broadcastEvent(ctx, "chat.member.changed", {
-            roomId: record.id,
-            userId: user.id,
-            action: "joined",
-            byUserId: user.id,
-          });
+        const change = { roomId: record.id, userId: user.id, byUserId: user.id, action: "joined" as const };
+        if (!membership && (await this.store.addMember({ ...change, roomKind: record.kind }, trace(ctx)))) {
+          this.outbox.kick();
+          await broadcastEvent(ctx, "chat.member.changed", change);
         }
         return this.roomFor(ctx, record.id, user.id);
       },
@@ -240,13 +207,10 @@ const ChatService: ServiceSchema<ServiceSettingSchema, object, Vars> = {
         const user = principalOf(ctx);
         const { record } = await this.memberRoom(ctx.params.id, user.id);
         if (record.kind === "direct") throw AppError.forbidden("Direct rooms cannot be left");
-        if (await this.store.removeMember(record.id, user.id)) {
-          await broadcastEvent(ctx, "chat.member.changed", {
-            roomId: record.id,
-            userId: user.id,
-            action: "left",
-            byUserId: user.id,
-          });
+        const change = { roomId: record.id, userId: user.id, byUserId: user.id, action: "left" as const };
+        if (await this.store.removeMember({ ...change, roomKind: record.kind }, trace(ctx))) {
+          this.outbox.kick();
+          await broadcastEvent(ctx, "chat.member.changed", change);
         }
       },
     },
@@ -278,13 +242,12 @@ const ChatService: ServiceSchema<ServiceSettingSchema, object, Vars> = {
         if (!canInvite(record.kind, membership.role)) throw AppError.forbidden();
         const [invitee] = await ctx.call<User[], { ids: number[] }>("users.getMany", { ids: [ctx.params.userId] });
         if (!invitee) throw AppError.notFound("User");
-        if (!(await this.store.addMember(record.id, invitee.id))) throw AppError.conflict("Already a member");
-        await broadcastEvent(ctx, "chat.member.changed", {
-          roomId: record.id,
-          userId: invitee.id,
-          action: "invited",
-          byUserId: user.id,
-        });
+        const change = { roomId: record.id, userId: invitee.id, byUserId: user.id, action: "invited" as const };
+        if (!(await this.store.addMember({ ...change, roomKind: record.kind }, trace(ctx)))) {
+          throw AppError.conflict("Already a member");
+        }
+        this.outbox.kick();
+        await broadcastEvent(ctx, "chat.member.changed", change);
         return { roomId: record.id, userId: invitee.id };
       },
     },
@@ -299,13 +262,10 @@ const ChatService: ServiceSchema<ServiceSettingSchema, object, Vars> = {
         const target = await this.store.membership(record.id, ctx.params.userId);
         if (!target) throw AppError.notFound("Member");
         if (target.role === "owner" && membership.role !== "owner") throw AppError.forbidden();
-        if (await this.store.removeMember(record.id, ctx.params.userId)) {
-          await broadcastEvent(ctx, "chat.member.changed", {
-            roomId: record.id,
-            userId: ctx.params.userId,
-            action: "kicked",
-            byUserId: user.id,
-          });
+        const change = { roomId: record.id, userId: ctx.params.userId, byUserId: user.id, action: "kicked" as const };
+        if (await this.store.removeMember({ ...change, roomKind: record.kind }, trace(ctx))) {
+          this.outbox.kick();
+          await broadcastEvent(ctx, "chat.member.changed", change);
         }
       },
     },
@@ -319,6 +279,25 @@ const ChatService: ServiceSchema<ServiceSettingSchema, object, Vars> = {
       },
     },
 
+    /** Internal: of the given users, those who are members of the room. */
+    membersAmong: {
+      visibility: "public",
+      params: { roomId: rules.id, userIds: { type: "array", items: rules.id, max: 1000 } },
+      async handler(ctx: Ctx<{ roomId: number; userIds: number[] }>): Promise<number[]> {
+        return this.store.membersAmong(ctx.params.roomId, ctx.params.userIds);
+      },
+    },
+
+    /** Internal: tells every tab of the user their unread state in a room (after a new mention). */
+    announceUnread: {
+      visibility: "public",
+      params: { roomId: rules.id, userId: rules.id },
+      async handler(ctx: Ctx<{ roomId: number; userId: number }>): Promise<void> {
+        const state = await this.unreadState(ctx, ctx.params.roomId, ctx.params.userId);
+        await broadcastEvent(ctx, "unread.changed", { ...state, userId: ctx.params.userId });
+      },
+    },
+
     // ---- messages ----------------------------------------------------------------------------
     history: {
       auth: "required",
@@ -329,22 +308,12 @@ const ChatService: ServiceSchema<ServiceSettingSchema, object, Vars> = {
         limit: rules.limit(LIMITS.historyPage.max),
       },
       async handler(
-        ctx: Ctx<{
-          id: number;
-          before?: number;
-          after?: number;
-          limit?: number;
-        }>,
+        ctx: Ctx<{ id: number; before?: number; after?: number; limit?: number }>,
       ): Promise<{ messages: Message[]; hasMore: boolean }> {
         await this.memberRoom(ctx.params.id, principalOf(ctx).id);
         const limit = ctx.params.limit ?? LIMITS.historyPage.default;
         if (ctx.params.before !== undefined && ctx.params.after !== undefined) {
-          throw AppError.validation([
-            {
-              field: "after",
-              message: "Give either 'before' or 'after', not both.",
-            },
-          ]);
+          throw AppError.validation([{ field: "after", message: "Give either 'before' or 'after', not both." }]);
         }
         return ctx.params.after !== undefined
           ? this.store.after(ctx.params.id, ctx.params.after, limit)
@@ -354,20 +323,8 @@ const ChatService: ServiceSchema<ServiceSettingSchema, object, Vars> = {
 
     send: {
       auth: "required",
-      params: {
-        roomId: rules.id,
-        body,
-        clientMsgId,
-        replyTo: { ...rules.id, optional: true, nullable: true },
-      },
-      async handler(
-        ctx: Ctx<{
-          roomId: number;
-          body: string;
-          clientMsgId: string;
-          replyTo?: number | null;
-        }>,
-      ) {
+      params: { roomId: rules.id, body, clientMsgId, replyTo: { ...rules.id, optional: true, nullable: true } },
+      async handler(ctx: Ctx<{ roomId: number; body: string; clientMsgId: string; replyTo?: number | null }>) {
         const user = principalOf(ctx);
         checkBodyLength(ctx.params.body);
         // A retry answers with the original before anything else is checked or written.
@@ -382,20 +339,17 @@ const ChatService: ServiceSchema<ServiceSettingSchema, object, Vars> = {
         if (ctx.params.replyTo) {
           const original = await this.store.message(ctx.params.replyTo);
           if (!original || original.roomId !== ctx.params.roomId) {
-            throw AppError.validation([
-              {
-                field: "replyTo",
-                message: "replyTo must be a message of the same room.",
-              },
-            ]);
+            throw AppError.validation([{ field: "replyTo", message: "replyTo must be a message of the same room." }]);
           }
         }
-        const { message, created } = await this.store.send({
-          ...ctx.params,
-          userId: user.id,
-        });
+        const { roomId, body: text, clientMsgId: id, replyTo } = ctx.params;
+        const { message, created } = await this.store.send(
+          { roomId, body: text, clientMsgId: id, replyTo, userId: user.id },
+          trace(ctx),
+        );
         ctx.meta.$statusCode = created ? 201 : 200;
         if (created) {
+          this.outbox.kick();
           ctx.meta.$location = `/api/rooms/${message.roomId}/messages/${message.id}`;
           await broadcastEvent(ctx, "chat.message.created", { message });
         }
@@ -405,18 +359,15 @@ const ChatService: ServiceSchema<ServiceSettingSchema, object, Vars> = {
 
     edit: {
       auth: "required",
-      params: {
-        messageId: rules.id,
-        roomId: { ...rules.id, optional: true },
-        body,
-      },
+      params: { messageId: rules.id, roomId: optionalRoomId, body },
       async handler(ctx: Ctx<{ messageId: number; roomId?: number; body: string }>): Promise<Message> {
         const user = principalOf(ctx);
         checkBodyLength(ctx.params.body);
         const { message } = await this.ownMessage(ctx.params.messageId, user.id, ctx.params.roomId);
         if (message.userId !== user.id) throw AppError.forbidden("Only the author can edit a message");
         if (message.deleted) throw AppError.notFound("Message");
-        const edited = await this.store.edit(message.id, ctx.params.body);
+        const edited = await this.store.edit(message, ctx.params.body, trace(ctx));
+        this.outbox.kick();
         await broadcastEvent(ctx, "chat.message.updated", { message: edited });
         return edited;
       },
@@ -424,24 +375,18 @@ const ChatService: ServiceSchema<ServiceSettingSchema, object, Vars> = {
 
     delete: {
       auth: "required",
-      params: { messageId: rules.id, roomId: { ...rules.id, optional: true } },
+      params: { messageId: rules.id, roomId: optionalRoomId },
       async handler(
         ctx: Ctx<{ messageId: number; roomId?: number }>,
       ): Promise<{ id: number; roomId: number; seq: number }> {
         const user = principalOf(ctx);
         const { message, membership } = await this.ownMessage(ctx.params.messageId, user.id, ctx.params.roomId);
         if (!canDeleteMessage(message.userId, user.id, membership.role)) throw AppError.forbidden();
-        const ref = {
-          id: message.id,
-          roomId: message.roomId,
-          seq: message.seq,
-        };
+        const ref = { id: message.id, roomId: message.roomId, seq: message.seq };
         if (!message.deleted) {
-          await this.store.remove(message.id);
-          await broadcastEvent(ctx, "chat.message.deleted", {
-            ...ref,
-            userId: user.id,
-          });
+          await this.store.remove(message, user.id, trace(ctx));
+          this.outbox.kick();
+          await broadcastEvent(ctx, "chat.message.deleted", { ...ref, userId: user.id });
         }
         return ref;
       },
@@ -451,19 +396,15 @@ const ChatService: ServiceSchema<ServiceSettingSchema, object, Vars> = {
       auth: "required",
       params: {
         messageId: rules.id,
-        roomId: { ...rules.id, optional: true },
-        emoji: {
-          type: "string",
-          trim: true,
-          min: LIMITS.emoji.min,
-          max: LIMITS.emoji.max,
-        },
+        roomId: optionalRoomId,
+        emoji: { type: "string", trim: true, min: LIMITS.emoji.min, max: LIMITS.emoji.max },
       },
       async handler(ctx: Ctx<{ messageId: number; roomId?: number; emoji: string }>): Promise<Message> {
         const user = principalOf(ctx);
         const { message } = await this.ownMessage(ctx.params.messageId, user.id, ctx.params.roomId);
         if (message.deleted) throw AppError.notFound("Message");
-        const updated = await this.store.toggleReaction(message.id, user.id, ctx.params.emoji);
+        const updated = await this.store.toggleReaction(message, user.id, ctx.params.emoji, trace(ctx));
+        this.outbox.kick();
         await broadcastEvent(ctx, "chat.message.updated", { message: updated });
         return updated;
       },
@@ -475,14 +416,9 @@ const ChatService: ServiceSchema<ServiceSettingSchema, object, Vars> = {
       async handler(ctx: Ctx<{ roomId: number; seq: number }>): Promise<UnreadState> {
         const user = principalOf(ctx);
         const { record } = await this.memberRoom(ctx.params.roomId, user.id);
-        const lastReadSeq = await this.store.markRead(record.id, user.id, Math.min(ctx.params.seq, record.lastSeq));
-        const state = {
-          roomId: record.id,
-          lastReadSeq,
-          unread: Math.max(0, record.lastSeq - lastReadSeq),
-          mentions: 0,
-        };
-        await broadcastEvent(ctx, "chat.read", { ...state, userId: user.id });
+        await this.store.markRead(record.id, user.id, Math.min(ctx.params.seq, record.lastSeq));
+        const state = await this.unreadState(ctx, record.id, user.id);
+        await broadcastEvent(ctx, "unread.changed", { ...state, userId: user.id });
         return state;
       },
     },
@@ -491,15 +427,11 @@ const ChatService: ServiceSchema<ServiceSettingSchema, object, Vars> = {
     sync: {
       auth: "required",
       params: {
-        rooms: {
-          type: "record",
-          key: { type: "string", numeric: true },
-          value: seq,
-        },
+        rooms: { type: "record", key: { type: "string", numeric: true }, value: seq },
       },
-      async handler(ctx: Ctx<{ rooms: Record<string, number> }>): Promise<{
-        rooms: Record<string, { messages: Message[]; hasMore: boolean }>;
-      }> {
+      async handler(
+        ctx: Ctx<{ rooms: Record<string, number> }>,
+      ): Promise<{ rooms: Record<string, { messages: Message[]; hasMore: boolean }> }> {
         const user = principalOf(ctx);
         const entries = Object.entries(ctx.params.rooms);
         if (entries.length > 500) {
@@ -519,12 +451,7 @@ const ChatService: ServiceSchema<ServiceSettingSchema, object, Vars> = {
   methods: {
     async shape(ctx: Context, callerId: number, views: RoomView[]): Promise<Room[]> {
       const peers = directPeers(views.map((v) => v.record));
-      const users =
-        peers.length > 0
-          ? await ctx.call<User[], { ids: number[] }>("users.getMany", {
-              ids: peers,
-            })
-          : [];
+      const users = peers.length > 0 ? await ctx.call<User[], { ids: number[] }>("users.getMany", { ids: peers }) : [];
       const names = new Map(users.map((u) => [u.id, u.username]));
       return views.map((view) => toRoom(view, callerId, names));
     },
@@ -535,6 +462,10 @@ const ChatService: ServiceSchema<ServiceSettingSchema, object, Vars> = {
       const membership = await this.store.membership(roomId, callerId);
       const last = await this.store.lastMessages([record]);
       const [room] = await this.shape(ctx, callerId, [{ record, membership, lastMessage: last.get(roomId) }]);
+      if (membership) {
+        const mentions = await this.mentionCounts(ctx, callerId, { [roomId]: membership.lastReadSeq });
+        room.mentions = mentions[roomId] ?? 0;
+      }
       return room;
     },
 
@@ -558,6 +489,29 @@ const ChatService: ServiceSchema<ServiceSettingSchema, object, Vars> = {
       if (!message || (roomId !== undefined && message.roomId !== roomId)) throw AppError.notFound("Message");
       const { membership } = await this.memberRoom(message.roomId, userId);
       return { message, membership };
+    },
+
+    /** Mentions live in notify; without it the counts are 0 rather than an error. */
+    async mentionCounts(ctx: Context, userId: number, markers: Record<number, number>) {
+      if (Object.keys(markers).length === 0) return {};
+      return ctx
+        .call<Record<number, number>, { userId: number; markers: Record<number, number> }>("notify.mentionCounts", {
+          userId,
+          markers,
+        })
+        .catch((err: unknown) => {
+          this.logger.debug("mention counts unavailable", (err as Error).message);
+          return {};
+        });
+    },
+
+    async unreadState(ctx: Context, roomId: number, userId: number): Promise<UnreadState> {
+      const record = await this.store.room(roomId);
+      const membership = await this.store.membership(roomId, userId);
+      const lastSeq = record?.lastSeq ?? 0;
+      const lastReadSeq = membership?.lastReadSeq ?? 0;
+      const mentions = await this.mentionCounts(ctx, userId, { [roomId]: lastReadSeq });
+      return { roomId, lastReadSeq, unread: Math.max(0, lastSeq - lastReadSeq), mentions: mentions[roomId] ?? 0 };
     },
   },
 

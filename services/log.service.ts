@@ -1,29 +1,33 @@
 import type { Context, ServiceSchema, ServiceSettingSchema } from "moleculer";
 import { config } from "../src/config.js";
-import type { BusEventName, BusEvents } from "../src/contracts/events.js";
+import type { DomainEvent } from "../src/contracts/domain-events.js";
 import { rules } from "../src/contracts/limits.js";
 import type { AppEvent } from "../src/contracts/objects.js";
 import { openDocStore, type DocStore } from "../src/infra/docstore.js";
-import type { CallMeta } from "../src/infra/permissions.js";
-import { EventLog, type EventDoc } from "../src/log/event-log.js";
+import { EventLog, toEventDoc } from "../src/log/event-log.js";
 
 interface Vars {
   docs: DocStore;
   eventLog: EventLog;
-  record(ctx: Context<Record<string, unknown>, CallMeta>): Promise<void>;
-}
-
-/** The bus events the log records, with where each keeps its user and room. */
-const RECORDED: BusEventName[] = ["users.created", "auth.session.revoked"];
-
-function numberField(data: Record<string, unknown>, key: string): number | null {
-  return typeof data[key] === "number" ? data[key] : null;
 }
 
 const LogService: ServiceSchema<ServiceSettingSchema, object, Vars> = {
   name: "log",
 
   actions: {
+    /**
+     * Internal: the durable event path delivers here. The batch is written before this returns, so
+     * returning acknowledges it; if the store is unreachable the call fails and the events stay in
+     * the producers' outboxes until it is back. Replays are absorbed by the event-id key.
+     */
+    ingest: {
+      visibility: "public",
+      params: { events: { type: "array", items: "object", max: 1000 } },
+      async handler(ctx: Context<{ events: DomainEvent[] }>): Promise<{ stored: number }> {
+        return { stored: await this.eventLog.record(ctx.params.events.map(toEventDoc)) };
+      },
+    },
+
     query: {
       roles: ["admin"],
       params: {
@@ -32,56 +36,16 @@ const LogService: ServiceSchema<ServiceSettingSchema, object, Vars> = {
         roomId: { ...rules.id, optional: true },
         limit: rules.limit(500),
       },
-      async handler(
-        ctx: Context<{
-          type?: string;
-          userId?: number;
-          roomId?: number;
-          limit?: number;
-        }>,
-      ) {
-        const events: AppEvent[] = await this.eventLog.query({
-          ...ctx.params,
-          limit: ctx.params.limit ?? 100,
-        });
+      async handler(ctx: Context<{ type?: string; userId?: number; roomId?: number; limit?: number }>) {
+        const events: AppEvent[] = await this.eventLog.query({ ...ctx.params, limit: ctx.params.limit ?? 100 });
         return { events };
       },
     },
   },
 
-  events: Object.fromEntries(
-    RECORDED.map((name) => [
-      name,
-      function (this: Vars, ctx: Context<BusEvents[typeof name] & Record<string, unknown>, CallMeta>) {
-        return this.record(ctx);
-      },
-    ]),
-  ),
-
-  methods: {
-    async record(ctx: Context<Record<string, unknown>, CallMeta>) {
-      const data = ctx.params;
-      const doc: EventDoc = {
-        // The emitting context's id is the same on every node that hears a broadcast: stored once.
-        _id: ctx.id,
-        ts: new Date(),
-        type: ctx.eventName ?? "unknown",
-        nodeId: ctx.nodeID ?? this.broker.nodeID,
-        requestId: ctx.requestID ?? null,
-        userId: numberField(data, "userId") ?? ctx.meta.user?.id ?? null,
-        roomId: numberField(data, "roomId"),
-        data,
-      };
-      await this.eventLog.record([doc]);
-    },
-  },
-
   async started() {
     const c = config();
-    this.docs = await openDocStore({
-      mongoUrl: c.mongoUrl,
-      dataDir: c.dataDir,
-    });
+    this.docs = await openDocStore({ mongoUrl: c.mongoUrl, dataDir: c.dataDir });
     this.eventLog = new EventLog(this.docs);
     await this.eventLog.init();
   },

@@ -1,13 +1,18 @@
 import type { Context, ServiceSchema, ServiceSettingSchema } from "moleculer";
+import type { DomainEvent } from "../src/contracts/domain-events.js";
+import { broadcastEvent } from "../src/contracts/events.js";
 import { rules } from "../src/contracts/limits.js";
 import type { Notification } from "../src/contracts/objects.js";
+import { AppError } from "../src/errors.js";
 import { principalOf } from "../src/infra/permissions.js";
 import { sqlMixin, type WithSql } from "../src/infra/sql-mixin.js";
 import { notifyMigrations } from "../src/notify/migrations.js";
-import { NotifyStore } from "../src/notify/store.js";
+import { notificationsFor, type Directory } from "../src/notify/rules.js";
+import { NotifyStore, type NotifyLevel } from "../src/notify/store.js";
 
 interface Vars extends WithSql {
   store: NotifyStore;
+  directory(ctx: Context): Directory;
 }
 
 const NotifyService: ServiceSchema<ServiceSettingSchema, object, Vars> = {
@@ -15,12 +20,36 @@ const NotifyService: ServiceSchema<ServiceSettingSchema, object, Vars> = {
   mixins: [sqlMixin("notify", notifyMigrations)],
 
   actions: {
+    /**
+     * Internal: the durable event path delivers here (at least once, possibly to any instance).
+     * Each event is applied exactly once; returning is the acknowledgement.
+     */
+    ingest: {
+      visibility: "public",
+      params: { events: { type: "array", items: "object", max: 1000 } },
+      async handler(ctx: Context<{ events: DomainEvent[] }>): Promise<{ applied: number }> {
+        let applied = 0;
+        for (const event of ctx.params.events) {
+          const items = await notificationsFor(event, this.directory(ctx));
+          const created = await this.store.applyOnce(event.id, items);
+          if (created === null) continue;
+          applied += 1;
+          for (const { userId, ...notification } of created) {
+            await broadcastEvent(ctx, "notify.created", { userId, notification });
+            if (notification.kind === "mention") {
+              await ctx
+                .call("chat.announceUnread", { roomId: notification.roomId, userId })
+                .catch((err: unknown) => this.logger.debug("unread announcement failed", err));
+            }
+          }
+        }
+        return { applied };
+      },
+    },
+
     list: {
       auth: "required",
-      params: {
-        unseen: { type: "boolean", convert: true, optional: true },
-        limit: rules.limit(100),
-      },
+      params: { unseen: { type: "boolean", convert: true, optional: true }, limit: rules.limit(100) },
       async handler(ctx: Context<{ unseen?: boolean; limit?: number }>): Promise<{ notifications: Notification[] }> {
         const notifications = await this.store.list(principalOf(ctx).id, {
           unseenOnly: ctx.params.unseen ?? false,
@@ -35,10 +64,66 @@ const NotifyService: ServiceSchema<ServiceSettingSchema, object, Vars> = {
       params: {
         ids: { type: "array", items: rules.id, max: 1000, optional: true },
         all: { type: "boolean", optional: true },
+        $$strict: "remove",
       },
       async handler(ctx: Context<{ ids?: number[]; all?: boolean }>): Promise<void> {
+        if (!ctx.params.all && !ctx.params.ids) {
+          throw AppError.validation([{ field: "ids", message: "Give 'ids' or 'all: true'." }]);
+        }
         await this.store.markSeen(principalOf(ctx).id, ctx.params.all ? "all" : (ctx.params.ids ?? []));
       },
+    },
+
+    /** Internal: mention counts after each read marker, for room lists and unread updates. */
+    mentionCounts: {
+      visibility: "public",
+      params: {
+        userId: rules.id,
+        markers: { type: "record", key: { type: "string", numeric: true }, value: "number" },
+      },
+      async handler(
+        ctx: Context<{ userId: number; markers: Record<string, number> }>,
+      ): Promise<Record<number, number>> {
+        const markers = Object.fromEntries(Object.entries(ctx.params.markers).map(([k, v]) => [Number(k), v]));
+        return this.store.mentionCounts(ctx.params.userId, markers);
+      },
+    },
+
+    /** Extension of the contract: PUT /api/rooms/:id/notifications { level: "all" | "mentions" | "none" }. */
+    setRoomLevel: {
+      auth: "required",
+      params: { id: rules.id, level: { type: "enum", values: ["all", "mentions", "none"] }, $$strict: "remove" },
+      async handler(ctx: Context<{ id: number; level: NotifyLevel }>): Promise<{ roomId: number; level: NotifyLevel }> {
+        const user = principalOf(ctx);
+        const members = await ctx.call<number[], { roomId: number; userIds: number[] }>("chat.membersAmong", {
+          roomId: ctx.params.id,
+          userIds: [user.id],
+        });
+        if (members.length === 0) throw AppError.notFound("Room");
+        await this.store.setLevel(user.id, ctx.params.id, ctx.params.level);
+        return { roomId: ctx.params.id, level: ctx.params.level };
+      },
+    },
+
+    getRoomLevel: {
+      auth: "required",
+      params: { id: rules.id },
+      async handler(ctx: Context<{ id: number }>): Promise<{ roomId: number; level: NotifyLevel }> {
+        const user = principalOf(ctx);
+        const levels = await this.store.levels([user.id], ctx.params.id);
+        return { roomId: ctx.params.id, level: levels.get(user.id) ?? "all" };
+      },
+    },
+  },
+
+  methods: {
+    /** What the rules need to know about users and rooms, asked of their owners. */
+    directory(ctx: Context): Directory {
+      return {
+        usersByName: (names) => ctx.call("users.findManyByUsername", { usernames: names }),
+        membersAmong: (roomId, userIds) => ctx.call("chat.membersAmong", { roomId, userIds }),
+        levels: (userIds, roomId) => this.store.levels(userIds, roomId),
+      };
     },
   },
 

@@ -3,16 +3,16 @@ import { config } from "../src/config.js";
 import type { CreateUserParams } from "../src/contracts/actions.js";
 import type { Role, User, UserStatus } from "../src/contracts/objects.js";
 import { LIMITS, rules } from "../src/contracts/limits.js";
-import { emitEvent } from "../src/contracts/events.js";
 import { AppError } from "../src/errors.js";
 import { principalOf } from "../src/infra/permissions.js";
-import { sqlMixin, type WithSql } from "../src/infra/sql-mixin.js";
+import { sqlMixin } from "../src/infra/sql-mixin.js";
+import { outboxMixin, type WithOutbox } from "../src/infra/outbox-mixin.js";
 import { usersMigrations } from "../src/users/migrations.js";
 import { publicUser, UserStore, type UserRecord } from "../src/users/store.js";
 import { PRESENCE_GRACE_MS, PresenceStore } from "../src/users/presence.js";
 import { broadcastEvent } from "../src/contracts/events.js";
 
-type Vars = WithSql & {
+type Vars = WithOutbox & {
   store: UserStore;
   presence: PresenceStore;
   graceTimers: Map<number, NodeJS.Timeout>;
@@ -36,7 +36,7 @@ async function mustGet(store: UserStore, id: number): Promise<UserRecord> {
 
 const UsersService: ServiceSchema<ServiceSettingSchema, object, Vars> = {
   name: "users",
-  mixins: [sqlMixin("users", usersMigrations)],
+  mixins: [outboxMixin("users"), sqlMixin("users", usersMigrations)],
 
   actions: {
     /** Internal: called by auth at registration. */
@@ -49,16 +49,11 @@ const UsersService: ServiceSchema<ServiceSettingSchema, object, Vars> = {
       async handler(ctx: Context<CreateUserParams>): Promise<UserRecord> {
         const { username } = ctx.params;
         const roles: Role[] = config().admins.includes(username.toLowerCase()) ? ["admin"] : [];
-        const user = await this.store.create({
-          username,
-          displayName: ctx.params.displayName ?? username,
-          roles,
-        });
-        await emitEvent(ctx, "users.created", {
-          userId: user.id,
-          username: user.username,
-          roles: user.roles,
-        });
+        const user = await this.store.create(
+          { username, displayName: ctx.params.displayName ?? username, roles },
+          { requestId: ctx.requestID ?? null },
+        );
+        this.outbox.kick();
         return user;
       },
     },
@@ -78,6 +73,16 @@ const UsersService: ServiceSchema<ServiceSettingSchema, object, Vars> = {
       params: { id: rules.id },
       async handler(ctx: Context<{ id: number }>): Promise<UserRecord | null> {
         return (await this.store.get(ctx.params.id)) ?? null;
+      },
+    },
+
+    /** Internal: the accounts behind `@name` mentions (unknown names are left out). */
+    findManyByUsername: {
+      visibility: "public",
+      params: { usernames: { type: "array", items: { type: "string", max: 64 }, max: 100 } },
+      async handler(ctx: Context<{ usernames: string[] }>): Promise<{ id: number; username: string }[]> {
+        const users = await this.store.getManyByUsername(ctx.params.usernames);
+        return users.map((u) => ({ id: u.id, username: u.username }));
       },
     },
 
@@ -153,7 +158,8 @@ const UsersService: ServiceSchema<ServiceSettingSchema, object, Vars> = {
         $$strict: "remove",
       },
       async handler(ctx: Context<{ displayName?: string; status?: UserStatus }>): Promise<User> {
-        const user = await this.store.update(principalOf(ctx).id, ctx.params);
+        const user = await this.store.update(principalOf(ctx).id, ctx.params, { requestId: ctx.requestID ?? null });
+        this.outbox.kick();
         if (!user) throw AppError.notFound("User");
         return publicUser(user, true);
       },

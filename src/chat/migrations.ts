@@ -1,3 +1,4 @@
+import { outboxMigration } from "../infra/outbox.js";
 import type { Migration } from "../infra/sql.js";
 
 export const chatMigrations: Migration[] = [
@@ -49,4 +50,5 @@ export const chatMigrations: Migration[] = [
       });
     },
   },
+  outboxMigration("chat"),
 ];

@@ -2,8 +2,11 @@
  * chat's tables: rooms, members (with read markers), messages with a gap-free per-room seq, and
  * reactions. Every write that others must hear about returns what changed; the service broadcasts.
  */
+import type { MemberAction } from "../contracts/events.js";
 import type { MemberRole, Message, RoomKind } from "../contracts/objects.js";
 import { AppError } from "../errors.js";
+import { mentionedUsernames } from "../contracts/domain-events.js";
+import { writeOutbox, type Trace } from "../infra/outbox.js";
 import { isUniqueViolation, type Sql } from "../infra/sql.js";
 import { directKey } from "./rules.js";
 
@@ -77,6 +80,23 @@ export interface SendInput {
   replyTo?: number | null;
 }
 
+/** chat's outbox: events are written in the same transaction as the change they describe. */
+export const CHAT_OUTBOX = "chat";
+
+export interface MemberChange {
+  roomId: number;
+  userId: number;
+  byUserId: number;
+  action: MemberAction;
+  roomKind: RoomKind;
+}
+
+const memberEvent = (change: MemberChange, trace: Trace) => ({
+  type: "room.member_changed" as const,
+  requestId: trace.requestId,
+  data: change,
+});
+
 export interface SendResult {
   message: Message;
   created: boolean;
@@ -87,13 +107,16 @@ export class ChatStore {
 
   // ---- rooms -------------------------------------------------------------------------------
 
-  async createRoom(input: {
-    name: string;
-    kind: RoomKind;
-    topic?: string;
-    createdBy: number;
-    members?: number[];
-  }): Promise<number> {
+  async createRoom(
+    input: {
+      name: string;
+      kind: RoomKind;
+      topic?: string;
+      createdBy: number;
+      members?: number[];
+    },
+    trace: Trace,
+  ): Promise<number> {
     return this.db.transaction(async (trx) => {
       const now = Date.now();
       const [id] = await trx("rooms").insert({
@@ -118,12 +141,25 @@ export class ChatStore {
           joined_at: now,
         })),
       ]);
-      return Number(id);
+      const roomId = Number(id);
+      await writeOutbox(trx, CHAT_OUTBOX, [
+        {
+          type: "room.created",
+          requestId: trace.requestId,
+          data: { roomId, userId: input.createdBy, kind: input.kind, name: input.name, memberIds: others },
+        },
+        ...others.map((userId) => ({
+          type: "room.member_changed" as const,
+          requestId: trace.requestId,
+          data: { roomId, userId, byUserId: input.createdBy, action: "invited" as const, roomKind: input.kind },
+        })),
+      ]);
+      return roomId;
     });
   }
 
   /** The direct room of a pair, created on first use; `created` tells which. */
-  async directRoom(a: number, b: number, name: string): Promise<{ id: number; created: boolean }> {
+  async directRoom(a: number, b: number, name: string, trace: Trace): Promise<{ id: number; created: boolean }> {
     const key = directKey(a, b);
     const existing = await this.db<RoomRow>("rooms").where({ direct_key: key }).first();
     if (existing) return { id: existing.id, created: false };
@@ -147,7 +183,15 @@ export class ChatStore {
             joined_at: now,
           })),
         );
-        return { id: Number(id), created: true };
+        const roomId = Number(id);
+        await writeOutbox(trx, CHAT_OUTBOX, [
+          {
+            type: "room.created",
+            requestId: trace.requestId,
+            data: { roomId, userId: a, kind: "direct", name, memberIds: members.filter((m) => m !== a) },
+          },
+        ]);
+        return { id: roomId, created: true };
       });
     } catch (err) {
       if (!isUniqueViolation(err)) throw err;
@@ -221,11 +265,26 @@ export class ChatStore {
     return this.withCounts(await q);
   }
 
-  async updateRoom(roomId: number, patch: { name?: string; topic?: string }): Promise<void> {
+  async updateRoom(
+    roomId: number,
+    patch: { name?: string; topic?: string },
+    byUserId: number,
+    trace: Trace,
+  ): Promise<void> {
     const changes: Partial<RoomRow> = {};
     if (patch.name !== undefined) changes.name = patch.name;
     if (patch.topic !== undefined) changes.topic = patch.topic;
-    if (Object.keys(changes).length > 0) await this.db("rooms").where({ id: roomId }).update(changes);
+    if (Object.keys(changes).length === 0) return;
+    await this.db.transaction(async (trx) => {
+      await trx("rooms").where({ id: roomId }).update(changes);
+      await writeOutbox(trx, CHAT_OUTBOX, [
+        {
+          type: "room.updated",
+          requestId: trace.requestId,
+          data: { roomId, userId: byUserId, fields: Object.keys(patch) },
+        },
+      ]);
+    });
   }
 
   // ---- members -----------------------------------------------------------------------------
@@ -237,14 +296,17 @@ export class ChatStore {
     return row ? { role: row.role, lastReadSeq: row.last_read_seq } : undefined;
   }
 
-  /** False when the user already was a member. */
-  async addMember(roomId: number, userId: number, role: MemberRole = "member"): Promise<boolean> {
+  /** Adds a member (joined or invited); false when the user already was one. */
+  async addMember(change: MemberChange, trace: Trace): Promise<boolean> {
     try {
-      await this.db("room_members").insert({
-        room_id: roomId,
-        user_id: userId,
-        role,
-        joined_at: Date.now(),
+      await this.db.transaction(async (trx) => {
+        await trx("room_members").insert({
+          room_id: change.roomId,
+          user_id: change.userId,
+          role: "member",
+          joined_at: Date.now(),
+        });
+        await writeOutbox(trx, CHAT_OUTBOX, [memberEvent(change, trace)]);
       });
       return true;
     } catch (err) {
@@ -253,9 +315,23 @@ export class ChatStore {
     }
   }
 
-  /** False when the user was not a member. */
-  async removeMember(roomId: number, userId: number): Promise<boolean> {
-    return (await this.db("room_members").where({ room_id: roomId, user_id: userId }).delete()) > 0;
+  /** Removes a member (left or kicked); false when the user was not one. */
+  async removeMember(change: MemberChange, trace: Trace): Promise<boolean> {
+    return this.db.transaction(async (trx) => {
+      const removed = await trx("room_members").where({ room_id: change.roomId, user_id: change.userId }).delete();
+      if (removed > 0) await writeOutbox(trx, CHAT_OUTBOX, [memberEvent(change, trace)]);
+      return removed > 0;
+    });
+  }
+
+  /** Of `userIds`, those who are members of the room. */
+  async membersAmong(roomId: number, userIds: number[]): Promise<number[]> {
+    if (userIds.length === 0) return [];
+    const rows = await this.db("room_members")
+      .where({ room_id: roomId })
+      .whereIn("user_id", userIds)
+      .select<{ user_id: number }[]>("user_id");
+    return rows.map((r) => r.user_id);
   }
 
   async members(roomId: number): Promise<{ userId: number; role: MemberRole }[]> {
@@ -294,12 +370,15 @@ export class ChatStore {
    * clientMsgId returns the stored original (`created: false`) and changes nothing. The sender's
    * read marker moves to the new seq in the same transaction.
    */
-  async send(input: SendInput): Promise<SendResult> {
+  async send(input: SendInput, trace: Trace): Promise<SendResult> {
     const existing = await this.findByClientMsgId(input.userId, input.clientMsgId);
     if (existing) return { message: existing, created: false };
     try {
       const message = await this.db.transaction(async (trx) => {
-        const room = await trx("rooms").where({ id: input.roomId }).forUpdate().first<{ last_seq: number }>();
+        const room = await trx("rooms")
+          .where({ id: input.roomId })
+          .forUpdate()
+          .first<{ last_seq: number; kind: RoomKind; direct_key: string | null }>("last_seq", "kind", "direct_key");
         if (!room) throw AppError.notFound("Room");
         const seq = room.last_seq + 1;
         await trx("rooms").where({ id: input.roomId }).update({ last_seq: seq });
@@ -318,7 +397,25 @@ export class ChatStore {
         await trx("room_members")
           .where({ room_id: input.roomId, user_id: input.userId })
           .update({ last_read_seq: seq });
-        return toMessage({ ...row, id: Number(id) });
+        const message = toMessage({ ...row, id: Number(id) });
+        const pair = room.direct_key?.split(":").map(Number) ?? [];
+        await writeOutbox(trx, CHAT_OUTBOX, [
+          {
+            type: "message.created",
+            requestId: trace.requestId,
+            data: {
+              messageId: message.id,
+              roomId: message.roomId,
+              seq,
+              userId: input.userId,
+              roomKind: room.kind,
+              peerId: pair.find((u) => u !== input.userId) ?? null,
+              mentions: mentionedUsernames(input.body),
+              replyTo: message.replyTo,
+            },
+          },
+        ]);
+        return message;
       });
       return { message, created: true };
     } catch (err) {
@@ -331,37 +428,62 @@ export class ChatStore {
     }
   }
 
-  async edit(messageId: number, body: string): Promise<Message> {
-    await this.db("messages").where({ id: messageId, deleted: false }).update({ body, edited_at: Date.now() });
-    return (await this.message(messageId)) as Message;
+  async edit(message: Message, body: string, trace: Trace): Promise<Message> {
+    await this.db.transaction(async (trx) => {
+      await trx("messages").where({ id: message.id, deleted: false }).update({ body, edited_at: Date.now() });
+      await writeOutbox(trx, CHAT_OUTBOX, [
+        {
+          type: "message.edited",
+          requestId: trace.requestId,
+          data: { messageId: message.id, roomId: message.roomId, seq: message.seq, userId: message.userId },
+        },
+      ]);
+    });
+    return (await this.message(message.id)) as Message;
   }
 
   /** Tombstone: the row keeps its id and seq; body and reactions go. */
-  async remove(messageId: number): Promise<void> {
+  async remove(message: Message, byUserId: number, trace: Trace): Promise<void> {
     await this.db.transaction(async (trx) => {
-      await trx("messages").where({ id: messageId }).update({ deleted: true, body: "" });
-      await trx("message_reactions").where({ message_id: messageId }).delete();
+      await trx("messages").where({ id: message.id }).update({ deleted: true, body: "" });
+      await trx("message_reactions").where({ message_id: message.id }).delete();
+      await writeOutbox(trx, CHAT_OUTBOX, [
+        {
+          type: "message.deleted",
+          requestId: trace.requestId,
+          data: {
+            messageId: message.id,
+            roomId: message.roomId,
+            seq: message.seq,
+            userId: byUserId,
+            authorId: message.userId,
+          },
+        },
+      ]);
     });
   }
 
   /** Adds the caller's reaction, or removes it if it was there. */
-  async toggleReaction(messageId: number, userId: number, emoji: string): Promise<Message> {
-    const removed = await this.db("message_reactions")
-      .where({ message_id: messageId, user_id: userId, emoji })
-      .delete();
-    if (removed === 0) {
-      try {
-        await this.db("message_reactions").insert({
-          message_id: messageId,
+  async toggleReaction(message: Message, userId: number, emoji: string, trace: Trace): Promise<Message> {
+    await this.db.transaction(async (trx) => {
+      const removed = await trx("message_reactions").where({ message_id: message.id, user_id: userId, emoji }).delete();
+      if (removed === 0) {
+        await trx("message_reactions").insert({
+          message_id: message.id,
           user_id: userId,
           emoji,
           created_at: Date.now(),
         });
-      } catch (err) {
-        if (!isUniqueViolation(err)) throw err; // a double click raced us: it is there, as wanted
       }
-    }
-    return (await this.message(messageId)) as Message;
+      await writeOutbox(trx, CHAT_OUTBOX, [
+        {
+          type: "reaction.toggled",
+          requestId: trace.requestId,
+          data: { messageId: message.id, roomId: message.roomId, userId, emoji },
+        },
+      ]);
+    });
+    return (await this.message(message.id)) as Message;
   }
 
   /** Messages after `afterSeq` (ascending), up to `limit`, and whether more follow. */

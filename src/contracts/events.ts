@@ -1,15 +1,13 @@
 /**
  * Bus events: name → payload, typed once for emitters and listeners alike.
- * `broadcast` ones reach every node (gateways fan out to their own sockets); the rest are
- * balanced to one instance of each listening service.
+ * All are broadcast, fire-and-forget: they reach every node that listens (the gateways fan out to
+ * their own sockets). What must not be missed travels as a domain event (domain-events.ts) instead.
  */
-import type { Message, Role, Room, UserStatus } from "./objects.js";
+import type { Message, Notification, Room, UserStatus } from "./objects.js";
 
 export type MemberAction = "joined" | "left" | "invited" | "kicked";
 
 export interface BusEvents {
-  /** A new account. */
-  "users.created": { userId: number; username: string; roles: Role[] };
   /** A session ended (logout, refresh-token reuse): every gateway drops its tokens and sockets. */
   "auth.session.revoked": {
     sessionId: string;
@@ -34,12 +32,10 @@ export interface BusEvents {
     action: MemberAction;
     byUserId: number;
   };
-  "chat.read": {
-    roomId: number;
-    userId: number;
-    lastReadSeq: number;
-    unread: number;
-  };
+  /** A user's unread state in a room changed (read marker moved, new mention): all their tabs hear it. */
+  "unread.changed": { roomId: number; userId: number; lastReadSeq: number; unread: number; mentions: number };
+  /** notify created a notification for a user: all their tabs hear it. */
+  "notify.created": { userId: number; notification: Notification };
   /** From the gateway the typing user is connected to, to every gateway. */
   "chat.typing": { roomId: number; userId: number; typing: boolean };
   /** users' presence of one user changed; `roomIds` are the rooms whose members should hear it. */
@@ -54,12 +50,7 @@ export interface BusEvents {
 export type BusEventName = keyof BusEvents;
 
 interface Emitter {
-  emit(name: string, payload: unknown): Promise<void> | void;
   broadcast(name: string, payload: unknown): Promise<void> | void;
-}
-
-export function emitEvent<N extends BusEventName>(via: Emitter, name: N, payload: BusEvents[N]): Promise<void> {
-  return Promise.resolve(via.emit(name, payload));
 }
 
 export function broadcastEvent<N extends BusEventName>(via: Emitter, name: N, payload: BusEvents[N]): Promise<void> {

@@ -2,7 +2,9 @@
  * The audit log: application events as documents in the `events` collection of the doc store
  * (MongoDB, or the embedded file store). Writes are idempotent on the event id.
  */
+import type { DomainEvent } from "../contracts/domain-events.js";
 import type { AppEvent } from "../contracts/objects.js";
+import { redact } from "./redact.js";
 import type { DocCollection, DocStore, Filter } from "../infra/docstore.js";
 
 export interface EventDoc {
@@ -44,6 +46,23 @@ export const toAppEvent = (doc: EventDoc): AppEvent => ({
   roomId: doc.roomId,
   data: doc.data,
 });
+
+const numberOrNull = (v: unknown): number | null => (typeof v === "number" ? v : null);
+
+/** A domain event as an audit-log document, secrets redacted. */
+export function toEventDoc(event: DomainEvent): EventDoc {
+  const data = event.data as Record<string, unknown>;
+  return {
+    _id: event.id,
+    ts: new Date(event.ts),
+    type: event.type,
+    nodeId: event.nodeId,
+    requestId: event.requestId,
+    userId: numberOrNull(data.userId),
+    roomId: numberOrNull(data.roomId),
+    data: redact(data) as Record<string, unknown>,
+  };
+}
 
 export class EventLog {
   private readonly events: DocCollection<EventDoc>;

@@ -1,7 +1,10 @@
 /** The users table: accounts without credentials (those belong to auth). */
 import type { Role, User, UserStatus } from "../contracts/objects.js";
 import { AppError } from "../errors.js";
+import { writeOutbox, type Trace } from "../infra/outbox.js";
 import { isUniqueViolation, type Sql } from "../infra/sql.js";
+
+export const USERS_OUTBOX = "users";
 
 interface UserRow {
   id: number;
@@ -46,16 +49,27 @@ const likePrefix = (q: string): string => q.replace(/[!%_]/g, (c) => `!${c}`) + 
 export class UserStore {
   constructor(private readonly db: Sql) {}
 
-  async create(input: { username: string; displayName: string; roles: Role[] }): Promise<UserRecord> {
+  async create(input: { username: string; displayName: string; roles: Role[] }, trace: Trace): Promise<UserRecord> {
     try {
-      const [id] = await this.db("users").insert({
-        username: input.username.toLowerCase(),
-        display_name: input.displayName,
-        status: "online",
-        created_at: Date.now(),
-        roles: input.roles.join(","),
+      const id = await this.db.transaction(async (trx) => {
+        const username = input.username.toLowerCase();
+        const [id] = await trx("users").insert({
+          username,
+          display_name: input.displayName,
+          status: "online",
+          created_at: Date.now(),
+          roles: input.roles.join(","),
+        });
+        await writeOutbox(trx, USERS_OUTBOX, [
+          {
+            type: "user.registered",
+            requestId: trace.requestId,
+            data: { userId: Number(id), username, admin: input.roles.includes("admin") },
+          },
+        ]);
+        return Number(id);
       });
-      return (await this.get(Number(id))) as UserRecord;
+      return (await this.get(id)) as UserRecord;
     } catch (err) {
       if (isUniqueViolation(err)) throw AppError.conflict("Username is already taken");
       throw err;
@@ -84,12 +98,32 @@ export class UserStore {
     return (await q).map(toRecord);
   }
 
-  async update(id: number, patch: { displayName?: string; status?: UserStatus }): Promise<UserRecord | undefined> {
+  async update(
+    id: number,
+    patch: { displayName?: string; status?: UserStatus },
+    trace: Trace,
+  ): Promise<UserRecord | undefined> {
     const changes: Partial<UserRow> = {};
     if (patch.displayName !== undefined) changes.display_name = patch.displayName;
     if (patch.status !== undefined) changes.status = patch.status;
-    if (Object.keys(changes).length > 0) await this.db("users").where({ id }).update(changes);
+    if (Object.keys(changes).length > 0) {
+      await this.db.transaction(async (trx) => {
+        await trx("users").where({ id }).update(changes);
+        await writeOutbox(trx, USERS_OUTBOX, [
+          { type: "user.updated", requestId: trace.requestId, data: { userId: id, fields: Object.keys(patch) } },
+        ]);
+      });
+    }
     return this.get(id);
+  }
+
+  async getManyByUsername(usernames: string[]): Promise<UserRecord[]> {
+    if (usernames.length === 0) return [];
+    const rows = await this.db<UserRow>("users").whereIn(
+      "username",
+      usernames.map((u) => u.toLowerCase()),
+    );
+    return rows.map(toRecord);
   }
 
   async touchLastSeen(ids: number[], at = Date.now()): Promise<void> {

@@ -1,0 +1,74 @@
+/**
+ * Domain events: what happened, written by the owning service into its outbox in the same
+ * transaction as the change and delivered durably (src/infra/outbox.ts) to the consumers that must
+ * not miss them. Typed once here for producers and consumers. They never carry passwords, hashes
+ * or tokens; message bodies stay in chat (events carry ids and the mentioned usernames only).
+ */
+import type { MemberAction } from "./events.js";
+import type { RoomKind } from "./objects.js";
+
+interface Envelope<T extends string, D> {
+  /** Unique; consumers deduplicate on it. */
+  id: string;
+  type: T;
+  ts: string;
+  /** The producing service and node. */
+  source: string;
+  nodeId: string;
+  requestId: string | null;
+  data: D;
+}
+
+export type DomainEvent =
+  | Envelope<"user.registered", { userId: number; username: string; admin: boolean }>
+  | Envelope<"user.updated", { userId: number; fields: string[] }>
+  | Envelope<"auth.login", { userId: number; sessionId: string }>
+  | Envelope<"auth.login_failed", { username: string; reason: "unknown_user" | "bad_password"; userId: number | null }>
+  | Envelope<"auth.throttled", { username: string; retryAfter: number }>
+  | Envelope<"auth.refreshed", { userId: number; sessionId: string }>
+  | Envelope<"auth.logout", { userId: number; sessionId: string }>
+  | Envelope<"auth.session_revoked", { userId: number; sessionId: string; reason: "reuse" }>
+  | Envelope<"room.created", { roomId: number; userId: number; kind: RoomKind; name: string; memberIds: number[] }>
+  | Envelope<"room.updated", { roomId: number; userId: number; fields: string[] }>
+  | Envelope<
+      "room.member_changed",
+      { roomId: number; userId: number; byUserId: number; action: MemberAction; roomKind: RoomKind }
+    >
+  | Envelope<
+      "message.created",
+      {
+        messageId: number;
+        roomId: number;
+        seq: number;
+        userId: number;
+        roomKind: RoomKind;
+        /** Direct rooms: the other member. */
+        peerId: number | null;
+        /** `@name` tokens in the body, lower-cased, unresolved. */
+        mentions: string[];
+        replyTo: number | null;
+      }
+    >
+  | Envelope<"message.edited", { messageId: number; roomId: number; seq: number; userId: number }>
+  | Envelope<"message.deleted", { messageId: number; roomId: number; seq: number; userId: number; authorId: number }>
+  | Envelope<"reaction.toggled", { messageId: number; roomId: number; userId: number; emoji: string }>;
+
+export type DomainEventType = DomainEvent["type"];
+
+/** Consumers that must see every event of a type; each has an `ingest({ events })` action. */
+export type Consumer = "notify" | "log";
+
+const NOTIFY_TYPES = new Set<DomainEventType>(["message.created", "room.member_changed", "room.created"]);
+
+export function consumersOf(type: DomainEventType): Consumer[] {
+  return NOTIFY_TYPES.has(type) ? ["notify", "log"] : ["log"];
+}
+
+/** `@alice`, `@bob.smith` → ["alice", "bob.smith"]; trailing punctuation is not part of a name. */
+export function mentionedUsernames(body: string): string[] {
+  const names = new Set<string>();
+  for (const match of body.matchAll(/(?:^|[^a-z0-9_.-])@([a-z0-9_.-]{3,32})/gi)) {
+    names.add(match[1].replace(/[.-]+$/, "").toLowerCase());
+  }
+  return [...names].filter((n) => n.length >= 3);
+}

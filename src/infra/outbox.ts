@@ -1,0 +1,261 @@
+/**
+ * The durable path for domain events: a transactional outbox.
+ *
+ * A producing service (auth, users, chat) writes its events into its own outbox table in the same
+ * transaction as the change, so an event exists if and only if the change committed. A relay in
+ * the producer delivers them in batches to each consumer's `ingest` action (notify, log); a
+ * Moleculer call that returns is the consumer's acknowledgement, and only then is the row deleted.
+ * Failures — consumer down, RabbitMQ unreachable (the AMQP transporter drops packets silently, so
+ * the call times out), a crash between delivery and delete — lead to a retry with backoff, never a
+ * loss. Consumers deduplicate by event id, so at-least-once delivery gives exactly-once effects.
+ */
+import { randomUUID } from "node:crypto";
+import type { Knex } from "knex";
+import type { DomainEvent, DomainEventType } from "../contracts/domain-events.js";
+import { consumersOf } from "../contracts/domain-events.js";
+import { config } from "../config.js";
+import type { Migration, Sql } from "./sql.js";
+
+/** Carried from the request into the domain events a write produces. */
+export interface Trace {
+  requestId: string | null;
+}
+
+export const outboxTable = (owner: string): string => `${owner}_outbox`;
+
+export function outboxMigration(owner: string, name = "900_outbox"): Migration {
+  return {
+    name,
+    async up(db) {
+      await db.schema.createTable(outboxTable(owner), (t) => {
+        t.bigIncrements("id").primary();
+        t.string("event_id", 36).notNullable().unique();
+        t.string("type", 64).notNullable();
+        t.text("payload", "mediumtext").notNullable();
+        t.bigInteger("created_at").notNullable();
+        t.string("request_id", 64).nullable();
+        // Consumers still to acknowledge, comma separated; the row goes when none is left.
+        t.string("pending", 128).notNullable();
+        t.integer("attempts").notNullable().defaultTo(0);
+        t.bigInteger("next_attempt_at").notNullable().index();
+        // A relay leases rows before delivering, so two producer instances do not send the same batch.
+        t.string("leased_by", 128).nullable();
+        t.bigInteger("lease_until").nullable();
+      });
+    },
+  };
+}
+
+export interface NewEvent<T extends DomainEventType = DomainEventType> {
+  type: T;
+  data: Extract<DomainEvent, { type: T }>["data"];
+  requestId?: string | null;
+}
+
+/** Writes events in the caller's transaction. Returns them as they will be delivered. */
+export async function writeOutbox(
+  trx: Knex | Knex.Transaction,
+  owner: string,
+  events: NewEvent[],
+): Promise<DomainEvent[]> {
+  if (events.length === 0) return [];
+  const now = Date.now();
+  const full = events.map(
+    (e) =>
+      ({
+        id: randomUUID(),
+        type: e.type,
+        ts: new Date(now).toISOString(),
+        source: owner,
+        nodeId: config().nodeID,
+        requestId: e.requestId ?? null,
+        data: e.data,
+      }) as DomainEvent,
+  );
+  await trx(outboxTable(owner)).insert(
+    full.map((e) => ({
+      event_id: e.id,
+      type: e.type,
+      payload: JSON.stringify(e),
+      created_at: now,
+      request_id: e.requestId,
+      pending: consumersOf(e.type).join(","),
+      next_attempt_at: now,
+    })),
+  );
+  return full;
+}
+
+interface OutboxRow {
+  id: number | string;
+  event_id: string;
+  payload: string;
+  pending: string;
+  attempts: number;
+  leased_by: string | null;
+  lease_until: number | null;
+}
+
+export type Deliver = (consumer: string, events: DomainEvent[]) => Promise<void>;
+
+export interface RelayOptions {
+  batchSize?: number;
+  pollMs?: number;
+  leaseMs?: number;
+  maxBackoffMs?: number;
+  onError?: (consumer: string, err: unknown) => void;
+}
+
+/**
+ * Delivers a producer's outbox. `kick()` after a commit delivers at once; a poll picks up retries
+ * and rows left by a crashed instance.
+ */
+export class OutboxRelay {
+  private timer: NodeJS.Timeout | undefined;
+  private running: Promise<void> | undefined;
+  private again = false;
+  private stopped = true;
+  private readonly batchSize: number;
+  private readonly pollMs: number;
+  private readonly leaseMs: number;
+  private readonly maxBackoffMs: number;
+
+  constructor(
+    private readonly db: Sql,
+    private readonly owner: string,
+    private readonly nodeId: string,
+    private readonly deliver: Deliver,
+    private readonly opts: RelayOptions = {},
+  ) {
+    this.batchSize = opts.batchSize ?? 200;
+    this.pollMs = opts.pollMs ?? 1000;
+    this.leaseMs = opts.leaseMs ?? 30_000;
+    this.maxBackoffMs = opts.maxBackoffMs ?? 10_000;
+  }
+
+  start(): void {
+    this.stopped = false;
+    this.schedule(0);
+  }
+
+  /** Stops polling and waits for a delivery in flight. Undelivered rows stay for the next start. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.timer) clearTimeout(this.timer);
+    await this.running;
+  }
+
+  /** New rows were committed: deliver now rather than at the next poll. */
+  kick(): void {
+    if (this.stopped) return;
+    if (this.running) {
+      this.again = true;
+      return;
+    }
+    this.schedule(0);
+  }
+
+  private schedule(ms: number): void {
+    if (this.stopped) return;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      this.running = this.drain().finally(() => {
+        this.running = undefined;
+        const more = this.again;
+        this.again = false;
+        this.schedule(more ? 0 : this.pollMs);
+      });
+    }, ms);
+    this.timer.unref();
+  }
+
+  /** Delivers batches until nothing is due. */
+  private async drain(): Promise<void> {
+    for (;;) {
+      const delivered = await this.deliverBatch().catch((err: unknown) => {
+        this.opts.onError?.("outbox", err);
+        return 0;
+      });
+      if (delivered < this.batchSize || this.stopped) return;
+    }
+  }
+
+  /** One batch: lease, deliver per consumer, settle. Returns the number of rows leased. */
+  async deliverBatch(now = Date.now()): Promise<number> {
+    const table = outboxTable(this.owner);
+    const due = await this.db<OutboxRow>(table)
+      .where("next_attempt_at", "<=", now)
+      .andWhere((q) => q.whereNull("lease_until").orWhere("lease_until", "<", now))
+      .orderBy("id")
+      .limit(this.batchSize)
+      .select("id");
+    if (due.length === 0) return 0;
+    const ids = due.map((r) => r.id);
+    await this.db(table)
+      .whereIn("id", ids)
+      .andWhere((q) => q.whereNull("lease_until").orWhere("lease_until", "<", now))
+      .update({ leased_by: this.nodeId, lease_until: now + this.leaseMs });
+    const rows = await this.db<OutboxRow>(table)
+      .whereIn("id", ids)
+      .andWhere({ leased_by: this.nodeId })
+      .andWhere("lease_until", ">", now)
+      .orderBy("id")
+      .select("id", "event_id", "payload", "pending", "attempts", "leased_by", "lease_until");
+    if (rows.length === 0) return due.length;
+
+    const byConsumer = new Map<string, OutboxRow[]>();
+    for (const row of rows) {
+      for (const consumer of row.pending.split(",").filter(Boolean)) {
+        byConsumer.set(consumer, [...(byConsumer.get(consumer) ?? []), row]);
+      }
+    }
+    const acked = new Map<string, Set<string>>(); // event id → consumers that acknowledged
+    await Promise.all(
+      [...byConsumer].map(async ([consumer, consumerRows]) => {
+        try {
+          await this.deliver(
+            consumer,
+            consumerRows.map((r) => JSON.parse(r.payload) as DomainEvent),
+          );
+          for (const r of consumerRows) acked.set(r.event_id, (acked.get(r.event_id) ?? new Set()).add(consumer));
+        } catch (err) {
+          this.opts.onError?.(consumer, err);
+        }
+      }),
+    );
+    await this.settle(rows, acked, now);
+    return due.length;
+  }
+
+  private async settle(rows: OutboxRow[], acked: Map<string, Set<string>>, now: number): Promise<void> {
+    const table = outboxTable(this.owner);
+    const done: (number | string)[] = [];
+    for (const row of rows) {
+      const ok = acked.get(row.event_id) ?? new Set();
+      const left = row.pending.split(",").filter((c) => c && !ok.has(c));
+      if (left.length === 0) {
+        done.push(row.id);
+        continue;
+      }
+      const attempts = row.attempts + 1;
+      const backoff = Math.min(this.maxBackoffMs, 500 * 2 ** Math.min(attempts, 10));
+      await this.db(table)
+        .where({ id: row.id })
+        .update({
+          pending: left.join(","),
+          attempts,
+          next_attempt_at: now + backoff,
+          leased_by: null,
+          lease_until: null,
+        });
+    }
+    if (done.length > 0) await this.db(table).whereIn("id", done).delete();
+  }
+
+  /** Rows still waiting (for tests and metrics). */
+  async backlog(): Promise<number> {
+    const row = await this.db(outboxTable(this.owner)).count<{ n: number | string }[]>({ n: "*" }).first();
+    return Number(row?.n ?? 0);
+  }
+}
