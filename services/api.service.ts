@@ -85,6 +85,10 @@ const ApiService: ServiceSchema<ApiSettingsSchema, object, Vars> = {
   },
 
   actions: {
+    // A retry re-runs the whole HTTP handler on a request moleculer-web has already consumed
+    // (its URL rewritten), which answers 404; the calls it makes are retried on their own.
+    rest: { retryPolicy: { enabled: false } },
+
     health: {
       params: {},
       handler(ctx: Context<unknown, { $statusCode?: number }>): Health {

@@ -17,7 +17,7 @@ export const chatMigrations: Migration[] = [
         t.string("direct_key", 32).nullable().unique();
       });
       await db.schema.createTable("room_members", (t) => {
-        t.integer("room_id").notNullable().references("id").inTable("rooms").onDelete("CASCADE");
+        t.integer("room_id").unsigned().notNullable().references("id").inTable("rooms").onDelete("CASCADE");
         t.integer("user_id").notNullable().index();
         t.string("role", 8).notNullable();
         t.bigInteger("joined_at").notNullable();
@@ -25,7 +25,7 @@ export const chatMigrations: Migration[] = [
       });
       await db.schema.createTable("messages", (t) => {
         t.increments("id").primary();
-        t.integer("room_id").notNullable().references("id").inTable("rooms").onDelete("CASCADE");
+        t.integer("room_id").unsigned().notNullable().references("id").inTable("rooms").onDelete("CASCADE");
         t.integer("seq").notNullable();
         t.integer("user_id").notNullable();
         t.text("body").notNullable();

@@ -89,7 +89,7 @@ async function openMongo(url: string): Promise<DocStore> {
         },
         async createIndexes(specs) {
           if (specs.length === 0) return;
-          await coll.createIndexes(specs.map((s) => ({ key: s.key, name: s.name, unique: s.unique })));
+          await coll.createIndexes(specs.map((s) => ({ key: s.key, name: s.name, unique: s.unique ?? false })));
         },
       };
     },
