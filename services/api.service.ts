@@ -22,13 +22,19 @@ type GatewayRequest = IncomingMessage & {
 
 interface Vars extends SocketHost {
   tokens: TokenCache;
+  sessionCheck: NodeJS.Timeout;
+  checkSocketSessions(): Promise<void>;
 }
+
+/** How often open sockets' sessions are re-checked (the safety net under revocation broadcasts). */
+const SESSION_CHECK_MS = 1_500;
 
 const JSON_BODY = /^application\/(.+\+)?json\b/i;
 
 const ApiService: ServiceSchema<ApiSettingsSchema, object, Vars> = {
   name: "api",
-  mixins: [ApiGateway, SocketMixin],
+  // The last mixin starts first and stops last: socket.io must close before the HTTP server waits on it.
+  mixins: [SocketMixin, ApiGateway],
 
   settings: {
     port: config().port,
@@ -133,6 +139,23 @@ const ApiService: ServiceSchema<ApiSettingsSchema, object, Vars> = {
       if (action.roles?.some((role) => !user?.roles.includes(role))) throw AppError.forbidden();
     },
 
+    /** Disconnects this node's sockets whose session has ended, whether or not its broadcast arrived. */
+    async checkSocketSessions() {
+      const sessions = new Set<string>();
+      for (const socket of this.io.of("/").sockets.values()) sessions.add(socket.data.principal.sessionId);
+      const ids = [...sessions];
+      for (let i = 0; i < ids.length; i += 1000) {
+        const { inactive } = await this.broker.call<{ inactive: string[] }, { sessionIds: string[] }>(
+          "auth.inactiveSessions",
+          { sessionIds: ids.slice(i, i + 1000) },
+        );
+        for (const sessionId of inactive) {
+          this.tokens.dropSession(sessionId);
+          this.revokeSessionSockets(sessionId);
+        }
+      }
+    },
+
     socketCalls(): Record<string, SocketCall> {
       return {};
     },
@@ -144,6 +167,19 @@ const ApiService: ServiceSchema<ApiSettingsSchema, object, Vars> = {
 
   created() {
     this.tokens = new TokenCache(2_000);
+  },
+
+  started() {
+    this.sessionCheck = setInterval(() => {
+      this.checkSocketSessions().catch((err: unknown) =>
+        this.logger.debug("socket session check failed; will retry", (err as Error).message),
+      );
+    }, SESSION_CHECK_MS);
+    this.sessionCheck.unref();
+  },
+
+  stopped() {
+    clearInterval(this.sessionCheck);
   },
 };
 

@@ -263,18 +263,16 @@ function storeSuite(engine: Engine): void {
       assert.ok(row.some((r: { failures: number }) => Number(r.failures) === 1));
     });
 
-    // Parallel wrong-password requests for one username (a brute-force attempt) must all count.
-    // On MariaDB, recordFailure's SELECT … FOR UPDATE of a missing row takes gap locks that two
-    // transactions share and then both INSERT → "Deadlock found" (a 500, and a failure not counted).
-    // Remove the todo once src/auth/store.ts recordFailure no longer deadlocks.
-    const deadlockTodo =
-      engine.expectMysql && "known bug: AuthStore.recordFailure deadlocks under concurrency on MariaDB";
-    it("throttle: concurrent failures for the same username are all counted", { todo: deadlockTodo }, async () => {
+    // Parallel wrong-password requests for one username (a brute-force attempt) must all count
+    // (a read-then-write transaction used to deadlock on MariaDB's gap locks here).
+    it("throttle: concurrent failures for the same username are all counted", async () => {
       const now = Date.now();
       for (const name of ["eve", "eve2", "eve3"]) {
-        await Promise.all(Array.from({ length: THROTTLE.maxFailures }, () => auth.recordFailure(name, now)));
+        await Promise.all(Array.from({ length: 20 }, () => auth.recordFailure(name, now)));
         assert.ok((await auth.throttledFor(name, now)) > 0, `${name} is throttled`);
       }
+      const rows = await db("auth_login_throttle").select("failures");
+      assert.equal(rows.filter((r: { failures: number }) => Number(r.failures) === 20).length, 3);
     });
   });
 
