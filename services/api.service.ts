@@ -29,7 +29,12 @@ interface Vars extends SocketHost {
   sendLimiter: SendRateLimiter;
   typing: TypingTracker;
   sweepTimer: NodeJS.Timeout;
+  sessionCheck: NodeJS.Timeout;
+  checkSocketSessions(): Promise<void>;
 }
+
+/** How often open sockets' sessions are re-checked (the safety net under revocation broadcasts). */
+const SESSION_CHECK_MS = 1_500;
 
 const JSON_BODY = /^application\/(.+\+)?json\b/i;
 
@@ -96,6 +101,10 @@ const ApiService: ServiceSchema<ApiSettingsSchema, object, Vars> = {
   },
 
   actions: {
+    // A retry re-runs the whole HTTP handler on a request moleculer-web has already consumed
+    // (its URL rewritten), which answers 404; the calls it makes are retried on their own.
+    rest: { retryPolicy: { enabled: false } },
+
     health: {
       params: {},
       handler(ctx: Context<unknown, { $statusCode?: number }>): Health {
@@ -187,6 +196,23 @@ const ApiService: ServiceSchema<ApiSettingsSchema, object, Vars> = {
       if (action.roles?.some((role) => !user?.roles.includes(role))) throw AppError.forbidden();
     },
 
+    /** Disconnects this node's sockets whose session has ended, whether or not its broadcast arrived. */
+    async checkSocketSessions() {
+      const sessions = new Set<string>();
+      for (const socket of this.io.of("/").sockets.values()) sessions.add(socket.data.principal.sessionId);
+      const ids = [...sessions];
+      for (let i = 0; i < ids.length; i += 1000) {
+        const { inactive } = await this.broker.call<{ inactive: string[] }, { sessionIds: string[] }>(
+          "auth.inactiveSessions",
+          { sessionIds: ids.slice(i, i + 1000) },
+        );
+        for (const sessionId of inactive) {
+          this.tokens.dropSession(sessionId);
+          this.revokeSessionSockets(sessionId);
+        }
+      }
+    },
+
     socketCalls(): Record<string, SocketCall> {
       return {
         "message:send": {
@@ -265,10 +291,17 @@ const ApiService: ServiceSchema<ApiSettingsSchema, object, Vars> = {
   started() {
     this.sweepTimer = setInterval(() => this.sendLimiter.sweep(), 60_000);
     this.sweepTimer.unref();
+    this.sessionCheck = setInterval(() => {
+      this.checkSocketSessions().catch((err: unknown) =>
+        this.logger.debug("socket session check failed; will retry", (err as Error).message),
+      );
+    }, SESSION_CHECK_MS);
+    this.sessionCheck.unref();
   },
 
   stopped() {
     clearInterval(this.sweepTimer);
+    clearInterval(this.sessionCheck);
     this.typing.stop();
   },
 };

@@ -137,6 +137,18 @@ const AuthService: ServiceSchema<ServiceSettingSchema, object, Vars> = {
         return claims;
       },
     },
+
+    /**
+     * Internal: which of these sessions have ended. Gateways ask every few seconds for the sessions
+     * of their open sockets, so a revocation whose broadcast was missed still disconnects them.
+     */
+    inactiveSessions: {
+      visibility: "public",
+      params: { sessionIds: { type: "array", items: { type: "string", max: 64 }, max: 1000 } },
+      async handler(ctx: Context<{ sessionIds: string[] }>): Promise<{ inactive: string[] }> {
+        return { inactive: await this.store.inactiveSessions(ctx.params.sessionIds) };
+      },
+    },
   },
 
   methods: {

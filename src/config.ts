@@ -45,11 +45,13 @@ export interface Config {
 
 type Env = Record<string, string | undefined>;
 
-function int(env: Env, name: string, fallback: number, min = 0): number {
+function int(env: Env, name: string, fallback: number, min = 0, max = Number.MAX_SAFE_INTEGER): number {
   const raw = env[name];
   if (raw === undefined || raw === "") return fallback;
   const n = Number(raw);
-  if (!Number.isInteger(n) || n < min) throw new Error(`${name} must be an integer >= ${min}, got "${raw}"`);
+  if (!Number.isInteger(n) || n < min || n > max) {
+    throw new Error(`${name} must be an integer from ${min} to ${max}, got "${raw}"`);
+  }
   return n;
 }
 
@@ -105,7 +107,7 @@ export function loadConfig(env: Env = process.env): Config {
     namespace: env.NAMESPACE || "nochat",
     nodeID: env.NODE_ID || `${os.hostname()}-${process.pid}`,
     services: parseServices(env.SERVICES),
-    port: int(env, "PORT", 3000),
+    port: int(env, "PORT", 3000, 0, 65535),
     host: env.HOST || "0.0.0.0",
     dataDir,
     databaseUrl: env.DATABASE_URL || undefined,
