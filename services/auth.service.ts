@@ -10,14 +10,18 @@ import { AuthStore } from "../src/auth/store.js";
 import { TokenSigner } from "../src/auth/tokens.js";
 import { AppError } from "../src/errors.js";
 import { principalOf } from "../src/infra/permissions.js";
-import { sqlMixin, type WithSql } from "../src/infra/sql-mixin.js";
+import { sqlMixin } from "../src/infra/sql-mixin.js";
+import { outboxMixin, type WithOutbox } from "../src/infra/outbox-mixin.js";
+import type { Trace } from "../src/infra/outbox.js";
 import type { UserRecord } from "../src/users/store.js";
 
-interface Vars extends WithSql {
+interface Vars extends WithOutbox {
   store: AuthStore;
   signer: TokenSigner;
   issue(user: UserRecord, sessionId: string, refreshToken: string): Promise<TokenPair>;
 }
+
+const trace = (ctx: Context): Trace => ({ requestId: ctx.requestID ?? null });
 
 const INVALID_LOGIN = "Invalid username or password";
 
@@ -27,7 +31,7 @@ function publicUser({ roles: _roles, ...user }: UserRecord): User {
 
 const AuthService: ServiceSchema<ServiceSettingSchema, object, Vars> = {
   name: "auth",
-  mixins: [sqlMixin("auth", authMigrations)],
+  mixins: [outboxMixin("auth"), sqlMixin("auth", authMigrations)],
 
   actions: {
     register: {
@@ -49,7 +53,8 @@ const AuthService: ServiceSchema<ServiceSettingSchema, object, Vars> = {
         const user = await ctx.call<UserRecord, CreateUserParams>("users.create", { username, displayName });
         try {
           await this.store.setPassword(user.id, passwordHash);
-          const { sessionId, refreshToken } = await this.store.openSession(user.id);
+          const { sessionId, refreshToken } = await this.store.openSession(user.id, trace(ctx));
+          this.outbox.kick();
           return {
             user: publicUser(user),
             ...(await this.issue(user, sessionId, refreshToken)),
@@ -71,7 +76,12 @@ const AuthService: ServiceSchema<ServiceSettingSchema, object, Vars> = {
       async handler(ctx: Context<{ username: string; password: string }>): Promise<AuthResult> {
         const { username, password } = ctx.params;
         const wait = await this.store.throttledFor(username);
-        if (wait > 0) throw AppError.rateLimited(wait, "Too many failed logins; try again later");
+        if (wait > 0) {
+          await this.publish(undefined, [
+            { type: "auth.throttled", requestId: ctx.requestID ?? null, data: { username, retryAfter: wait } },
+          ]);
+          throw AppError.rateLimited(wait, "Too many failed logins; try again later");
+        }
 
         const user = await ctx.call<UserRecord | null, { username: string }>("users.findByUsername", { username });
         const passwordHash = user ? await this.store.passwordHash(user.id) : undefined;
@@ -79,10 +89,19 @@ const AuthService: ServiceSchema<ServiceSettingSchema, object, Vars> = {
           user && passwordHash ? await verifyPassword(passwordHash, password) : await spendVerifyTime(password);
         if (!user || !ok) {
           await this.store.recordFailure(username);
+          const reason = user ? "bad_password" : "unknown_user";
+          await this.publish(undefined, [
+            {
+              type: "auth.login_failed",
+              requestId: ctx.requestID ?? null,
+              data: { username, reason, userId: user?.id ?? null },
+            },
+          ]);
           throw AppError.unauthorized(INVALID_LOGIN);
         }
         await this.store.clearFailures(username);
-        const { sessionId, refreshToken } = await this.store.openSession(user.id);
+        const { sessionId, refreshToken } = await this.store.openSession(user.id, trace(ctx));
+        this.outbox.kick();
         return {
           user: publicUser(user),
           ...(await this.issue(user, sessionId, refreshToken)),
@@ -96,7 +115,8 @@ const AuthService: ServiceSchema<ServiceSettingSchema, object, Vars> = {
         $$strict: "remove",
       },
       async handler(ctx: Context<{ refreshToken: string }>): Promise<TokenPair> {
-        const outcome = await this.store.rotate(ctx.params.refreshToken);
+        const outcome = await this.store.rotate(ctx.params.refreshToken, trace(ctx));
+        if (outcome.kind !== "invalid") this.outbox.kick();
         if (outcome.kind === "reused") {
           await broadcastEvent(ctx, "auth.session.revoked", {
             sessionId: outcome.sessionId,
@@ -116,7 +136,8 @@ const AuthService: ServiceSchema<ServiceSettingSchema, object, Vars> = {
       params: {},
       async handler(ctx: Context): Promise<void> {
         const principal = principalOf(ctx);
-        await this.store.revokeSession(principal.sessionId, "logout");
+        await this.store.revokeSession(principal.sessionId, trace(ctx));
+        this.outbox.kick();
         await broadcastEvent(ctx, "auth.session.revoked", {
           sessionId: principal.sessionId,
           userId: principal.id,

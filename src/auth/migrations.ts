@@ -1,3 +1,4 @@
+import { outboxMigration } from "../infra/outbox.js";
 import type { Migration } from "../infra/sql.js";
 
 export const authMigrations: Migration[] = [
@@ -32,4 +33,5 @@ export const authMigrations: Migration[] = [
       });
     },
   },
+  outboxMigration("auth"),
 ];

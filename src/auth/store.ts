@@ -1,7 +1,11 @@
 /** auth's tables: credentials, sessions with their refresh-token families, and login throttling. */
 import { createHash, randomUUID } from "node:crypto";
+import { writeOutbox, type Trace } from "../infra/outbox.js";
 import type { Sql } from "../infra/sql.js";
 import { hashRefreshToken, newRefreshToken } from "./tokens.js";
+
+/** auth's outbox: its events are written in the transaction of the change they describe. */
+export const AUTH_OUTBOX = "auth";
 
 export const THROTTLE = { maxFailures: 5, windowMs: 15 * 60 * 1000 } as const;
 
@@ -35,8 +39,12 @@ export class AuthStore {
     return row?.password_hash;
   }
 
-  /** Opens a session and its first refresh token. */
-  async openSession(userId: number, now = Date.now()): Promise<{ sessionId: string; refreshToken: string }> {
+  /** Opens a session (a login or a registration) and its first refresh token. */
+  async openSession(
+    userId: number,
+    trace: Trace,
+    now = Date.now(),
+  ): Promise<{ sessionId: string; refreshToken: string }> {
     const sessionId = randomUUID();
     const refreshToken = newRefreshToken();
     await this.db.transaction(async (trx) => {
@@ -51,6 +59,9 @@ export class AuthStore {
         session_id: sessionId,
         created_at: now,
       });
+      await writeOutbox(trx, AUTH_OUTBOX, [
+        { type: "auth.login", requestId: trace.requestId, data: { userId, sessionId } },
+      ]);
     });
     return { sessionId, refreshToken };
   }
@@ -77,7 +88,7 @@ export class AuthStore {
    * Rotation: the presented token is spent and a new one issued in the same session. A token that
    * was already spent means it leaked (or two clients raced): the whole session is revoked.
    */
-  async rotate(refreshToken: string, now = Date.now()): Promise<RefreshOutcome> {
+  async rotate(refreshToken: string, trace: Trace, now = Date.now()): Promise<RefreshOutcome> {
     return this.db.transaction(async (trx) => {
       const tokenHash = hashRefreshToken(refreshToken);
       const token = await trx("auth_refresh_tokens")
@@ -90,6 +101,13 @@ export class AuthStore {
         return { kind: "invalid" } as const;
       if (token.used_at !== null) {
         await trx("auth_sessions").where({ id: session.id }).update({ revoked_at: now, revoked_reason: "reuse" });
+        await writeOutbox(trx, AUTH_OUTBOX, [
+          {
+            type: "auth.session_revoked",
+            requestId: trace.requestId,
+            data: { userId: session.user_id, sessionId: session.id, reason: "reuse" },
+          },
+        ]);
         return { kind: "reused", sessionId: session.id, userId: session.user_id } as const;
       }
       const next = newRefreshToken();
@@ -99,16 +117,28 @@ export class AuthStore {
         session_id: session.id,
         created_at: now,
       });
+      await writeOutbox(trx, AUTH_OUTBOX, [
+        {
+          type: "auth.refreshed",
+          requestId: trace.requestId,
+          data: { userId: session.user_id, sessionId: session.id },
+        },
+      ]);
       return { kind: "rotated", sessionId: session.id, userId: session.user_id, refreshToken: next } as const;
     });
   }
 
-  /** Returns the owner of the session if it was active. */
-  async revokeSession(sessionId: string, reason: string, now = Date.now()): Promise<number | undefined> {
-    const row = await this.db<SessionRow>("auth_sessions").where({ id: sessionId }).first();
-    if (!row || row.revoked_at !== null) return undefined;
-    await this.db("auth_sessions").where({ id: sessionId }).update({ revoked_at: now, revoked_reason: reason });
-    return row.user_id;
+  /** Logout: ends the session; returns its owner if it was active. */
+  async revokeSession(sessionId: string, trace: Trace, now = Date.now()): Promise<number | undefined> {
+    return this.db.transaction(async (trx) => {
+      const row = await trx<SessionRow>("auth_sessions").where({ id: sessionId }).forUpdate().first();
+      if (!row || row.revoked_at !== null) return undefined;
+      await trx("auth_sessions").where({ id: sessionId }).update({ revoked_at: now, revoked_reason: "logout" });
+      await writeOutbox(trx, AUTH_OUTBOX, [
+        { type: "auth.logout", requestId: trace.requestId, data: { userId: row.user_id, sessionId } },
+      ]);
+      return row.user_id;
+    });
   }
 
   /** Seconds until this username may try again, or 0. */

@@ -51,6 +51,10 @@ export const REST_ROUTES: Record<string, RestRoute> = {
   "POST /rooms/:roomId/messages/:messageId/reactions": { action: "chat.react" },
   "POST /rooms/:roomId/read": { action: "chat.markRead", status: 204 },
 
+  // Extension: per-room notification level ("all" | "mentions" | "none").
+  "GET /rooms/:id/notifications": { action: "notify.getRoomLevel" },
+  "PUT /rooms/:id/notifications": { action: "notify.setRoomLevel" },
+
   "GET /notifications": { action: "notify.list" },
   "POST /notifications/seen": { action: "notify.markSeen", status: 204 },
 
