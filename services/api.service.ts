@@ -13,6 +13,10 @@ import { healthOf, type Health } from "../src/gateway/health.js";
 import { aliasesOf, REST_ROUTES, routeOf } from "../src/gateway/routes.js";
 import { SocketMixin, type ChatSocket, type SocketCall, type SocketHost } from "../src/gateway/socket-mixin.js";
 import { TokenCache } from "../src/gateway/token-cache.js";
+import { AccessLog, type AccessRequest } from "../src/gateway/access-log.js";
+import { outboxMigration } from "../src/infra/outbox.js";
+import { outboxMixin, type WithOutbox } from "../src/infra/outbox-mixin.js";
+import { sqlMixin } from "../src/infra/sql-mixin.js";
 import { SendRateLimiter } from "../src/gateway/rate-limit.js";
 import { TypingTracker } from "../src/gateway/typing.js";
 import { socketRooms } from "../src/contracts/socket.js";
@@ -24,8 +28,9 @@ type GatewayRequest = IncomingMessage & {
   $alias?: { method: string; path: string };
 };
 
-interface Vars extends SocketHost {
+interface Vars extends SocketHost, WithOutbox {
   tokens: TokenCache;
+  accessLog: AccessLog;
   sendLimiter: SendRateLimiter;
   typing: TypingTracker;
   sweepTimer: NodeJS.Timeout;
@@ -41,7 +46,8 @@ const JSON_BODY = /^application\/(.+\+)?json\b/i;
 const ApiService: ServiceSchema<ApiSettingsSchema, object, Vars> = {
   name: "api",
   // The last mixin starts first and stops last: socket.io must close before the HTTP server waits on it.
-  mixins: [SocketMixin, ApiGateway],
+  // Its SQL database holds only its outbox: audit records wait there until the log has them.
+  mixins: [outboxMixin("api"), sqlMixin("api", [outboxMigration("api")]), SocketMixin, ApiGateway],
 
   settings: {
     port: config().port,
@@ -264,11 +270,22 @@ const ApiService: ServiceSchema<ApiSettingsSchema, object, Vars> = {
         { meta },
       );
       await socket.join(roomIds.map(socketRooms.room));
+      this.accessLog.add({
+        type: "socket.connected",
+        requestId: null,
+        data: { userId: principal.id, socketId: socket.id },
+      });
       await this.broker.call("users.connected", { socketId: socket.id, nodeId: this.broker.nodeID }, { meta });
     },
 
-    async onSocketDisconnected(socket: ChatSocket) {
+    async onSocketDisconnected(socket: ChatSocket, reason: string) {
       const { principal } = socket.data;
+      this.accessLog.add({
+        type: "socket.disconnected",
+        at: Date.now(),
+        requestId: null,
+        data: { userId: principal.id, socketId: socket.id, reason },
+      });
       const stillHere = (await this.io.in(socketRooms.user(principal.id)).fetchSockets()).length > 0;
       if (!stillHere) this.typing.clearUser(principal.id);
       const meta: CallMeta = { user: principal };
@@ -278,6 +295,10 @@ const ApiService: ServiceSchema<ApiSettingsSchema, object, Vars> = {
 
   created() {
     this.tokens = new TokenCache(2_000);
+    this.accessLog = new AccessLog(async (events) => {
+      await this.publish(undefined, events);
+    });
+    this.server.prependListener("request", (req, res) => this.accessLog.observe(req as AccessRequest, res));
     this.sendLimiter = new SendRateLimiter();
     this.typing = new TypingTracker((roomId, userId, typing) => {
       void broadcastEvent(this.broker, "chat.typing", {
@@ -289,6 +310,7 @@ const ApiService: ServiceSchema<ApiSettingsSchema, object, Vars> = {
   },
 
   started() {
+    this.accessLog.start();
     this.sweepTimer = setInterval(() => this.sendLimiter.sweep(), 60_000);
     this.sweepTimer.unref();
     this.sessionCheck = setInterval(() => {
@@ -299,10 +321,11 @@ const ApiService: ServiceSchema<ApiSettingsSchema, object, Vars> = {
     this.sessionCheck.unref();
   },
 
-  stopped() {
+  async stopped() {
     clearInterval(this.sweepTimer);
     clearInterval(this.sessionCheck);
     this.typing.stop();
+    await this.accessLog.stop();
   },
 };
 

@@ -151,9 +151,15 @@ const AuthService: ServiceSchema<ServiceSettingSchema, object, Vars> = {
       visibility: "public",
       params: { token: { type: "string", min: 1, max: 4096 } },
       async handler(ctx: Context<ResolveTokenParams>): Promise<ResolvedToken> {
-        const claims = await this.signer.verify(ctx.params.token);
+        const refuse = async (reason: string, userId: number | null): Promise<never> => {
+          await this.publish(undefined, [
+            { type: "auth.token_refused", requestId: ctx.requestID ?? null, data: { reason, userId } },
+          ]);
+          throw AppError.unauthorized(reason === "session_ended" ? "Session has ended" : "Invalid or expired token");
+        };
+        const claims = await this.signer.verify(ctx.params.token).catch(() => refuse("invalid_token", null));
         if (!(await this.store.sessionActive(claims.principal.sessionId))) {
-          throw AppError.unauthorized("Session has ended");
+          return refuse("session_ended", claims.principal.id);
         }
         return claims;
       },

@@ -3,54 +3,161 @@ import { config } from "../src/config.js";
 import type { DomainEvent } from "../src/contracts/domain-events.js";
 import { rules } from "../src/contracts/limits.js";
 import type { AppEvent } from "../src/contracts/objects.js";
+import { AppError } from "../src/errors.js";
 import { openDocStore, type DocStore } from "../src/infra/docstore.js";
-import { EventLog, toEventDoc } from "../src/log/event-log.js";
+import { outboxMigration, type NewEvent } from "../src/infra/outbox.js";
+import { outboxMixin, type WithOutbox } from "../src/infra/outbox-mixin.js";
+import { sqlMixin } from "../src/infra/sql-mixin.js";
+import { BatchWriter } from "../src/log/batch-writer.js";
+import { EventLog, toEventDoc, type EventDoc, type HourlyCount } from "../src/log/event-log.js";
 
-interface Vars {
+interface Vars extends WithOutbox {
   docs: DocStore;
   eventLog: EventLog;
+  writer: BatchWriter<EventDoc>;
+  purgeTimer: NodeJS.Timeout;
+  purge(): Promise<void>;
+  recordClusterEvent(
+    type: "cluster.node_connected" | "cluster.node_disconnected",
+    node: NodeInfo,
+    flag: boolean,
+  ): Promise<void>;
 }
+
+interface NodeInfo {
+  id: string;
+  instanceID?: string;
+  seq?: number;
+}
+
+interface QueryParams {
+  type?: string;
+  userId?: number;
+  roomId?: number;
+  from?: Date;
+  to?: Date;
+  before?: string;
+  limit?: number;
+}
+
+const PURGE_EVERY_MS = 60 * 60 * 1000;
+const date = { type: "date", convert: true, optional: true } as const;
 
 const LogService: ServiceSchema<ServiceSettingSchema, object, Vars> = {
   name: "log",
+  // Its SQL database holds only its outbox: cluster events wait there like everyone else's.
+  mixins: [outboxMixin("log"), sqlMixin("log", [outboxMigration("log")])],
 
   actions: {
     /**
      * Internal: the durable event path delivers here. The batch is written before this returns, so
-     * returning acknowledges it; if the store is unreachable the call fails and the events stay in
-     * the producers' outboxes until it is back. Replays are absorbed by the event-id key.
+     * returning acknowledges it; if the store is unreachable (or the buffer is full) the call fails
+     * and the events stay in the producers' outboxes until it is back. Replays are absorbed by the
+     * event-id key.
      */
     ingest: {
       visibility: "public",
       params: { events: { type: "array", items: "object", max: 1000 } },
       async handler(ctx: Context<{ events: DomainEvent[] }>): Promise<{ stored: number }> {
-        return { stored: await this.eventLog.record(ctx.params.events.map(toEventDoc)) };
+        return { stored: await this.writer.add(ctx.params.events.map(toEventDoc)) };
       },
     },
 
+    /** GET /api/admin/events: newest first; `before` is the id of the last event of the previous page. */
     query: {
       roles: ["admin"],
       params: {
         type: { type: "string", max: 64, optional: true },
         userId: { ...rules.id, optional: true },
         roomId: { ...rules.id, optional: true },
+        from: date,
+        to: date,
+        before: { type: "string", max: 64, optional: true },
         limit: rules.limit(500),
+        $$strict: "remove",
       },
-      async handler(ctx: Context<{ type?: string; userId?: number; roomId?: number; limit?: number }>) {
-        const events: AppEvent[] = await this.eventLog.query({ ...ctx.params, limit: ctx.params.limit ?? 100 });
-        return { events };
+      async handler(ctx: Context<QueryParams>): Promise<{ events: AppEvent[]; nextBefore: string | null }> {
+        const { before, limit = 100, ...filters } = ctx.params;
+        let cursor: { ts: Date; id: string } | undefined;
+        if (before) {
+          const last = await this.eventLog.get(before);
+          if (!last) throw AppError.validation([{ field: "before", message: "No event has this id." }]);
+          cursor = { ts: new Date(last.ts), id: last.id };
+        }
+        const events = await this.eventLog.query({ ...filters, before: cursor, limit });
+        return { events, nextBefore: events.length === limit ? events[events.length - 1].id : null };
       },
+    },
+
+    /** GET /api/admin/events/stats: counts per type per hour over [from, to) (default: the last 24 h). */
+    stats: {
+      roles: ["admin"],
+      params: { from: date, to: date, $$strict: "remove" },
+      async handler(
+        ctx: Context<{ from?: Date; to?: Date }>,
+      ): Promise<{ from: string; to: string; counts: HourlyCount[] }> {
+        const to = ctx.params.to ?? new Date();
+        const from = ctx.params.from ?? new Date(to.getTime() - 24 * 3_600_000);
+        if (from >= to) throw AppError.validation([{ field: "from", message: "'from' must be before 'to'." }]);
+        return { from: from.toISOString(), to: to.toISOString(), counts: await this.eventLog.hourlyCounts(from, to) };
+      },
+    },
+
+    /** Internal: runs the retention purge now (operators, tests). */
+    purge: {
+      roles: ["admin"],
+      params: {},
+      async handler(): Promise<{ deleted: number }> {
+        return { deleted: await this.eventLog.purge() };
+      },
+    },
+  },
+
+  events: {
+    // Every log instance hears these; the id derived from the node's instance makes them one record.
+    async "$node.connected"(ctx: Context<{ node: NodeInfo; reconnected: boolean }>) {
+      await this.recordClusterEvent("cluster.node_connected", ctx.params.node, ctx.params.reconnected);
+    },
+    async "$node.disconnected"(ctx: Context<{ node: NodeInfo; unexpected: boolean }>) {
+      await this.recordClusterEvent("cluster.node_disconnected", ctx.params.node, ctx.params.unexpected);
+    },
+  },
+
+  methods: {
+    async recordClusterEvent(type, node: NodeInfo, flag: boolean) {
+      const idKey = `${type}:${node.id}:${node.instanceID ?? ""}:${node.seq ?? ""}`;
+      const event: NewEvent =
+        type === "cluster.node_connected"
+          ? { type, idKey, requestId: null, data: { node: node.id, reconnected: flag } }
+          : { type, idKey, requestId: null, data: { node: node.id, unexpected: flag } };
+      await this.publish(undefined, [event]);
+    },
+
+    async purge() {
+      try {
+        const deleted = await this.eventLog.purge();
+        if (deleted > 0) this.logger.info(`retention: purged ${deleted} events`);
+      } catch (err) {
+        this.logger.warn("retention purge failed; will retry", (err as Error).message);
+      }
     },
   },
 
   async started() {
     const c = config();
     this.docs = await openDocStore({ mongoUrl: c.mongoUrl, dataDir: c.dataDir });
-    this.eventLog = new EventLog(this.docs);
-    await this.eventLog.init();
+    this.eventLog = new EventLog(this.docs, c.logRetentionDays);
+    const { ttl } = await this.eventLog.init();
+    if (!ttl) this.logger.info("the log store has no TTL indexes here: retention is the hourly purge job");
+    this.writer = new BatchWriter((docs) => this.eventLog.record(docs));
+    this.purgeTimer = setInterval(() => void this.purge(), PURGE_EVERY_MS);
+    this.purgeTimer.unref();
+    void this.purge();
   },
 
   async stopped() {
+    clearInterval(this.purgeTimer);
+    await this.writer?.flush();
     await this.docs?.close();
   },
 };

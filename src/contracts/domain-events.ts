@@ -51,7 +51,16 @@ export type DomainEvent =
     >
   | Envelope<"message.edited", { messageId: number; roomId: number; seq: number; userId: number }>
   | Envelope<"message.deleted", { messageId: number; roomId: number; seq: number; userId: number; authorId: number }>
-  | Envelope<"reaction.toggled", { messageId: number; roomId: number; userId: number; emoji: string }>;
+  | Envelope<"reaction.toggled", { messageId: number; roomId: number; userId: number; emoji: string }>
+  | Envelope<"auth.token_refused", { reason: string; userId: number | null }>
+  | Envelope<
+      "http.access",
+      { method: string; route: string; status: number; durationMs: number; userId: number | null }
+    >
+  | Envelope<"socket.connected", { userId: number; socketId: string }>
+  | Envelope<"socket.disconnected", { userId: number; socketId: string; reason: string }>
+  | Envelope<"cluster.node_connected", { node: string; reconnected: boolean }>
+  | Envelope<"cluster.node_disconnected", { node: string; unexpected: boolean }>;
 
 export type DomainEventType = DomainEvent["type"];
 

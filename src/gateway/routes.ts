@@ -59,6 +59,7 @@ export const REST_ROUTES: Record<string, RestRoute> = {
   "POST /notifications/seen": { action: "notify.markSeen", status: 204 },
 
   "GET /admin/events": { action: "log.query" },
+  "GET /admin/events/stats": { action: "log.stats" },
 };
 
 /** moleculer-web aliases (`"GET users/:id": "users.get"`) for the routes mounted under /api. */

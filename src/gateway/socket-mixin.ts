@@ -42,7 +42,7 @@ export interface SocketHost {
   resolvePrincipal(token: string): Promise<Principal>;
   socketCalls(): Record<string, SocketCall>;
   onSocketConnected?(socket: ChatSocket): Promise<void> | void;
-  onSocketDisconnected?(socket: ChatSocket): Promise<void> | void;
+  onSocketDisconnected?(socket: ChatSocket, reason: string): Promise<void> | void;
   attachSocketServer(): void;
   revokeSessionSockets(sessionId: string): void;
 }
@@ -100,8 +100,8 @@ const mixin: Partial<ServiceSchema<ServiceSettingSchema, object, SocketHost>> = 
             void handleCall(this.broker, socket, call, payload, reply);
           });
         }
-        socket.on("disconnect", () => {
-          void Promise.resolve(this.onSocketDisconnected?.(socket)).catch((err: unknown) =>
+        socket.on("disconnect", (reason) => {
+          void Promise.resolve(this.onSocketDisconnected?.(socket, reason)).catch((err: unknown) =>
             this.logger.warn("socket disconnect handling failed", err),
           );
         });

@@ -24,6 +24,13 @@ export interface IndexSpec {
   name: string;
   key: Record<string, 1 | -1>;
   unique?: boolean;
+  /** A TTL index. Servers that refuse TTL indexes (FerretDB) make createIndexes skip it: `ttl: false`. */
+  expireAfterSeconds?: number;
+}
+
+export interface GroupCount {
+  key: Record<string, unknown>;
+  count: number;
 }
 
 export interface DocCollection<T extends StoredDoc> {
@@ -32,7 +39,10 @@ export interface DocCollection<T extends StoredDoc> {
   find(filter: Filter, options?: FindOptions): Promise<T[]>;
   count(filter: Filter): Promise<number>;
   deleteMany(filter: Filter): Promise<number>;
-  createIndexes(specs: IndexSpec[]): Promise<void>;
+  /** Creates the indexes; reports whether TTL indexes were accepted (false where unsupported). */
+  createIndexes(specs: IndexSpec[]): Promise<{ ttl: boolean }>;
+  /** Counts the matching documents per combination of `fields` ($match + $group + $sum on MongoDB). */
+  countBy(filter: Filter, fields: string[]): Promise<GroupCount[]>;
 }
 
 export interface DocStore {
@@ -53,6 +63,16 @@ export async function openDocStore(target: DocStoreTarget): Promise<DocStore> {
 }
 
 const DUPLICATE_KEY = 11000;
+/**
+ * Why a TTL index may be refused: NotImplemented (238, FerretDB), or an index of that name already
+ * there with other options (85/86: the retention changed; the purge job covers it until an operator
+ * drops the old index).
+ */
+const TTL_REFUSALS = new Set([238, 85, 86]);
+
+function isUnsupported(err: unknown): boolean {
+  return TTL_REFUSALS.has((err as { code?: number }).code ?? 0);
+}
 
 async function openMongo(url: string): Promise<DocStore> {
   const client = new MongoClient(url, {
@@ -91,8 +111,32 @@ async function openMongo(url: string): Promise<DocStore> {
           return (await coll.deleteMany(filter)).deletedCount;
         },
         async createIndexes(specs) {
+          let ttl = true;
           // One command per index: FerretDB 1.24 fails a multi-index createIndexes whose indexes all exist.
-          for (const s of specs) await coll.createIndex(s.key, { name: s.name, unique: s.unique ?? false });
+          for (const s of specs) {
+            const options = { name: s.name, unique: s.unique ?? false };
+            if (s.expireAfterSeconds === undefined) {
+              await coll.createIndex(s.key, options);
+              continue;
+            }
+            try {
+              await coll.createIndex(s.key, { ...options, expireAfterSeconds: s.expireAfterSeconds });
+            } catch (err) {
+              if (!isUnsupported(err)) throw err;
+              ttl = false;
+            }
+          }
+          return { ttl };
+        },
+        async countBy(filter, fields) {
+          const id = Object.fromEntries(fields.map((f) => [f, `$${f}`]));
+          const rows = await coll
+            .aggregate<{ _id: Record<string, unknown>; count: number }>([
+              { $match: filter },
+              { $group: { _id: id, count: { $sum: 1 } } },
+            ])
+            .toArray();
+          return rows.map((r) => ({ key: r._id, count: r.count }));
         },
       };
     },
@@ -149,15 +193,27 @@ async function openEmbedded(dir: string): Promise<DocStore> {
         },
         async createIndexes(specs) {
           await store.autoloadPromise;
-          // nedb indexes single fields; the first key of each spec is the one worth indexing.
+          // nedb indexes single fields; the first key of each spec is the one worth indexing. Its TTL
+          // indexes are not used: the log's purge job does the same job on every store.
           for (const spec of specs) {
             const field = Object.keys(spec.key)[0];
-            if (field && field !== "_id")
-              await store.ensureIndexAsync({
-                fieldName: field,
-                unique: spec.unique ?? false,
-              });
+            if (field && field !== "_id" && spec.expireAfterSeconds === undefined) {
+              await store.ensureIndexAsync({ fieldName: field, unique: spec.unique ?? false });
+            }
           }
+          return { ttl: false };
+        },
+        async countBy(filter, fields) {
+          await store.autoloadPromise;
+          const groups = new Map<string, GroupCount>();
+          for (const doc of await store.findAsync<Record<string, unknown>>(filter)) {
+            const key = Object.fromEntries(fields.map((f) => [f, doc[f] ?? null]));
+            const id = JSON.stringify(key);
+            const group = groups.get(id) ?? { key, count: 0 };
+            group.count += 1;
+            groups.set(id, group);
+          }
+          return [...groups.values()];
         },
       };
     },

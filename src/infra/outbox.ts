@@ -9,7 +9,7 @@
  * the call times out), a crash between delivery and delete — lead to a retry with backoff, never a
  * loss. Consumers deduplicate by event id, so at-least-once delivery gives exactly-once effects.
  */
-import { randomUUID } from "node:crypto";
+import { createHash, randomUUID } from "node:crypto";
 import type { Knex } from "knex";
 import type { DomainEvent, DomainEventType } from "../contracts/domain-events.js";
 import { consumersOf } from "../contracts/domain-events.js";
@@ -46,7 +46,17 @@ export function outboxMigration(owner: string, name = "900_outbox"): Migration {
   };
 }
 
+/** A stable UUID-shaped id for a key. */
+function idFromKey(key: string): string {
+  const h = createHash("sha256").update(key).digest("hex");
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20, 32)}`;
+}
+
 export interface NewEvent<T extends DomainEventType = DomainEventType> {
+  /** For events several nodes may record (cluster events): the same key gives the same id, stored once. */
+  idKey?: string;
+  /** When it happened (epoch ms), if earlier than the write — e.g. buffered access records. */
+  at?: number;
   type: T;
   data: Extract<DomainEvent, { type: T }>["data"];
   requestId?: string | null;
@@ -63,26 +73,29 @@ export async function writeOutbox(
   const full = events.map(
     (e) =>
       ({
-        id: randomUUID(),
+        id: e.idKey ? idFromKey(e.idKey) : randomUUID(),
         type: e.type,
-        ts: new Date(now).toISOString(),
+        ts: new Date(e.at ?? now).toISOString(),
         source: owner,
         nodeId: config().nodeID,
         requestId: e.requestId ?? null,
         data: e.data,
       }) as DomainEvent,
   );
-  await trx(outboxTable(owner)).insert(
-    full.map((e) => ({
-      event_id: e.id,
-      type: e.type,
-      payload: JSON.stringify(e),
-      created_at: now,
-      request_id: e.requestId,
-      pending: consumersOf(e.type).join(","),
-      next_attempt_at: now,
-    })),
-  );
+  await trx(outboxTable(owner))
+    .insert(
+      full.map((e) => ({
+        event_id: e.id,
+        type: e.type,
+        payload: JSON.stringify(e),
+        created_at: now,
+        request_id: e.requestId,
+        pending: consumersOf(e.type).join(","),
+        next_attempt_at: now,
+      })),
+    )
+    .onConflict("event_id")
+    .ignore();
   return full;
 }
 

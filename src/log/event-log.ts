@@ -16,6 +16,14 @@ export interface EventDoc {
   userId: number | null;
   roomId: number | null;
   data: Record<string, unknown>;
+  /** `ts` truncated to the hour: the stats group on it. Filled in by record(). */
+  hour?: Date;
+}
+
+export interface HourlyCount {
+  hour: string;
+  type: string;
+  count: number;
 }
 
 export interface EventQuery {
@@ -30,7 +38,6 @@ export interface EventQuery {
 }
 
 export const EVENT_INDEXES = [
-  { name: "ts", key: { ts: -1 } },
   { name: "type_ts", key: { type: 1, ts: -1 } },
   { name: "user_ts", key: { userId: 1, ts: -1 } },
   { name: "room_ts", key: { roomId: 1, ts: -1 } },
@@ -64,20 +71,36 @@ export function toEventDoc(event: DomainEvent): EventDoc {
   };
 }
 
+const HOUR_MS = 3_600_000;
+const truncateToHour = (ts: Date): Date => new Date(Math.floor(ts.getTime() / HOUR_MS) * HOUR_MS);
+
 export class EventLog {
   private readonly events: DocCollection<EventDoc>;
 
-  constructor(store: DocStore) {
+  /** `retentionDays`: events older than that go — by a TTL index where the server has them, and by purge(). */
+  constructor(
+    store: DocStore,
+    private readonly retentionDays?: number,
+  ) {
     this.events = store.collection<EventDoc>("events");
   }
 
-  async init(): Promise<void> {
-    await this.events.createIndexes(EVENT_INDEXES.map((i) => ({ name: i.name, key: { ...i.key } })));
+  /** Creates the indexes; `ttl` tells whether the server took the TTL index (FerretDB does not). */
+  async init(): Promise<{ ttl: boolean }> {
+    const ttl = this.retentionDays ? { expireAfterSeconds: this.retentionDays * 86_400 } : {};
+    const result = await this.events.createIndexes([
+      { name: "ts", key: { ts: -1 }, ...ttl },
+      ...EVENT_INDEXES.map((i) => ({ name: i.name, key: { ...i.key } })),
+    ]);
+    // Without a TTL index the time index still has to exist, for queries and the purge job.
+    if (!result.ttl && this.retentionDays) await this.events.createIndexes([{ name: "ts", key: { ts: -1 } }]);
+    return result;
   }
 
   /** Stores the events not stored yet; returns how many were new. */
   async record(docs: EventDoc[]): Promise<number> {
-    return (await this.events.insertMany(docs)).inserted;
+    const withHour = docs.map((d) => (d.hour ? d : { ...d, hour: truncateToHour(d.ts) }));
+    return (await this.events.insertMany(withHour)).inserted;
   }
 
   /** Newest first. */
@@ -96,6 +119,25 @@ export class EventLog {
     }
     const docs = await this.events.find(filter, { sort: { ts: -1, _id: -1 }, limit: q.limit });
     return docs.map(toAppEvent);
+  }
+
+  async get(id: string): Promise<AppEvent | undefined> {
+    const [doc] = await this.events.find({ _id: id }, { limit: 1 });
+    return doc ? toAppEvent(doc) : undefined;
+  }
+
+  /** Counts per type per hour over [from, to). */
+  async hourlyCounts(from: Date, to: Date): Promise<HourlyCount[]> {
+    const groups = await this.events.countBy({ ts: { $gte: from, $lt: to } }, ["hour", "type"]);
+    return groups
+      .map((g) => ({ hour: new Date(g.key.hour as Date).toISOString(), type: String(g.key.type), count: g.count }))
+      .sort((a, b) => a.hour.localeCompare(b.hour) || a.type.localeCompare(b.type));
+  }
+
+  /** The retention job: deletes what the TTL index would (everywhere, since not every server has one). */
+  async purge(now = new Date()): Promise<number> {
+    if (!this.retentionDays) return 0;
+    return this.purgeOlderThan(new Date(now.getTime() - this.retentionDays * 86_400_000));
   }
 
   async purgeOlderThan(cutoff: Date): Promise<number> {
