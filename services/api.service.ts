@@ -272,6 +272,7 @@ const ApiService: ServiceSchema<ApiSettingsSchema, object, Vars> = {
       await socket.join(roomIds.map(socketRooms.room));
       this.accessLog.add({
         type: "socket.connected",
+        at: Date.now(),
         requestId: null,
         data: { userId: principal.id, socketId: socket.id },
       });
