@@ -115,6 +115,13 @@ const ChatService: ServiceSchema<ServiceSettingSchema, object, Vars> = {
         }
         const id = await this.store.createRoom({ ...ctx.params, members: invited, createdBy: user.id }, trace(ctx));
         this.outbox.kick();
+        // The creator's open sockets subscribe to the new room too, not only the invited members'.
+        await broadcastEvent(ctx, "chat.member.changed", {
+          roomId: id,
+          userId: user.id,
+          action: "joined",
+          byUserId: user.id,
+        });
         for (const userId of invited) {
           await broadcastEvent(ctx, "chat.member.changed", {
             roomId: id,
@@ -189,8 +196,11 @@ const ChatService: ServiceSchema<ServiceSettingSchema, object, Vars> = {
       params: { id: rules.id },
       async handler(ctx: Ctx<{ id: number }>): Promise<Room> {
         const user = principalOf(ctx);
-        const { record, membership } = await this.visibleRoom(ctx.params.id, user.id);
+        // The contract: private → 403, for members and non-members alike (not visibleRoom's 404).
+        const record = await this.store.room(ctx.params.id);
+        if (!record) throw AppError.notFound("Room");
         if (record.kind !== "public") throw AppError.forbidden("Only public rooms can be joined");
+        const membership = await this.store.membership(record.id, user.id);
         const change = { roomId: record.id, userId: user.id, byUserId: user.id, action: "joined" as const };
         if (!membership && (await this.store.addMember({ ...change, roomKind: record.kind }, trace(ctx)))) {
           this.outbox.kick();
