@@ -178,20 +178,25 @@ const ApiService: ServiceSchema<ApiSettingsSchema, object, Vars> = {
 
   methods: {
     /** Shared by REST and the socket handshake; one bus call per token every few seconds at most. */
-    async resolvePrincipal(token: string): Promise<Principal> {
+    async resolvePrincipal(token: string, requestId?: string | null): Promise<Principal> {
       const cached = this.tokens.get(token);
       if (cached) return cached;
-      const resolved = await this.broker.call<ResolvedToken, { token: string }>("auth.resolveToken", { token });
+      // With the request's id, so a refusal in the audit log goes with the request's access record.
+      const resolved = await this.broker.call<ResolvedToken, { token: string }>(
+        "auth.resolveToken",
+        { token },
+        { requestID: requestId ?? undefined },
+      );
       this.tokens.set(token, resolved.principal, resolved.expiresAt);
       return resolved.principal;
     },
 
-    async authenticate(_ctx: Context, _route: unknown, req: GatewayRequest): Promise<Principal | null> {
+    async authenticate(ctx: Context, _route: unknown, req: GatewayRequest): Promise<Principal | null> {
       const header = req.headers.authorization;
       if (!header) return null;
       const match = /^Bearer\s+(\S+)$/i.exec(header);
       if (!match) throw AppError.unauthorized("Malformed Authorization header");
-      return this.resolvePrincipal(match[1]);
+      return this.resolvePrincipal(match[1], ctx.requestID);
     },
 
     /** Fast path of the permission middleware, which checks again where the action runs. */

@@ -11,6 +11,8 @@ import { performance } from "node:perf_hooks";
 import type { NewEvent } from "../infra/outbox.js";
 
 export interface AccessRequest extends IncomingMessage {
+  /** Set by moleculer-web, which rewrites `url` to the part after the route's path ("/api"). */
+  originalUrl?: string;
   $alias?: { method: string; path: string; fullPath?: string };
   $route?: { path?: string };
   $ctx?: { requestID?: string | null; meta: { user?: { id: number } } };
@@ -45,7 +47,9 @@ export class AccessLog {
   }
 
   private record(req: AccessRequest, res: ServerResponse, started: number): void {
-    const route = req.$alias ? `/api/${req.$alias.path.replace(/^\//, "")}` : (req.url ?? "").split("?")[0];
+    const route = req.$alias
+      ? `/api/${req.$alias.path.replace(/^\//, "")}`
+      : (req.originalUrl ?? req.url ?? "").split("?")[0];
     this.add({
       type: "http.access",
       at: Date.now(),

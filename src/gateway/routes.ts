@@ -60,6 +60,8 @@ export const REST_ROUTES: Record<string, RestRoute> = {
 
   "GET /admin/events": { action: "log.query" },
   "GET /admin/events/stats": { action: "log.stats" },
+  // Extension: run the retention purge now (operators, tests); answers { deleted }.
+  "POST /admin/events/purge": { action: "log.purge" },
 };
 
 /** moleculer-web aliases (`"GET users/:id": "users.get"`) for the routes mounted under /api. */

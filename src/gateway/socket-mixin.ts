@@ -39,7 +39,7 @@ export interface SocketHost {
   logger: Logger;
   server: import("node:http").Server;
   io: ChatServer;
-  resolvePrincipal(token: string): Promise<Principal>;
+  resolvePrincipal(token: string, requestId?: string | null): Promise<Principal>;
   socketCalls(): Record<string, SocketCall>;
   onSocketConnected?(socket: ChatSocket): Promise<void> | void;
   onSocketDisconnected?(socket: ChatSocket, reason: string): Promise<void> | void;

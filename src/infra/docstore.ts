@@ -95,7 +95,14 @@ async function openMongo(url: string): Promise<DocStore> {
           } catch (err) {
             if (err instanceof MongoBulkWriteError) {
               const errors = Array.isArray(err.writeErrors) ? err.writeErrors : [err.writeErrors];
-              if (errors.every((w) => w.code === DUPLICATE_KEY)) return { inserted: err.insertedCount };
+              // Stored only if every document was inserted now or was there already (a duplicate
+              // _id). The driver reports a network error (server down) as a bulk error with no write
+              // errors at all: that is a failure, never "nothing new".
+              const accountedFor =
+                errors.length > 0 &&
+                errors.every((w) => w?.code === DUPLICATE_KEY) &&
+                err.insertedCount + errors.length === docs.length;
+              if (accountedFor) return { inserted: err.insertedCount };
             }
             throw err;
           }

@@ -207,6 +207,8 @@ export class OutboxRelay {
     const ids = due.map((r) => r.id);
     await this.db(table)
       .whereIn("id", ids)
+      // Still due: another relay may have tried these rows (and set their backoff) since the select.
+      .andWhere("next_attempt_at", "<=", now)
       .andWhere((q) => q.whereNull("lease_until").orWhere("lease_until", "<", now))
       .update({ leased_by: this.nodeId, lease_until: now + this.leaseMs });
     const rows = await this.db<OutboxRow>(table)

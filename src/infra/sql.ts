@@ -88,8 +88,30 @@ export function isMysql(db: Knex): boolean {
   return db.client.config.client === "mysql2";
 }
 
-/** Runs a service's pending migrations, each tracked in `migrations_<owner>`. */
+/**
+ * Runs a service's pending migrations, each tracked in `migrations_<owner>`. Several instances of a
+ * service may start at once on a fresh MySQL database (two gateways, two notify nodes): knex's own
+ * lock is taken only after it has created its tables, so the racing instances would fail with
+ * "table already exists". A named server lock, held on a connection of its own, lets one instance
+ * migrate while the others wait and then find nothing left to do. (SQLite has a single writer.)
+ */
 export async function migrate(db: Knex, owner: string, migrations: Migration[]): Promise<void> {
+  if (!isMysql(db)) return runMigrations(db, owner, migrations);
+  await db.transaction(async (lockConn) => {
+    const lock = `CONCAT(DATABASE(), '.migrations_', ?)`;
+    const [rows] = await lockConn.raw(`SELECT GET_LOCK(${lock}, 120) AS got`, [owner]);
+    if (Number((rows as { got: number | null }[])[0]?.got) !== 1) {
+      throw new Error(`migrations_${owner}: another instance held the migration lock for 2 minutes`);
+    }
+    try {
+      await runMigrations(db, owner, migrations);
+    } finally {
+      await lockConn.raw(`SELECT RELEASE_LOCK(${lock})`, [owner]);
+    }
+  });
+}
+
+async function runMigrations(db: Knex, owner: string, migrations: Migration[]): Promise<void> {
   const sorted = [...migrations].sort((a, b) => a.name.localeCompare(b.name));
   await db.migrate.latest({
     tableName: `migrations_${owner}`,

@@ -108,7 +108,8 @@ export class UserStore {
     if (patch.status !== undefined) changes.status = patch.status;
     if (Object.keys(changes).length > 0) {
       await this.db.transaction(async (trx) => {
-        await trx("users").where({ id }).update(changes);
+        // No such user: nothing changed, so nothing to announce.
+        if ((await trx("users").where({ id }).update(changes)) === 0) return;
         await writeOutbox(trx, USERS_OUTBOX, [
           { type: "user.updated", requestId: trace.requestId, data: { userId: id, fields: Object.keys(patch) } },
         ]);

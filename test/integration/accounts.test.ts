@@ -222,7 +222,7 @@ for (const engine of ENGINES) {
       assertPublicUser(got.body, { username: name });
     });
 
-    it("invalid inputs → 422 VALIDATION_ERROR naming the field", { skip }, async () => {
+    it("invalid inputs → 422 VALIDATION_ERROR naming the field", { skip }, async (t) => {
       const ok = uniqueName("valid");
       const cases: [string, unknown, string][] = [
         ["username too short", { username: "ab", password: PASSWORD }, "username"],
@@ -266,6 +266,16 @@ for (const engine of ENGINES) {
         const res = await api(base, "PATCH", "/api/users/me", { token: acc.accessToken, body });
         expectValidation(res, field, `PATCH /users/me: ${what}`);
       }
+      // Presence wins over the chosen status: a user without a connected socket reads as offline.
+      const offline = await api(base, "PATCH", "/api/users/me", { token: acc.accessToken, body: { status: "away" } });
+      assert.equal(offline.status, 200, offline.text);
+      assert.equal(offline.body.status, "offline");
+      await connectSocket(base, acc.accessToken, t);
+      await eventually(
+        async () => (await me(acc.accessToken)).body.status === "away",
+        5_000,
+        "the chosen status once a socket is connected",
+      );
       const patched = await api(base, "PATCH", "/api/users/me", {
         token: acc.accessToken,
         body: { status: "away", displayName: "Away Person" },
@@ -510,11 +520,11 @@ for (const engine of ENGINES) {
           assert.equal(res.status, 200, res.text);
           assert.ok(Array.isArray(res.body.events), res.text);
           return res.body.events.some(
-            (e: { type: string; userId: number | null }) => e.type === "users.created" && e.userId === worker.user.id,
+            (e: { type: string; userId: number | null }) => e.type === "user.registered" && e.userId === worker.user.id,
           );
         },
         5_000,
-        "users.created for the worker is not in /api/admin/events",
+        "user.registered for the worker is not in /api/admin/events",
       ).then(() => api(base, "GET", "/api/admin/events?limit=5", { token: boss.accessToken }));
       assert.equal(events.status, 200, events.text);
       assert.ok(events.body.events.length <= 5);

@@ -11,6 +11,7 @@ import { after, before, describe, it } from "node:test";
 import { MongoClient } from "mongodb";
 import { openDocStore, type DocStore, type DocStoreTarget } from "../../src/infra/docstore.js";
 import { EventLog, type EventDoc } from "../../src/log/event-log.js";
+import { ferretBinary, OwnFerretDB } from "../support/ferretdb.js";
 import { mongoUrl, serverSkip } from "../support/servers.js";
 
 interface Backend {
@@ -156,6 +157,33 @@ function eventLogSuite(backend: Backend): void {
     );
   });
 
+  it("hourlyCounts: counts per hour and type over [from, to), grouped on the stored `hour`", async () => {
+    await log.record([
+      event("h1", 65, { type: "hourly.a" }), // 13:05
+      event("h2", 70, { type: "hourly.a" }),
+      event("h3", 119, { type: "hourly.b" }), // 13:59
+      event("h4", 120, { type: "hourly.a" }), // 14:00
+    ]);
+    const hour = (h: number): string => new Date(T0 + (h - 12) * 3_600_000).toISOString();
+    assert.deepEqual(await log.hourlyCounts(at(60), at(121)), [
+      { hour: hour(13), type: "hourly.a", count: 2 },
+      { hour: hour(13), type: "hourly.b", count: 1 },
+      { hour: hour(14), type: "hourly.a", count: 1 },
+    ]);
+    assert.deepEqual(
+      await log.hourlyCounts(at(60), at(120)),
+      [
+        { hour: hour(13), type: "hourly.a", count: 2 },
+        { hour: hour(13), type: "hourly.b", count: 1 },
+      ],
+      "`to` is exclusive",
+    );
+    assert.deepEqual(await log.hourlyCounts(at(200), at(300)), []);
+    // Events stored before the stats existed have no `hour`: record() fills it in for every new one.
+    const counted = (await log.hourlyCounts(at(0), at(30))).reduce((n, c) => n + c.count, 0);
+    assert.equal(counted, (await log.query({ to: at(30), limit: 1000 })).length, "every event has an hour");
+  });
+
   it("purgeOlderThan deletes only events before the cutoff", async () => {
     const before = (await log.query({ limit: 1000 })).length;
     assert.equal(await log.purgeOlderThan(at(10)), 3, "e1, e2, e3");
@@ -247,5 +275,36 @@ describe("event log on MongoDB (FerretDB)", async () => {
         await client.close();
       }
     },
+  });
+});
+
+// A regression: the driver reports a network error during insertMany as a MongoBulkWriteError with
+// no write errors, which record() took for "every document was a duplicate" — acknowledging events
+// it never stored.
+describe("event log on a MongoDB (FerretDB) that goes away", () => {
+  it("record() fails while the server is down, and stores the events once it is back", async (t) => {
+    const bin = ferretBinary();
+    if ("reason" in bin) {
+      t.skip(bin.reason);
+      return;
+    }
+    const ferret = await OwnFerretDB.start();
+    t.after(() => ferret.destroy());
+    const store = await openDocStore({ mongoUrl: ferret.url("eventlog"), dataDir: os.tmpdir() });
+    t.after(() => store.close());
+    const log = new EventLog(store);
+    await log.init();
+    assert.equal(await log.record([event("up-1", 1)]), 1);
+
+    await ferret.stop();
+    await assert.rejects(log.record([event("down-1", 2), event("down-2", 3)]));
+    await assert.rejects(log.record([event("up-1", 1), event("down-3", 4)]), "a duplicate does not hide the failure");
+
+    await ferret.restart();
+    assert.equal(await log.record([event("up-1", 1), event("down-1", 2), event("down-2", 3)]), 2);
+    assert.deepEqual(
+      (await log.query({ limit: 10 })).map((e) => e.id),
+      ["down-2", "down-1", "up-1"],
+    );
   });
 });

@@ -17,6 +17,7 @@ import { reloadConfig } from "../../src/config.js";
 import type { ResolvedToken } from "../../src/contracts/actions.js";
 import type { AppEvent, AuthResult, Message, Principal, User } from "../../src/contracts/objects.js";
 import { AppError, toErrorBody } from "../../src/errors.js";
+import type { WithOutbox } from "../../src/infra/outbox-mixin.js";
 import { PermissionMiddleware } from "../../src/infra/permissions.js";
 
 async function rejection(promise: Promise<unknown>): Promise<Errors.MoleculerError> {
@@ -52,7 +53,7 @@ describe("services in one broker (SQLite + embedded log store)", () => {
 
   before(async () => {
     dataDir = mkdtempSync(path.join(os.tmpdir(), "nochat-broker-"));
-    reloadConfig({ DATA_DIR: dataDir, NOCHAT_ADMINS: "boss", LOG_LEVEL: "warn" });
+    reloadConfig({ DATA_DIR: dataDir, NOCHAT_ADMINS: "boss", LOG_LEVEL: "warn", NODE_ID: "unit-broker" });
     broker = new ServiceBroker({
       nodeID: "unit-broker",
       transporter: null,
@@ -152,7 +153,7 @@ describe("services in one broker (SQLite + embedded log store)", () => {
     );
   });
 
-  it("chat: createRoom, send (idempotent on clientMsgId), history; non-members see no room", async () => {
+  it("chat: createRoom, send (idempotent on clientMsgId), history; non-members: 403 in a public room, 404 in a private one", async () => {
     const { id: roomId } = await broker.call<{ id: number }, object>(
       "chat.createRoom",
       { name: "  general  ", kind: "public", topic: "talk" },
@@ -184,7 +185,7 @@ describe("services in one broker (SQLite + embedded log store)", () => {
 
     const { messages } = await broker.call<{ messages: Message[] }, object>(
       "chat.history",
-      { roomId },
+      { id: roomId },
       as(alicePrincipal),
     );
     assert.deepEqual(
@@ -196,7 +197,7 @@ describe("services in one broker (SQLite + embedded log store)", () => {
     );
     const after1 = await broker.call<{ messages: Message[] }, object>(
       "chat.history",
-      { roomId, after: "1" },
+      { id: roomId, after: "1" },
       as(alicePrincipal),
     );
     assert.deepEqual(
@@ -206,12 +207,24 @@ describe("services in one broker (SQLite + embedded log store)", () => {
 
     const bob = await broker.call<AuthResult, object>("auth.register", { username: "bob", password: "bobs password" });
     const bobPrincipal = await principalOf(bob.accessToken);
-    for (const [action, params] of [
-      ["chat.history", { roomId }],
-      ["chat.send", { roomId, body: "let me in", clientMsgId: "bob-00001" }],
+    // A public room is visible to everyone, but reading and writing it need membership (403);
+    // a private room does not exist for non-members (404).
+    const { id: secretId } = await broker.call<{ id: number }, object>(
+      "chat.createRoom",
+      { name: "secret", kind: "private" },
+      as(alicePrincipal),
+    );
+    for (const [room, type] of [
+      [roomId, "FORBIDDEN"],
+      [secretId, "NOT_FOUND"],
     ] as const) {
-      const err = await rejection(broker.call(action, params, as(bobPrincipal)));
-      assert.equal(err.type, "NOT_FOUND", `${action} by a non-member`);
+      for (const [action, params] of [
+        ["chat.history", { id: room }],
+        ["chat.send", { roomId: room, body: "let me in", clientMsgId: `bob-0000${room}` }],
+      ] as const) {
+        const err = await rejection(broker.call(action, params, as(bobPrincipal)));
+        assert.equal(err.type, type, `${action} by a non-member of room ${room}`);
+      }
     }
 
     const tooLong = await rejection(
@@ -245,20 +258,21 @@ describe("services in one broker (SQLite + embedded log store)", () => {
     assert.deepEqual(me.roles, ["admin"], "users.me shows an admin their roles");
   });
 
-  it("log records users.created; an admin queries it", async () => {
-    const events = await poll("alice's users.created in the log", async () => {
+  it("log records user.registered (through users' outbox); an admin queries it", async () => {
+    const events = await poll("every user.registered in the log", async () => {
       const { events } = await broker.call<{ events: AppEvent[] }, object>(
         "log.query",
-        { type: "users.created" },
+        { type: "user.registered" },
         as(bossPrincipal),
       );
-      return events.some((e) => e.userId === alice.user.id) ? events : undefined;
+      return events.length >= 3 ? events : undefined;
     });
-    const created = events.filter((e) => e.type === "users.created");
+    const created = events.filter((e) => e.type === "user.registered");
     assert.equal(created.length, events.length, "the type filter holds");
-    assert.deepEqual(created.map((e) => e.data.username).sort(), ["alice", "bob", "boss"]);
+    assert.deepEqual(created.map((e) => e.data.username).sort(), ["alice", "bob", "boss"], "each exactly once");
     const aliceEvent = created.find((e) => e.userId === alice.user.id)!;
-    assert.deepEqual(aliceEvent.data, { userId: alice.user.id, username: "alice", roles: [] });
+    assert.deepEqual(aliceEvent.data, { userId: alice.user.id, username: "alice", admin: false });
+    assert.equal(created.find((e) => e.data.username === "boss")?.data.admin, true);
     assert.equal(aliceEvent.nodeId, "unit-broker");
     assert.ok(Math.abs(Date.parse(aliceEvent.ts) - Date.now()) < 60_000);
     // Newest first.
@@ -274,6 +288,15 @@ describe("services in one broker (SQLite + embedded log store)", () => {
       as(bossPrincipal),
     );
     assert.ok(byUser.length >= 1 && byUser.every((e) => e.userId === alice.user.id));
+    // Nothing is left behind in the producers' outboxes once delivered.
+    await poll("empty outboxes", async () => {
+      const backlogs = await Promise.all(
+        ["users", "auth", "chat"].map((name) =>
+          (broker.getLocalService(name) as unknown as WithOutbox).outbox.backlog(),
+        ),
+      );
+      return backlogs.every((n) => n === 0) ? true : undefined;
+    });
   });
 
   it("logout ends the session: its token no longer resolves, and the log records the revocation", async () => {
@@ -288,13 +311,14 @@ describe("services in one broker (SQLite + embedded log store)", () => {
     // The first session is still alive.
     assert.equal((await principalOf(alice.accessToken)).id, alice.user.id);
 
-    await poll("the auth.session.revoked event", async () => {
+    const logout = await poll("the auth.logout event", async () => {
       const { events } = await broker.call<{ events: AppEvent[] }, object>(
         "log.query",
-        { type: "auth.session.revoked" },
+        { type: "auth.logout" },
         as(bossPrincipal),
       );
-      return events.find((e) => e.data.sessionId === principal.sessionId && e.data.reason === "logout");
+      return events.find((e) => e.data.sessionId === principal.sessionId);
     });
+    assert.equal(logout.userId, alice.user.id);
   });
 });

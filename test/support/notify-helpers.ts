@@ -1,0 +1,121 @@
+/**
+ * Chat, notification and audit-log helpers for the step 4 integration tests (notify*, log*):
+ * REST shortcuts that assert success, socket acks, and collectors of server → client events.
+ */
+import assert from "node:assert/strict";
+import { randomBytes } from "node:crypto";
+import type { Socket } from "socket.io-client";
+import type { Ack, UnreadState } from "../../src/contracts/socket.js";
+import type { AppEvent, Message, Notification, Room } from "../../src/contracts/objects.js";
+import { api, type Account } from "./accounts-helpers.js";
+
+/** A fresh clientMsgId (8–64 of [A-Za-z0-9_-]). */
+export function cmid(prefix = "m"): string {
+  return `${prefix}-${randomBytes(8).toString("hex")}`.slice(0, 64);
+}
+
+/** POST /api/rooms → the Room (201). */
+export async function createRoom(
+  base: string,
+  owner: Account,
+  body: { name: string; kind: "public" | "private"; topic?: string; members?: number[] },
+): Promise<Room> {
+  const res = await api<Room>(base, "POST", "/api/rooms", { token: owner.accessToken, body });
+  assert.equal(res.status, 201, `create room: ${res.status} ${res.text}`);
+  return res.body;
+}
+
+/** POST /api/rooms/direct → the Room (200/201). */
+export async function openDirect(base: string, from: Account, to: Account): Promise<Room> {
+  const res = await api<Room>(base, "POST", "/api/rooms/direct", {
+    token: from.accessToken,
+    body: { userId: to.user.id },
+  });
+  assert.ok(res.status === 200 || res.status === 201, `open direct: ${res.status} ${res.text}`);
+  return res.body;
+}
+
+/** POST /api/rooms/:id/members (201). */
+export async function invite(base: string, by: Account, roomId: number, user: Account): Promise<void> {
+  const res = await api(base, "POST", `/api/rooms/${roomId}/members`, {
+    token: by.accessToken,
+    body: { userId: user.user.id },
+  });
+  assert.equal(res.status, 201, `invite: ${res.status} ${res.text}`);
+}
+
+/** POST /api/rooms/:id/messages → the Message (201, or 200 for a repeated clientMsgId). */
+export async function sendRest(
+  base: string,
+  from: Account,
+  roomId: number,
+  body: string,
+  clientMsgId = cmid(),
+): Promise<Message> {
+  const res = await api<Message>(base, "POST", `/api/rooms/${roomId}/messages`, {
+    token: from.accessToken,
+    body: { body, clientMsgId },
+  });
+  assert.ok(res.status === 201 || res.status === 200, `send: ${res.status} ${res.text}`);
+  return res.body;
+}
+
+/** GET /api/notifications (all, or unseen only). */
+export async function notifications(base: string, user: Account, unseen = false): Promise<Notification[]> {
+  const res = await api<{ notifications: Notification[] }>(
+    base,
+    "GET",
+    `/api/notifications?limit=100${unseen ? "&unseen=true" : ""}`,
+    { token: user.accessToken },
+  );
+  assert.equal(res.status, 200, `notifications: ${res.status} ${res.text}`);
+  return res.body.notifications;
+}
+
+/** GET /api/rooms → the caller's rooms by id. */
+export async function myRooms(base: string, user: Account): Promise<Map<number, Room>> {
+  const res = await api<{ rooms: Room[] }>(base, "GET", "/api/rooms", { token: user.accessToken });
+  assert.equal(res.status, 200, `rooms: ${res.status} ${res.text}`);
+  return new Map(res.body.rooms.map((r) => [r.id, r]));
+}
+
+/** GET /api/admin/events with a query string (no leading "?"). */
+export async function adminEvents(
+  base: string,
+  admin: Account,
+  query = "",
+): Promise<{ events: AppEvent[]; nextBefore: string | null }> {
+  const res = await api<{ events: AppEvent[]; nextBefore: string | null }>(
+    base,
+    "GET",
+    `/api/admin/events${query ? `?${query}` : ""}`,
+    { token: admin.accessToken },
+  );
+  assert.equal(res.status, 200, `admin events ${query}: ${res.status} ${res.text}`);
+  return res.body;
+}
+
+/** Emits a client → server call and resolves with its ack (or rejects after `timeoutMs`). */
+export async function emitAck<T>(socket: Socket, event: string, payload: unknown, timeoutMs = 10_000): Promise<Ack<T>> {
+  return (await socket.timeout(timeoutMs).emitWithAck(event, payload)) as Ack<T>;
+}
+
+/** Emits and asserts `{ ok: true }`; returns `data`. */
+export async function emitOk<T>(socket: Socket, event: string, payload: unknown): Promise<T> {
+  const ack = await emitAck<T>(socket, event, payload);
+  assert.ok(ack.ok, `${event} failed: ${JSON.stringify(ack)}`);
+  return ack.data;
+}
+
+/** Collects every payload of one server → client event on a socket, from now on. */
+export class Collector<T> {
+  readonly items: T[] = [];
+  constructor(socket: Socket, event: string) {
+    socket.on(event, (payload: T) => this.items.push(payload));
+  }
+  clear(): void {
+    this.items.length = 0;
+  }
+}
+
+export type UnreadEvent = UnreadState;
