@@ -136,6 +136,13 @@ const ChatService: ServiceSchema<ServiceSettingSchema, object, Vars> = {
           members: invited,
           createdBy: user.id,
         });
+        // The creator's open sockets subscribe to the new room too, not only the invited members'.
+        await broadcastEvent(ctx, "chat.member.changed", {
+          roomId: id,
+          userId: user.id,
+          action: "joined",
+          byUserId: user.id,
+        });
         for (const userId of invited) {
           await broadcastEvent(ctx, "chat.member.changed", {
             roomId: id,
@@ -160,6 +167,15 @@ const ChatService: ServiceSchema<ServiceSettingSchema, object, Vars> = {
         ctx.meta.$statusCode = created ? 201 : 200;
         if (created) {
           ctx.meta.$location = `/api/rooms/${id}`;
+          // Subscribe the opener's open sockets as well as the other user's.
+          if (other.id !== user.id) {
+            await broadcastEvent(ctx, "chat.member.changed", {
+              roomId: id,
+              userId: user.id,
+              action: "joined",
+              byUserId: user.id,
+            });
+          }
           await broadcastEvent(ctx, "chat.member.changed", {
             roomId: id,
             userId: other.id,
@@ -219,8 +235,11 @@ const ChatService: ServiceSchema<ServiceSettingSchema, object, Vars> = {
       params: { id: rules.id },
       async handler(ctx: Ctx<{ id: number }>): Promise<Room> {
         const user = principalOf(ctx);
-        const { record, membership } = await this.visibleRoom(ctx.params.id, user.id);
+        // The contract: private → 403, for members and non-members alike (not the 404 of visibleRoom).
+        const record = await this.store.room(ctx.params.id);
+        if (!record) throw AppError.notFound("Room");
         if (record.kind !== "public") throw AppError.forbidden("Only public rooms can be joined");
+        const membership = await this.store.membership(record.id, user.id);
         if (!membership && (await this.store.addMember(record.id, user.id))) {
           await broadcastEvent(ctx, "chat.member.changed", {
             roomId: record.id,

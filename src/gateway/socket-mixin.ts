@@ -95,8 +95,12 @@ const mixin: Partial<ServiceSchema<ServiceSettingSchema, object, SocketHost>> = 
         const { principal } = socket.data;
         void socket.join([socketRooms.user(principal.id), socketRooms.session(principal.sessionId)]);
         for (const [event, call] of Object.entries(this.socketCalls())) {
-          socket.on(event as keyof ClientToServerEvents, (payload: unknown, ack?: unknown) => {
-            const reply = typeof ack === "function" ? (ack as (res: Ack<unknown>) => void) : undefined;
+          // The ack is whatever function comes last: a client that sends only a callback, or extra
+          // arguments before it, still gets its answer (a validation error) instead of a hang.
+          socket.on(event as keyof ClientToServerEvents, (...args: unknown[]) => {
+            const last = args[args.length - 1];
+            const reply = typeof last === "function" ? (last as (res: Ack<unknown>) => void) : undefined;
+            const payload = reply && args.length === 1 ? undefined : args[0];
             void handleCall(this.broker, socket, call, payload, reply);
           });
         }
