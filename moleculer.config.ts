@@ -30,6 +30,9 @@ const brokerOptions: BrokerOptions = {
   heartbeatInterval: 2,
   heartbeatTimeout: 8,
   requestTimeout: c.requestTimeoutMs,
+  // Announce a node's services at once (default: 1 s later), so a node that looks ready to its
+  // peers also receives their broadcasts.
+  transit: { serviceChangedDebounceTime: 50 } as BrokerOptions["transit"], // missing from the typings
   retryPolicy: {
     enabled: true,
     retries: 3,

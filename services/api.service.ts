@@ -27,15 +27,22 @@ type GatewayRequest = IncomingMessage & {
 interface Vars extends SocketHost {
   tokens: TokenCache;
   sendLimiter: SendRateLimiter;
+  checkSendRate(userId: number): void;
   typing: TypingTracker;
   sweepTimer: NodeJS.Timeout;
+  sessionCheck: NodeJS.Timeout;
+  checkSocketSessions(): Promise<void>;
 }
+
+/** How often open sockets' sessions are re-checked (the safety net under revocation broadcasts). */
+const SESSION_CHECK_MS = 1_500;
 
 const JSON_BODY = /^application\/(.+\+)?json\b/i;
 
 const ApiService: ServiceSchema<ApiSettingsSchema, object, Vars> = {
   name: "api",
-  mixins: [ApiGateway, SocketMixin],
+  // The last mixin starts first and stops last: socket.io must close before the HTTP server waits on it.
+  mixins: [SocketMixin, ApiGateway],
 
   settings: {
     port: config().port,
@@ -95,6 +102,10 @@ const ApiService: ServiceSchema<ApiSettingsSchema, object, Vars> = {
   },
 
   actions: {
+    // A retry re-runs the whole HTTP handler on a request moleculer-web has already consumed
+    // (its URL rewritten), which answers 404; the calls it makes are retried on their own.
+    rest: { retryPolicy: { enabled: false } },
+
     health: {
       params: {},
       handler(ctx: Context<unknown, { $statusCode?: number }>): Health {
@@ -181,17 +192,37 @@ const ApiService: ServiceSchema<ApiSettingsSchema, object, Vars> = {
       const user = req.$ctx?.meta.user;
       if ((action.auth === "required" || action.roles?.length) && !user) throw AppError.unauthorized();
       if (action.roles?.some((role) => !user?.roles.includes(role))) throw AppError.forbidden();
+      // Runs after authentication (onBeforeCall runs before it): the caller is known here.
+      const route = req.$alias && routeOf(req.$alias.method, req.$alias.path);
+      if (route?.sendLimited && user) this.checkSendRate(user.id);
+    },
+
+    /** Disconnects this node's sockets whose session has ended, whether or not its broadcast arrived. */
+    async checkSocketSessions() {
+      const sessions = new Set<string>();
+      for (const socket of this.io.of("/").sockets.values()) sessions.add(socket.data.principal.sessionId);
+      const ids = [...sessions];
+      for (let i = 0; i < ids.length; i += 1000) {
+        const { inactive } = await this.broker.call<{ inactive: string[] }, { sessionIds: string[] }>(
+          "auth.inactiveSessions",
+          { sessionIds: ids.slice(i, i + 1000) },
+        );
+        for (const sessionId of inactive) {
+          this.tokens.dropSession(sessionId);
+          this.revokeSessionSockets(sessionId);
+        }
+      }
+    },
+
+    /** The per-user send limit, shared by `message:send` and `POST …/messages`. */
+    checkSendRate(userId: number) {
+      const wait = this.sendLimiter.take(userId);
+      if (wait > 0) throw AppError.rateLimited(wait, "Too many messages; slow down");
     },
 
     socketCalls(): Record<string, SocketCall> {
       return {
-        "message:send": {
-          action: "chat.send",
-          before: (socket) => {
-            const wait = this.sendLimiter.take(socket.data.principal.id);
-            if (wait > 0) throw AppError.rateLimited(wait, "Too many messages; slow down");
-          },
-        },
+        "message:send": { action: "chat.send", before: (socket) => this.checkSendRate(socket.data.principal.id) },
         "message:edit": { action: "chat.edit" },
         "message:delete": { action: "chat.delete" },
         "reaction:toggle": { action: "chat.react" },
@@ -225,15 +256,23 @@ const ApiService: ServiceSchema<ApiSettingsSchema, object, Vars> = {
       };
     },
 
-    async onSocketConnected(socket: ChatSocket) {
+    /**
+     * Joins the socket to its rooms during the handshake. The list is read twice — before and after
+     * joining — and rooms missing from the second read are left again: a kick that committed in
+     * between found this socket already in its user room but not yet in the room it was kicked from.
+     */
+    async prepareSocket(socket: ChatSocket) {
       const { principal } = socket.data;
-      const meta: CallMeta = { user: principal };
-      const roomIds = await this.broker.call<number[], { userId: number }>(
-        "chat.roomIdsOf",
-        { userId: principal.id },
-        { meta },
-      );
-      await socket.join(roomIds.map(socketRooms.room));
+      const roomIdsOf = () =>
+        this.broker.call<number[], { userId: number }>("chat.roomIdsOf", { userId: principal.id });
+      const first = await roomIdsOf();
+      await socket.join(first.map(socketRooms.room));
+      const now = new Set(await roomIdsOf());
+      for (const roomId of first) if (!now.has(roomId)) await socket.leave(socketRooms.room(roomId));
+    },
+
+    async onSocketConnected(socket: ChatSocket) {
+      const meta: CallMeta = { user: socket.data.principal };
       await this.broker.call("users.connected", { socketId: socket.id, nodeId: this.broker.nodeID }, { meta });
     },
 
@@ -248,7 +287,7 @@ const ApiService: ServiceSchema<ApiSettingsSchema, object, Vars> = {
 
   created() {
     this.tokens = new TokenCache(2_000);
-    this.sendLimiter = new SendRateLimiter();
+    this.sendLimiter = new SendRateLimiter(config().sendLimit);
     this.typing = new TypingTracker((roomId, userId, typing) => {
       void broadcastEvent(this.broker, "chat.typing", {
         roomId,
@@ -261,10 +300,17 @@ const ApiService: ServiceSchema<ApiSettingsSchema, object, Vars> = {
   started() {
     this.sweepTimer = setInterval(() => this.sendLimiter.sweep(), 60_000);
     this.sweepTimer.unref();
+    this.sessionCheck = setInterval(() => {
+      this.checkSocketSessions().catch((err: unknown) =>
+        this.logger.debug("socket session check failed; will retry", (err as Error).message),
+      );
+    }, SESSION_CHECK_MS);
+    this.sessionCheck.unref();
   },
 
   stopped() {
     clearInterval(this.sweepTimer);
+    clearInterval(this.sessionCheck);
     this.typing.stop();
   },
 };

@@ -3,7 +3,7 @@ import { config } from "../src/config.js";
 import type { CreateUserParams, ResolvedToken, ResolveTokenParams } from "../src/contracts/actions.js";
 import { broadcastEvent } from "../src/contracts/events.js";
 import { rules } from "../src/contracts/limits.js";
-import type { AuthResult, Principal, TokenPair, User } from "../src/contracts/objects.js";
+import type { AuthResult, Principal, TokenPair } from "../src/contracts/objects.js";
 import { hashPassword, spendVerifyTime, verifyPassword } from "../src/auth/passwords.js";
 import { authMigrations } from "../src/auth/migrations.js";
 import { AuthStore } from "../src/auth/store.js";
@@ -11,7 +11,7 @@ import { TokenSigner } from "../src/auth/tokens.js";
 import { AppError } from "../src/errors.js";
 import { principalOf } from "../src/infra/permissions.js";
 import { sqlMixin, type WithSql } from "../src/infra/sql-mixin.js";
-import type { UserRecord } from "../src/users/store.js";
+import { ownUser, type UserRecord } from "../src/users/store.js";
 
 interface Vars extends WithSql {
   store: AuthStore;
@@ -20,10 +20,6 @@ interface Vars extends WithSql {
 }
 
 const INVALID_LOGIN = "Invalid username or password";
-
-function publicUser({ roles: _roles, ...user }: UserRecord): User {
-  return user;
-}
 
 const AuthService: ServiceSchema<ServiceSettingSchema, object, Vars> = {
   name: "auth",
@@ -51,7 +47,7 @@ const AuthService: ServiceSchema<ServiceSettingSchema, object, Vars> = {
           await this.store.setPassword(user.id, passwordHash);
           const { sessionId, refreshToken } = await this.store.openSession(user.id);
           return {
-            user: publicUser(user),
+            user: ownUser(user, false),
             ...(await this.issue(user, sessionId, refreshToken)),
           };
         } catch (err) {
@@ -84,7 +80,7 @@ const AuthService: ServiceSchema<ServiceSettingSchema, object, Vars> = {
         await this.store.clearFailures(username);
         const { sessionId, refreshToken } = await this.store.openSession(user.id);
         return {
-          user: publicUser(user),
+          user: ownUser(user, false),
           ...(await this.issue(user, sessionId, refreshToken)),
         };
       },
@@ -135,6 +131,18 @@ const AuthService: ServiceSchema<ServiceSettingSchema, object, Vars> = {
           throw AppError.unauthorized("Session has ended");
         }
         return claims;
+      },
+    },
+
+    /**
+     * Internal: which of these sessions have ended. Gateways ask every few seconds for the sessions
+     * of their open sockets, so a revocation whose broadcast was missed still disconnects them.
+     */
+    inactiveSessions: {
+      visibility: "public",
+      params: { sessionIds: { type: "array", items: { type: "string", max: 64 }, max: 1000 } },
+      async handler(ctx: Context<{ sessionIds: string[] }>): Promise<{ inactive: string[] }> {
+        return { inactive: await this.store.inactiveSessions(ctx.params.sessionIds) };
       },
     },
   },

@@ -29,7 +29,6 @@ const clientMsgId = {
   max: LIMITS.clientMsgId.max,
   pattern: LIMITS.clientMsgId.pattern,
 } as const;
-const seq = { type: "number", integer: true, min: 0, convert: true } as const;
 
 /** The contract's 413 for an over-long message (fastest-validator would say 422). */
 function checkBodyLength(text: string): void {
@@ -343,8 +342,8 @@ const ChatService: ServiceSchema<ServiceSettingSchema, object, Vars> = {
       auth: "required",
       params: {
         id: rules.id,
-        before: { ...seq, optional: true },
-        after: { ...seq, optional: true },
+        before: { ...rules.seq, optional: true },
+        after: { ...rules.seq, optional: true },
         limit: rules.limit(LIMITS.historyPage.max),
       },
       async handler(
@@ -490,7 +489,7 @@ const ChatService: ServiceSchema<ServiceSettingSchema, object, Vars> = {
 
     markRead: {
       auth: "required",
-      params: { roomId: rules.id, seq },
+      params: { roomId: rules.id, seq: rules.seq },
       async handler(ctx: Ctx<{ roomId: number; seq: number }>): Promise<UnreadState> {
         const user = principalOf(ctx);
         const { record } = await this.memberRoom(ctx.params.roomId, user.id);
@@ -513,7 +512,7 @@ const ChatService: ServiceSchema<ServiceSettingSchema, object, Vars> = {
         rooms: {
           type: "record",
           key: { type: "string", numeric: true },
-          value: seq,
+          value: rules.seq,
         },
       },
       async handler(ctx: Ctx<{ rooms: Record<string, number> }>): Promise<{

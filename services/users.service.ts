@@ -8,7 +8,7 @@ import { AppError } from "../src/errors.js";
 import { principalOf } from "../src/infra/permissions.js";
 import { sqlMixin, type WithSql } from "../src/infra/sql-mixin.js";
 import { usersMigrations } from "../src/users/migrations.js";
-import { publicUser, UserStore, type UserRecord } from "../src/users/store.js";
+import { ownUser, publicUser, UserStore, type UserRecord } from "../src/users/store.js";
 import { PRESENCE_GRACE_MS, PresenceStore } from "../src/users/presence.js";
 import { broadcastEvent } from "../src/contracts/events.js";
 
@@ -141,7 +141,7 @@ const UsersService: ServiceSchema<ServiceSettingSchema, object, Vars> = {
       auth: "required",
       params: {},
       async handler(ctx: Context): Promise<User> {
-        return publicUser(await mustGet(this.store, principalOf(ctx).id), true);
+        return ownUser(await mustGet(this.store, principalOf(ctx).id));
       },
     },
 
@@ -155,7 +155,7 @@ const UsersService: ServiceSchema<ServiceSettingSchema, object, Vars> = {
       async handler(ctx: Context<{ displayName?: string; status?: UserStatus }>): Promise<User> {
         const user = await this.store.update(principalOf(ctx).id, ctx.params);
         if (!user) throw AppError.notFound("User");
-        return publicUser(user, true);
+        return ownUser(user);
       },
     },
 

@@ -41,15 +41,19 @@ export interface Config {
   /** Origins allowed to open the socket; empty → same origin only. */
   allowedOrigins: string[];
   logRetentionDays: number;
+  /** Per-user message sends on one gateway node: burst, sustained per second, per minute. */
+  sendLimit: { burst: number; perSecond: number; perMinute: number };
 }
 
 type Env = Record<string, string | undefined>;
 
-function int(env: Env, name: string, fallback: number, min = 0): number {
+function int(env: Env, name: string, fallback: number, min = 0, max = Number.MAX_SAFE_INTEGER): number {
   const raw = env[name];
   if (raw === undefined || raw === "") return fallback;
   const n = Number(raw);
-  if (!Number.isInteger(n) || n < min) throw new Error(`${name} must be an integer >= ${min}, got "${raw}"`);
+  if (!Number.isInteger(n) || n < min || n > max) {
+    throw new Error(`${name} must be an integer from ${min} to ${max}, got "${raw}"`);
+  }
   return n;
 }
 
@@ -105,7 +109,7 @@ export function loadConfig(env: Env = process.env): Config {
     namespace: env.NAMESPACE || "nochat",
     nodeID: env.NODE_ID || `${os.hostname()}-${process.pid}`,
     services: parseServices(env.SERVICES),
-    port: int(env, "PORT", 3000),
+    port: int(env, "PORT", 3000, 0, 65535),
     host: env.HOST || "0.0.0.0",
     dataDir,
     databaseUrl: env.DATABASE_URL || undefined,
@@ -119,6 +123,11 @@ export function loadConfig(env: Env = process.env): Config {
     amqpPrefetch: int(env, "AMQP_PREFETCH", 100, 1),
     allowedOrigins: list(env.ALLOWED_ORIGINS),
     logRetentionDays: int(env, "LOG_RETENTION_DAYS", 90, 1),
+    sendLimit: {
+      burst: int(env, "SEND_BURST", 10, 1),
+      perSecond: int(env, "SEND_PER_SECOND", 10, 1),
+      perMinute: int(env, "SEND_PER_MINUTE", 100, 1),
+    },
   };
 }
 

@@ -97,6 +97,8 @@ const UNAVAILABLE_NAMES = new Set([
   "RequestRejectedError",
   "QueueIsFullError",
   "BrokerDisconnectedError",
+  // moleculer-web's, for an alias whose action no node has registered (yet).
+  "ServiceUnavailableError",
 ]);
 
 function isErrorCode(value: unknown): value is ErrorCode {

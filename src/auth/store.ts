@@ -65,6 +65,18 @@ export class AuthStore {
     return row !== undefined && row.revoked_at === null && Number(row.expires_at) > now;
   }
 
+  /** Of the given sessions, those that are revoked, expired or unknown. */
+  async inactiveSessions(sessionIds: string[], now = Date.now()): Promise<string[]> {
+    if (sessionIds.length === 0) return [];
+    const active = await this.db<SessionRow>("auth_sessions")
+      .whereIn("id", sessionIds)
+      .whereNull("revoked_at")
+      .andWhere("expires_at", ">", now)
+      .select("id");
+    const alive = new Set(active.map((r) => r.id));
+    return sessionIds.filter((id) => !alive.has(id));
+  }
+
   /**
    * Rotation: the presented token is spent and a new one issued in the same session. A token that
    * was already spent means it leaked (or two clients raced): the whole session is revoked.
@@ -122,27 +134,28 @@ export class AuthStore {
     return until > now ? Math.ceil((until - now) / 1000) : 0;
   }
 
-  /** Counts a failure in the current 15-minute window, starting a new window when the old one is over. */
+  /**
+   * Counts a failure in the current 15-minute window, starting a new window when the old one is
+   * over — in one atomic upsert, so concurrent failures on any number of auth instances all count
+   * (a read-then-write transaction deadlocks on MariaDB's gap locks). Both assignments read the
+   * old window: MySQL applies them left to right, so `failures` must come first.
+   */
   async recordFailure(username: string, now = Date.now()): Promise<void> {
-    const key = throttleKey(username);
-    await this.db.transaction(async (trx) => {
-      const row = await trx("auth_login_throttle")
-        .where({ key })
-        .forUpdate()
-        .first<{ failures: number; window_started_at: number | string }>();
-      if (!row) {
-        await trx("auth_login_throttle")
-          .insert({ key, failures: 1, window_started_at: now })
-          .onConflict("key")
-          .merge({
-            failures: trx.raw("?? + 1", ["auth_login_throttle.failures"]),
-          });
-      } else if (Number(row.window_started_at) + THROTTLE.windowMs <= now) {
-        await trx("auth_login_throttle").where({ key }).update({ failures: 1, window_started_at: now });
-      } else {
-        await trx("auth_login_throttle").where({ key }).increment("failures", 1);
-      }
-    });
+    const expired = "auth_login_throttle.window_started_at + ? <= ?";
+    await this.db("auth_login_throttle")
+      .insert({ key: throttleKey(username), failures: 1, window_started_at: now })
+      .onConflict("key")
+      .merge({
+        failures: this.db.raw(`case when ${expired} then 1 else auth_login_throttle.failures + 1 end`, [
+          THROTTLE.windowMs,
+          now,
+        ]),
+        window_started_at: this.db.raw(`case when ${expired} then ? else auth_login_throttle.window_started_at end`, [
+          THROTTLE.windowMs,
+          now,
+          now,
+        ]),
+      });
   }
 
   async clearFailures(username: string): Promise<void> {

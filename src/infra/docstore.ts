@@ -12,7 +12,7 @@ export interface StoredDoc {
   _id: string;
 }
 
-/** Mongo query operators understood by both stores: $eq $ne $gt $gte $lt $lte $in $nin $exists. */
+/** Mongo query operators understood by both stores: $eq $ne $gt $gte $lt $lte $in $nin $exists $or. */
 export type Filter = Record<string, unknown>;
 
 export interface FindOptions {
@@ -91,8 +91,8 @@ async function openMongo(url: string): Promise<DocStore> {
           return (await coll.deleteMany(filter)).deletedCount;
         },
         async createIndexes(specs) {
-          if (specs.length === 0) return;
-          await coll.createIndexes(specs.map((s) => ({ key: s.key, name: s.name, unique: s.unique })));
+          // One command per index: FerretDB 1.24 fails a multi-index createIndexes whose indexes all exist.
+          for (const s of specs) await coll.createIndex(s.key, { name: s.name, unique: s.unique ?? false });
         },
       };
     },

@@ -70,12 +70,12 @@ export class EventLog {
     const ts: Record<string, Date> = {};
     if (q.from) ts.$gte = q.from;
     if (q.to) ts.$lte = q.to;
-    if (q.before) ts.$lt = q.before.ts;
     if (Object.keys(ts).length > 0) filter.ts = ts;
-    const docs = await this.events.find(filter, {
-      sort: { ts: -1, _id: -1 },
-      limit: q.limit,
-    });
+    if (q.before) {
+      // Strictly after the cursor in (ts desc, _id desc) order: events sharing its millisecond too.
+      filter.$or = [{ ts: { $lt: q.before.ts } }, { ts: q.before.ts, _id: { $lt: q.before.id } }];
+    }
+    const docs = await this.events.find(filter, { sort: { ts: -1, _id: -1 }, limit: q.limit });
     return docs.map(toAppEvent);
   }
 

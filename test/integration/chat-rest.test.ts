@@ -40,7 +40,12 @@ describe("chat over REST (embedded node)", () => {
 
   before(async () => {
     const port = await freePort();
-    node = await startNode({ name: "chat-rest", env: { PORT: String(port) }, ready: { http: port } });
+    // Generous send rates: these tests post hundreds of messages (the limits have their own node).
+    node = await startNode({
+      name: "chat-rest",
+      env: { PORT: String(port), SEND_BURST: "1000", SEND_PER_SECOND: "1000", SEND_PER_MINUTE: "100000" },
+      ready: { http: port },
+    });
     base = `http://127.0.0.1:${port}`;
     [alice, bob, carol, dave] = await Promise.all(
       ["alice", "bob", "carol", "dave"].map((p) => register(base, uniqueName(p))),
@@ -625,6 +630,34 @@ describe("chat over REST (embedded node)", () => {
       ]) {
         expectError(await api(base, method, path, {}), 401, "UNAUTHORIZED", `${method} ${path}`);
       }
+    });
+  });
+
+  describe("limits (a node with the default send limit: burst 10, 10/s, 100/min)", () => {
+    it("REST sends share the per-user send limit: a burst gets 429 RATE_LIMITED with Retry-After", async (t) => {
+      const port = await freePort();
+      await startNode({ name: "chat-limits", env: { PORT: String(port) }, ready: { http: port }, t });
+      const url = `http://127.0.0.1:${port}`;
+      const sender = await register(url, uniqueName("burst"));
+      const pub = await createRoom(url, sender, { name: uniqueName("burst"), kind: "public" });
+      const results = await Promise.all(
+        range(25).map(() =>
+          api(url, "POST", `/api/rooms/${pub.id}/messages`, {
+            token: sender.accessToken,
+            body: { body: "burst", clientMsgId: newClientMsgId() },
+          }),
+        ),
+      );
+      const accepted = results.filter((r) => r.status === 201);
+      const refused = results.filter((r) => r.status === 429);
+      assert.equal(accepted.length + refused.length, results.length, results.map((r) => r.status).join(","));
+      assert.ok(accepted.length >= 10 && accepted.length < 25, `accepted ${accepted.length}`);
+      for (const r of refused) {
+        expectError(r, 429, "RATE_LIMITED");
+        assert.ok(Number(r.headers.get("retry-after")) >= 1, "Retry-After header");
+      }
+      const history = await api(url, "GET", `/api/rooms/${pub.id}/messages?limit=100`, { token: sender.accessToken });
+      assert.equal(history.body.messages.length, accepted.length, "exactly the accepted sends are stored");
     });
   });
 });

@@ -1,0 +1,301 @@
+/**
+ * The real users, auth, chat, notify and log services in one in-process broker (no transporter),
+ * on SQLite and the embedded log store in a temp DATA_DIR, with the permission middleware.
+ */
+import assert from "node:assert/strict";
+import { mkdtempSync, rmSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { after, before, describe, it } from "node:test";
+import { Errors, ServiceBroker } from "moleculer";
+import AuthService from "../../services/auth.service.js";
+import ChatService from "../../services/chat.service.js";
+import LogService from "../../services/log.service.js";
+import NotifyService from "../../services/notify.service.js";
+import UsersService from "../../services/users.service.js";
+import { reloadConfig } from "../../src/config.js";
+import type { ResolvedToken } from "../../src/contracts/actions.js";
+import type { AppEvent, AuthResult, Message, Principal, User } from "../../src/contracts/objects.js";
+import { AppError, toErrorBody } from "../../src/errors.js";
+import { PermissionMiddleware } from "../../src/infra/permissions.js";
+
+async function rejection(promise: Promise<unknown>): Promise<Errors.MoleculerError> {
+  return promise.then(
+    (value) => assert.fail(`expected a rejection, got ${JSON.stringify(value)}`),
+    (err: unknown) => {
+      assert.ok(err instanceof Errors.MoleculerError, `expected a MoleculerError, got ${String(err)}`);
+      return err;
+    },
+  );
+}
+
+async function poll<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs = 5_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await fn();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) assert.fail(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+describe("services in one broker (SQLite + embedded log store)", () => {
+  let dataDir: string;
+  let broker: ServiceBroker;
+  let alice: AuthResult;
+  let alicePrincipal: Principal;
+  let bossPrincipal: Principal;
+
+  const as = (user: Principal) => ({ meta: { user } });
+  const principalOf = async (token: string): Promise<Principal> =>
+    (await broker.call<ResolvedToken, { token: string }>("auth.resolveToken", { token })).principal;
+
+  before(async () => {
+    dataDir = mkdtempSync(path.join(os.tmpdir(), "nochat-broker-"));
+    reloadConfig({ DATA_DIR: dataDir, NOCHAT_ADMINS: "boss", LOG_LEVEL: "warn" });
+    broker = new ServiceBroker({
+      nodeID: "unit-broker",
+      transporter: null,
+      logger: false,
+      validator: true,
+      middlewares: [PermissionMiddleware],
+    });
+    for (const schema of [UsersService, AuthService, ChatService, NotifyService, LogService]) {
+      broker.createService(schema);
+    }
+    await broker.start();
+  });
+
+  after(async () => {
+    await broker?.stop();
+    if (dataDir) rmSync(dataDir, { recursive: true, force: true });
+  });
+
+  it("auth.register creates the account and a working session; users.me answers for it", async () => {
+    alice = await broker.call<AuthResult, object>("auth.register", {
+      username: "Alice",
+      password: "correct horse battery",
+      displayName: "Alice A.",
+    });
+    assert.equal(alice.user.username, "alice");
+    assert.equal(alice.user.displayName, "Alice A.");
+    assert.equal("roles" in alice.user, false, "no roles in the public user");
+    assert.equal(typeof alice.accessToken, "string");
+    assert.equal(typeof alice.refreshToken, "string");
+    assert.equal(alice.expiresIn, 900);
+
+    alicePrincipal = await principalOf(alice.accessToken);
+    assert.equal(alicePrincipal.id, alice.user.id);
+    assert.equal(alicePrincipal.username, "alice");
+    assert.deepEqual(alicePrincipal.roles, []);
+
+    const me = await broker.call<User, object>("users.me", {}, as(alicePrincipal));
+    assert.deepEqual(me, alice.user);
+  });
+
+  it("registering a taken username (any case) → CONFLICT", async () => {
+    const err = await rejection(broker.call("auth.register", { username: "ALICE", password: "another password" }));
+    assert.equal(err.type, "CONFLICT");
+    assert.equal(err.code, 409);
+  });
+
+  it("login with the password; a wrong one → UNAUTHORIZED", async () => {
+    const ok = await broker.call<AuthResult, object>("auth.login", {
+      username: "alice",
+      password: "correct horse battery",
+    });
+    assert.equal(ok.user.id, alice.user.id);
+    const err = await rejection(broker.call("auth.login", { username: "alice", password: "wrong password" }));
+    assert.equal(err.type, "UNAUTHORIZED");
+  });
+
+  it('an auth: "required" action without meta.user → UNAUTHORIZED', async () => {
+    for (const [action, params] of [
+      ["users.me", {}],
+      ["chat.createRoom", { name: "x", kind: "public" }],
+      ["notify.list", {}],
+      ["auth.logout", {}],
+    ] as const) {
+      const err = await rejection(broker.call(action, params));
+      assert.ok(err instanceof AppError, action);
+      assert.equal(err.type, "UNAUTHORIZED", action);
+      assert.equal(err.code, 401, action);
+    }
+  });
+
+  it("log.query needs the admin role → FORBIDDEN without it, UNAUTHORIZED without a user", async () => {
+    const forbidden = await rejection(broker.call("log.query", {}, as(alicePrincipal)));
+    assert.equal(forbidden.type, "FORBIDDEN");
+    assert.equal(toErrorBody(forbidden).status, 403);
+    const anonymous = await rejection(broker.call("log.query", {}));
+    assert.equal(anonymous.type, "UNAUTHORIZED");
+  });
+
+  it("users.create with a bad username → VALIDATION_ERROR naming the field", async () => {
+    const err = await rejection(broker.call("users.create", { username: "bad name!" }));
+    assert.ok(err instanceof Errors.ValidationError);
+    assert.equal(err.type, "VALIDATION_ERROR");
+    const { status, body } = toErrorBody(err);
+    assert.equal(status, 422);
+    assert.deepEqual(
+      body.fields?.map((f) => f.field),
+      ["username"],
+    );
+    assert.match(body.fields![0].message, /may contain only/);
+
+    const short = await rejection(broker.call("auth.register", { username: "ab", password: "short" }));
+    assert.deepEqual(
+      toErrorBody(short)
+        .body.fields?.map((f) => f.field)
+        .sort(),
+      ["password", "username"],
+    );
+  });
+
+  it("chat: createRoom, send (idempotent on clientMsgId), history; non-members may not read or write", async () => {
+    const { id: roomId } = await broker.call<{ id: number }, object>(
+      "chat.createRoom",
+      { name: "  general  ", kind: "public", topic: "talk" },
+      as(alicePrincipal),
+    );
+    assert.ok(Number.isInteger(roomId) && roomId > 0);
+
+    const first = await broker.call<Message, object>(
+      "chat.send",
+      { roomId, body: " hello ", clientMsgId: "client-0001" },
+      as(alicePrincipal),
+    );
+    assert.equal(first.seq, 1);
+    assert.equal(first.body, "hello", "bodies are trimmed");
+    assert.equal(first.userId, alice.user.id);
+    const second = await broker.call<Message, object>(
+      "chat.send",
+      { roomId: String(roomId), body: "second", clientMsgId: "client-0002", replyTo: first.id },
+      as(alicePrincipal),
+    );
+    assert.equal(second.seq, 2);
+    assert.equal(second.replyTo, first.id);
+    const retry = await broker.call<Message, object>(
+      "chat.send",
+      { roomId, body: "hello again", clientMsgId: "client-0001" },
+      as(alicePrincipal),
+    );
+    assert.deepEqual(retry, first, "a retried clientMsgId answers with the original");
+
+    const { messages } = await broker.call<{ messages: Message[] }, object>(
+      "chat.history",
+      { id: roomId },
+      as(alicePrincipal),
+    );
+    assert.deepEqual(
+      messages.map((m) => [m.seq, m.body]),
+      [
+        [1, "hello"],
+        [2, "second"],
+      ],
+    );
+    const after1 = await broker.call<{ messages: Message[] }, object>(
+      "chat.history",
+      { id: roomId, after: "1" },
+      as(alicePrincipal),
+    );
+    assert.deepEqual(
+      after1.messages.map((m) => m.seq),
+      [2],
+    );
+
+    const bob = await broker.call<AuthResult, object>("auth.register", { username: "bob", password: "bobs password" });
+    const bobPrincipal = await principalOf(bob.accessToken);
+    for (const [action, params] of [
+      ["chat.history", { id: roomId }],
+      ["chat.send", { roomId, body: "let me in", clientMsgId: "bob-00001" }],
+    ] as const) {
+      const err = await rejection(broker.call(action, params, as(bobPrincipal)));
+      // A public room is visible to everyone; reading or writing it takes membership.
+      assert.equal(err.type, "FORBIDDEN", `${action} by a non-member`);
+    }
+
+    const tooLong = await rejection(
+      broker.call("chat.send", { roomId, body: "x".repeat(4001), clientMsgId: "client-0003" }, as(alicePrincipal)),
+    );
+    assert.equal(tooLong.type, "PAYLOAD_TOO_LARGE");
+    const badId = await rejection(
+      broker.call("chat.send", { roomId, body: "x", clientMsgId: "no spaces allowed" }, as(alicePrincipal)),
+    );
+    assert.equal(badId.type, "VALIDATION_ERROR");
+  });
+
+  it("notify.list and markSeen answer for the caller", async () => {
+    const { notifications } = await broker.call<{ notifications: unknown[] }, object>(
+      "notify.list",
+      {},
+      as(alicePrincipal),
+    );
+    assert.deepEqual(notifications, []);
+    await broker.call("notify.markSeen", { all: true }, as(alicePrincipal));
+  });
+
+  it("an admin from NOCHAT_ADMINS gets the admin role", async () => {
+    const boss = await broker.call<AuthResult, object>("auth.register", {
+      username: "Boss",
+      password: "the boss password",
+    });
+    bossPrincipal = await principalOf(boss.accessToken);
+    assert.deepEqual(bossPrincipal.roles, ["admin"]);
+    const me = await broker.call<User, object>("users.me", {}, as(bossPrincipal));
+    assert.deepEqual(me.roles, ["admin"], "users.me shows an admin their roles");
+  });
+
+  it("log records users.created; an admin queries it", async () => {
+    const events = await poll("alice's users.created in the log", async () => {
+      const { events } = await broker.call<{ events: AppEvent[] }, object>(
+        "log.query",
+        { type: "users.created" },
+        as(bossPrincipal),
+      );
+      return events.some((e) => e.userId === alice.user.id) ? events : undefined;
+    });
+    const created = events.filter((e) => e.type === "users.created");
+    assert.equal(created.length, events.length, "the type filter holds");
+    assert.deepEqual(created.map((e) => e.data.username).sort(), ["alice", "bob", "boss"]);
+    const aliceEvent = created.find((e) => e.userId === alice.user.id)!;
+    assert.deepEqual(aliceEvent.data, { userId: alice.user.id, username: "alice", roles: [] });
+    assert.equal(aliceEvent.nodeId, "unit-broker");
+    assert.ok(Math.abs(Date.parse(aliceEvent.ts) - Date.now()) < 60_000);
+    // Newest first.
+    const times = events.map((e) => Date.parse(e.ts));
+    assert.deepEqual(
+      times,
+      [...times].sort((a, b) => b - a),
+    );
+
+    const { events: byUser } = await broker.call<{ events: AppEvent[] }, object>(
+      "log.query",
+      { userId: alice.user.id },
+      as(bossPrincipal),
+    );
+    assert.ok(byUser.length >= 1 && byUser.every((e) => e.userId === alice.user.id));
+  });
+
+  it("logout ends the session: its token no longer resolves, and the log records the revocation", async () => {
+    const session = await broker.call<AuthResult, object>("auth.login", {
+      username: "alice",
+      password: "correct horse battery",
+    });
+    const principal = await principalOf(session.accessToken);
+    await broker.call("auth.logout", {}, as(principal));
+    const err = await rejection(principalOf(session.accessToken));
+    assert.equal(err.type, "UNAUTHORIZED");
+    // The first session is still alive.
+    assert.equal((await principalOf(alice.accessToken)).id, alice.user.id);
+
+    await poll("the auth.session.revoked event", async () => {
+      const { events } = await broker.call<{ events: AppEvent[] }, object>(
+        "log.query",
+        { type: "auth.session.revoked" },
+        as(bossPrincipal),
+      );
+      return events.find((e) => e.data.sessionId === principal.sessionId && e.data.reason === "logout");
+    });
+  });
+});
