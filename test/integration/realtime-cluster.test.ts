@@ -460,6 +460,7 @@ describe("real-time over a cluster: G1 + G2 gateways, S services, RabbitMQ, Mari
         while (!stop) {
           const m = await restSend(k % 2 ? g2 : g1, sender, room.id, `stream ${k}.${n++}`);
           lastAcked = Math.max(lastAcked, m.seq);
+          await sleep(60); // ~16 sends/s per stream: under the gateways' send limit (50/s)
         }
       });
       await sleep(200);
