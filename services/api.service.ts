@@ -32,6 +32,7 @@ interface Vars extends SocketHost, WithOutbox {
   tokens: TokenCache;
   accessLog: AccessLog;
   sendLimiter: SendRateLimiter;
+  checkSendRate(userId: number): void;
   typing: TypingTracker;
   sweepTimer: NodeJS.Timeout;
   sessionCheck: NodeJS.Timeout;
@@ -205,6 +206,9 @@ const ApiService: ServiceSchema<ApiSettingsSchema, object, Vars> = {
       const user = req.$ctx?.meta.user;
       if ((action.auth === "required" || action.roles?.length) && !user) throw AppError.unauthorized();
       if (action.roles?.some((role) => !user?.roles.includes(role))) throw AppError.forbidden();
+      // Runs after authentication (onBeforeCall runs before it): the caller is known here.
+      const route = req.$alias && routeOf(req.$alias.method, req.$alias.path);
+      if (route?.sendLimited && user) this.checkSendRate(user.id);
     },
 
     /** Disconnects this node's sockets whose session has ended, whether or not its broadcast arrived. */
@@ -224,15 +228,15 @@ const ApiService: ServiceSchema<ApiSettingsSchema, object, Vars> = {
       }
     },
 
+    /** The per-user send limit, shared by `message:send` and `POST …/messages`. */
+    checkSendRate(userId: number) {
+      const wait = this.sendLimiter.take(userId);
+      if (wait > 0) throw AppError.rateLimited(wait, "Too many messages; slow down");
+    },
+
     socketCalls(): Record<string, SocketCall> {
       return {
-        "message:send": {
-          action: "chat.send",
-          before: (socket) => {
-            const wait = this.sendLimiter.take(socket.data.principal.id);
-            if (wait > 0) throw AppError.rateLimited(wait, "Too many messages; slow down");
-          },
-        },
+        "message:send": { action: "chat.send", before: (socket) => this.checkSendRate(socket.data.principal.id) },
         "message:edit": { action: "chat.edit" },
         "message:delete": { action: "chat.delete" },
         "reaction:toggle": { action: "chat.react" },
@@ -266,15 +270,24 @@ const ApiService: ServiceSchema<ApiSettingsSchema, object, Vars> = {
       };
     },
 
+    /**
+     * Joins the socket to its rooms during the handshake. The list is read twice — before and after
+     * joining — and rooms missing from the second read are left again: a kick that committed in
+     * between found this socket already in its user room but not yet in the room it was kicked from.
+     */
+    async prepareSocket(socket: ChatSocket) {
+      const { principal } = socket.data;
+      const roomIdsOf = () =>
+        this.broker.call<number[], { userId: number }>("chat.roomIdsOf", { userId: principal.id });
+      const first = await roomIdsOf();
+      await socket.join(first.map(socketRooms.room));
+      const now = new Set(await roomIdsOf());
+      for (const roomId of first) if (!now.has(roomId)) await socket.leave(socketRooms.room(roomId));
+    },
+
     async onSocketConnected(socket: ChatSocket) {
       const { principal } = socket.data;
       const meta: CallMeta = { user: principal };
-      const roomIds = await this.broker.call<number[], { userId: number }>(
-        "chat.roomIdsOf",
-        { userId: principal.id },
-        { meta },
-      );
-      await socket.join(roomIds.map(socketRooms.room));
       this.accessLog.add({
         type: "socket.connected",
         at: Date.now(),
@@ -305,7 +318,7 @@ const ApiService: ServiceSchema<ApiSettingsSchema, object, Vars> = {
       await this.publish(undefined, events);
     });
     this.server.prependListener("request", (req, res) => this.accessLog.observe(req as AccessRequest, res));
-    this.sendLimiter = new SendRateLimiter();
+    this.sendLimiter = new SendRateLimiter(config().sendLimit);
     this.typing = new TypingTracker((roomId, userId, typing) => {
       void broadcastEvent(this.broker, "chat.typing", {
         roomId,

@@ -3,7 +3,7 @@ import { config } from "../src/config.js";
 import type { CreateUserParams, ResolvedToken, ResolveTokenParams } from "../src/contracts/actions.js";
 import { broadcastEvent } from "../src/contracts/events.js";
 import { rules } from "../src/contracts/limits.js";
-import type { AuthResult, Principal, TokenPair, User } from "../src/contracts/objects.js";
+import type { AuthResult, Principal, TokenPair } from "../src/contracts/objects.js";
 import { hashPassword, spendVerifyTime, verifyPassword } from "../src/auth/passwords.js";
 import { authMigrations } from "../src/auth/migrations.js";
 import { AuthStore } from "../src/auth/store.js";
@@ -13,7 +13,7 @@ import { principalOf } from "../src/infra/permissions.js";
 import { sqlMixin } from "../src/infra/sql-mixin.js";
 import { outboxMixin, type WithOutbox } from "../src/infra/outbox-mixin.js";
 import type { Trace } from "../src/infra/outbox.js";
-import type { UserRecord } from "../src/users/store.js";
+import { ownUser, type UserRecord } from "../src/users/store.js";
 
 interface Vars extends WithOutbox {
   store: AuthStore;
@@ -24,10 +24,6 @@ interface Vars extends WithOutbox {
 const trace = (ctx: Context): Trace => ({ requestId: ctx.requestID ?? null });
 
 const INVALID_LOGIN = "Invalid username or password";
-
-function publicUser({ roles: _roles, ...user }: UserRecord): User {
-  return user;
-}
 
 const AuthService: ServiceSchema<ServiceSettingSchema, object, Vars> = {
   name: "auth",
@@ -56,7 +52,7 @@ const AuthService: ServiceSchema<ServiceSettingSchema, object, Vars> = {
           const { sessionId, refreshToken } = await this.store.openSession(user.id, trace(ctx));
           this.outbox.kick();
           return {
-            user: publicUser(user),
+            user: ownUser(user, false),
             ...(await this.issue(user, sessionId, refreshToken)),
           };
         } catch (err) {
@@ -103,7 +99,7 @@ const AuthService: ServiceSchema<ServiceSettingSchema, object, Vars> = {
         const { sessionId, refreshToken } = await this.store.openSession(user.id, trace(ctx));
         this.outbox.kick();
         return {
-          user: publicUser(user),
+          user: ownUser(user, false),
           ...(await this.issue(user, sessionId, refreshToken)),
         };
       },

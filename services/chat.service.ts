@@ -33,7 +33,6 @@ const clientMsgId = {
   max: LIMITS.clientMsgId.max,
   pattern: LIMITS.clientMsgId.pattern,
 } as const;
-const seq = { type: "number", integer: true, min: 0, convert: true } as const;
 const optionalRoomId = { ...rules.id, optional: true } as const;
 
 /** What a write carries into its domain events. */
@@ -151,7 +150,9 @@ const ChatService: ServiceSchema<ServiceSettingSchema, object, Vars> = {
           const change = { roomId: id, userId: other.id, action: "invited" as const, byUserId: user.id };
           await broadcastEvent(ctx, "chat.member.changed", change);
           // The opener's own sockets join too.
-          await broadcastEvent(ctx, "chat.member.changed", { ...change, userId: user.id, action: "joined" });
+          if (other.id !== user.id) {
+            await broadcastEvent(ctx, "chat.member.changed", { ...change, userId: user.id, action: "joined" });
+          }
         }
         return this.roomFor(ctx, id, user.id);
       },
@@ -313,8 +314,8 @@ const ChatService: ServiceSchema<ServiceSettingSchema, object, Vars> = {
       auth: "required",
       params: {
         id: rules.id,
-        before: { ...seq, optional: true },
-        after: { ...seq, optional: true },
+        before: { ...rules.seq, optional: true },
+        after: { ...rules.seq, optional: true },
         limit: rules.limit(LIMITS.historyPage.max),
       },
       async handler(
@@ -422,7 +423,7 @@ const ChatService: ServiceSchema<ServiceSettingSchema, object, Vars> = {
 
     markRead: {
       auth: "required",
-      params: { roomId: rules.id, seq },
+      params: { roomId: rules.id, seq: rules.seq },
       async handler(ctx: Ctx<{ roomId: number; seq: number }>): Promise<UnreadState> {
         const user = principalOf(ctx);
         const { record } = await this.memberRoom(ctx.params.roomId, user.id);
@@ -437,7 +438,7 @@ const ChatService: ServiceSchema<ServiceSettingSchema, object, Vars> = {
     sync: {
       auth: "required",
       params: {
-        rooms: { type: "record", key: { type: "string", numeric: true }, value: seq },
+        rooms: { type: "record", key: { type: "string", numeric: true }, value: rules.seq },
       },
       async handler(
         ctx: Ctx<{ rooms: Record<string, number> }>,

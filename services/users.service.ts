@@ -8,7 +8,7 @@ import { principalOf } from "../src/infra/permissions.js";
 import { sqlMixin } from "../src/infra/sql-mixin.js";
 import { outboxMixin, type WithOutbox } from "../src/infra/outbox-mixin.js";
 import { usersMigrations } from "../src/users/migrations.js";
-import { publicUser, UserStore, type UserRecord } from "../src/users/store.js";
+import { ownUser, publicUser, UserStore, type UserRecord } from "../src/users/store.js";
 import { PRESENCE_GRACE_MS, PresenceStore } from "../src/users/presence.js";
 import { broadcastEvent } from "../src/contracts/events.js";
 
@@ -146,7 +146,7 @@ const UsersService: ServiceSchema<ServiceSettingSchema, object, Vars> = {
       auth: "required",
       params: {},
       async handler(ctx: Context): Promise<User> {
-        return publicUser(await mustGet(this.store, principalOf(ctx).id), true);
+        return ownUser(await mustGet(this.store, principalOf(ctx).id));
       },
     },
 
@@ -161,7 +161,7 @@ const UsersService: ServiceSchema<ServiceSettingSchema, object, Vars> = {
         const user = await this.store.update(principalOf(ctx).id, ctx.params, { requestId: ctx.requestID ?? null });
         this.outbox.kick();
         if (!user) throw AppError.notFound("User");
-        return publicUser(user, true);
+        return ownUser(user);
       },
     },
 

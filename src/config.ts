@@ -41,6 +41,8 @@ export interface Config {
   /** Origins allowed to open the socket; empty → same origin only. */
   allowedOrigins: string[];
   logRetentionDays: number;
+  /** Per-user message sends on one gateway node: burst, sustained per second, per minute. */
+  sendLimit: { burst: number; perSecond: number; perMinute: number };
 }
 
 type Env = Record<string, string | undefined>;
@@ -121,6 +123,11 @@ export function loadConfig(env: Env = process.env): Config {
     amqpPrefetch: int(env, "AMQP_PREFETCH", 100, 1),
     allowedOrigins: list(env.ALLOWED_ORIGINS),
     logRetentionDays: int(env, "LOG_RETENTION_DAYS", 90, 1),
+    sendLimit: {
+      burst: int(env, "SEND_BURST", 10, 1),
+      perSecond: int(env, "SEND_PER_SECOND", 10, 1),
+      perMinute: int(env, "SEND_PER_MINUTE", 100, 1),
+    },
   };
 }
 

@@ -1,6 +1,6 @@
 /**
- * Per-user send limit at the gateway: a token bucket (burst 10, refilled at 10/s) and a one-minute
- * window (100). Kept per gateway node: a user spread over several nodes gets each node's share.
+ * Per-user send limit at the gateway: a token bucket (default burst 10, refilled at 10/s) and a
+ * one-minute window (default 100); SEND_BURST, SEND_PER_SECOND, SEND_PER_MINUTE. Kept per gateway node: a user spread over several nodes gets each node's share.
  */
 export interface RateLimitOptions {
   burst: number;

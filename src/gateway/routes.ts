@@ -7,6 +7,8 @@ export interface RestRoute {
   status?: number;
   /** For 201: where the created resource lives (the Location header). */
   location?: (result: never) => string;
+  /** Counts against the caller's send rate limit, like `message:send` on the socket. */
+  sendLimited?: boolean;
 }
 
 export const REST_ROUTES: Record<string, RestRoute> = {
@@ -42,7 +44,7 @@ export const REST_ROUTES: Record<string, RestRoute> = {
   },
   "DELETE /rooms/:id/members/:userId": { action: "chat.kick", status: 204 },
   "GET /rooms/:id/messages": { action: "chat.history" },
-  "POST /rooms/:roomId/messages": { action: "chat.send", status: 201 },
+  "POST /rooms/:roomId/messages": { action: "chat.send", status: 201, sendLimited: true },
   "PATCH /rooms/:roomId/messages/:messageId": { action: "chat.edit" },
   "DELETE /rooms/:roomId/messages/:messageId": {
     action: "chat.delete",

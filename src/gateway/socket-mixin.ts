@@ -41,6 +41,8 @@ export interface SocketHost {
   io: ChatServer;
   resolvePrincipal(token: string, requestId?: string | null): Promise<Principal>;
   socketCalls(): Record<string, SocketCall>;
+  /** Runs in the handshake, after authentication: the socket is not connected until it resolves. */
+  prepareSocket?(socket: ChatSocket): Promise<void>;
   onSocketConnected?(socket: ChatSocket): Promise<void> | void;
   onSocketDisconnected?(socket: ChatSocket, reason: string): Promise<void> | void;
   attachSocketServer(): void;
@@ -79,24 +81,43 @@ const mixin: Partial<ServiceSchema<ServiceSettingSchema, object, SocketHost>> = 
         if (typeof token !== "string" || token.length === 0 || token.length > 4096) {
           return next(new Error("UNAUTHORIZED"));
         }
-        this.resolvePrincipal(token).then(
-          (principal) => {
+        this.resolvePrincipal(token)
+          .then(async (principal) => {
             socket.data.principal = principal;
-            next();
-          },
-          (err: unknown) => {
-            const { body } = toErrorBody(err);
-            next(new Error(body.code === "UNAUTHORIZED" ? "UNAUTHORIZED" : "UNAVAILABLE"));
-          },
-        );
+            await socket.join([socketRooms.user(principal.id), socketRooms.session(principal.sessionId)]);
+            // Subscribed before the client hears "connect": a sync it sends at once cannot race a
+            // message committed in between.
+            await this.prepareSocket?.(socket);
+          })
+          .then(
+            () => next(),
+            (err: unknown) => {
+              const { body, internal } = toErrorBody(err);
+              if (internal) this.logger.warn("socket handshake failed", err);
+              next(new Error(body.code === "UNAUTHORIZED" ? "UNAUTHORIZED" : "UNAVAILABLE"));
+            },
+          );
       });
 
       io.on("connection", (socket: ChatSocket) => {
-        const { principal } = socket.data;
-        void socket.join([socketRooms.user(principal.id), socketRooms.session(principal.sessionId)]);
-        for (const [event, call] of Object.entries(this.socketCalls())) {
-          socket.on(event as keyof ClientToServerEvents, (payload: unknown, ack?: unknown) => {
-            const reply = typeof ack === "function" ? (ack as (res: Ack<unknown>) => void) : undefined;
+        const calls = this.socketCalls();
+        // An event nobody serves still gets an answer, if the client asked for one.
+        socket.onAny((event: string, ...args: unknown[]) => {
+          const last = args[args.length - 1];
+          if (!(event in calls) && typeof last === "function") {
+            (last as (res: Ack<unknown>) => void)({
+              ok: false,
+              error: { code: "NOT_FOUND", message: `Unknown event '${event.slice(0, 64)}'` },
+            });
+          }
+        });
+        for (const [event, call] of Object.entries(calls)) {
+          // The ack is whatever function comes last: a client that sends only a callback, or extra
+          // arguments before it, still gets its answer (a validation error) instead of a hang.
+          socket.on(event as keyof ClientToServerEvents, (...args: unknown[]) => {
+            const last = args[args.length - 1];
+            const reply = typeof last === "function" ? (last as (res: Ack<unknown>) => void) : undefined;
+            const payload = reply && args.length === 1 ? undefined : args[0];
             void handleCall(this.broker, socket, call, payload, reply);
           });
         }

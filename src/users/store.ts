@@ -20,6 +20,8 @@ interface UserRow {
 /** A user as the owning services see it: the public User plus its roles. */
 export interface UserRecord extends User {
   roles: Role[];
+  /** The availability the user chose ("online" or "away"); `status` is what others see. */
+  chosenStatus: UserStatus;
 }
 
 const iso = (ms: number | string | null): string | null => (ms === null ? null : new Date(Number(ms)).toISOString());
@@ -34,13 +36,23 @@ function toRecord(row: UserRow): UserRecord {
     lastSeenAt: iso(row.last_seen_at),
     createdAt: iso(row.created_at) as string,
     roles: row.roles ? (row.roles.split(",") as Role[]) : [],
+    chosenStatus: row.status as UserStatus,
   };
 }
 
-/** The User object of the contract: roles only when asked for (users/me) and only if any. */
-export function publicUser(record: UserRecord, withRoles = false): User {
-  const { roles, ...user } = record;
-  return withRoles && roles.length > 0 ? { ...user, roles } : user;
+/** The User object of the contract, as others see it: offline without a connected socket. */
+export function publicUser(record: UserRecord): User {
+  const { roles: _roles, chosenStatus: _chosen, ...user } = record;
+  return user;
+}
+
+/**
+ * The caller's own User (`/api/users/me`, register, login): the status they chose — they are the one asking, so they
+ * are around — and their roles if any.
+ */
+export function ownUser(record: UserRecord, withRoles = true): User {
+  const { roles, chosenStatus, ...user } = record;
+  return withRoles && roles.length > 0 ? { ...user, status: chosenStatus, roles } : { ...user, status: chosenStatus };
 }
 
 /** Escapes LIKE wildcards so a search for "a_b" means exactly that. */
