@@ -338,22 +338,14 @@ const ChatService: ServiceSchema<ServiceSettingSchema, object, Vars> = {
       async handler(ctx: Ctx<{ roomId: number; body: string; clientMsgId: string; replyTo?: number | null }>) {
         const user = principalOf(ctx);
         checkBodyLength(ctx.params.body);
-        // A retry answers with the original before anything else is checked or written.
-        const repeat = await this.store.findByClientMsgId(user.id, ctx.params.clientMsgId);
-        if (repeat) {
-          ctx.meta.$statusCode = 200;
-          return repeat;
-        }
-        // The hot path: one indexed lookup; the full check only to pick the right error.
-        if (!(await this.store.membership(ctx.params.roomId, user.id)))
-          await this.memberRoom(ctx.params.roomId, user.id);
-        if (ctx.params.replyTo) {
-          const original = await this.store.message(ctx.params.replyTo);
-          if (!original || original.roomId !== ctx.params.roomId) {
+        const { roomId, body: text, clientMsgId: id, replyTo } = ctx.params;
+        if (replyTo) {
+          const original = await this.store.message(replyTo);
+          if (!original || original.roomId !== roomId) {
             throw AppError.validation([{ field: "replyTo", message: "replyTo must be a message of the same room." }]);
           }
         }
-        const { roomId, body: text, clientMsgId: id, replyTo } = ctx.params;
+        // The store checks membership and answers a repeated clientMsgId with the original.
         const { message, created } = await this.store.send(
           { roomId, body: text, clientMsgId: id, replyTo, userId: user.id },
           trace(ctx),

@@ -12,8 +12,11 @@ import { BatchWriter } from "../src/log/batch-writer.js";
 import { EventLog, toEventDoc, type EventDoc, type HourlyCount } from "../src/log/event-log.js";
 
 interface Vars extends WithOutbox {
-  docs: DocStore;
-  eventLog: EventLog;
+  docs: DocStore | undefined;
+  eventLog: EventLog | undefined;
+  connectTimer: NodeJS.Timeout | undefined;
+  ready(): EventLog;
+  connect(): Promise<void>;
   writer: BatchWriter<EventDoc>;
   purgeTimer: NodeJS.Timeout;
   purge(): Promise<void>;
@@ -80,11 +83,11 @@ const LogService: ServiceSchema<ServiceSettingSchema, object, Vars> = {
         const { before, limit = 100, ...filters } = ctx.params;
         let cursor: { ts: Date; id: string } | undefined;
         if (before) {
-          const last = await this.eventLog.get(before);
+          const last = await this.ready().get(before);
           if (!last) throw AppError.validation([{ field: "before", message: "No event has this id." }]);
           cursor = { ts: new Date(last.ts), id: last.id };
         }
-        const events = await this.eventLog.query({ ...filters, before: cursor, limit });
+        const events = await this.ready().query({ ...filters, before: cursor, limit });
         return { events, nextBefore: events.length === limit ? events[events.length - 1].id : null };
       },
     },
@@ -99,7 +102,7 @@ const LogService: ServiceSchema<ServiceSettingSchema, object, Vars> = {
         const to = ctx.params.to ?? new Date();
         const from = ctx.params.from ?? new Date(to.getTime() - 24 * 3_600_000);
         if (from >= to) throw AppError.validation([{ field: "from", message: "'from' must be before 'to'." }]);
-        return { from: from.toISOString(), to: to.toISOString(), counts: await this.eventLog.hourlyCounts(from, to) };
+        return { from: from.toISOString(), to: to.toISOString(), counts: await this.ready().hourlyCounts(from, to) };
       },
     },
 
@@ -108,7 +111,7 @@ const LogService: ServiceSchema<ServiceSettingSchema, object, Vars> = {
       roles: ["admin"],
       params: {},
       async handler(): Promise<{ deleted: number }> {
-        return { deleted: await this.eventLog.purge() };
+        return { deleted: await this.ready().purge() };
       },
     },
   },
@@ -125,7 +128,8 @@ const LogService: ServiceSchema<ServiceSettingSchema, object, Vars> = {
 
   methods: {
     async recordClusterEvent(type, node: NodeInfo, flag: boolean) {
-      const idKey = `${type}:${node.id}:${node.instanceID ?? ""}:${node.seq ?? ""}`;
+      // The same key on every log instance: each node's arrival and departure is stored once.
+      const idKey = `${type}:${node.id}:${node.instanceID ?? ""}${type === "cluster.node_connected" && flag ? ":re" : ""}`;
       const event: NewEvent =
         type === "cluster.node_connected"
           ? { type, idKey, requestId: null, data: { node: node.id, reconnected: flag } }
@@ -133,8 +137,36 @@ const LogService: ServiceSchema<ServiceSettingSchema, object, Vars> = {
       await this.publish(undefined, [event]);
     },
 
+    /** The store, or UNAVAILABLE while it cannot be reached (ingest callers keep their events and retry). */
+    ready(): EventLog {
+      if (!this.eventLog) throw AppError.unavailable("The log store is not reachable yet");
+      return this.eventLog;
+    },
+
+    /** Opens the store; until it succeeds the service runs and answers UNAVAILABLE, retrying every 5 s. */
+    async connect() {
+      const c = config();
+      try {
+        const docs = await openDocStore({ mongoUrl: c.mongoUrl, dataDir: c.dataDir });
+        const eventLog = new EventLog(docs, c.logRetentionDays);
+        const { ttl } = await eventLog.init().catch(async (err: unknown) => {
+          await docs.close().catch(() => undefined);
+          throw err;
+        });
+        if (!ttl) this.logger.info("the log store has no TTL indexes here: retention is the hourly purge job");
+        this.docs = docs;
+        this.eventLog = eventLog;
+        void this.purge();
+      } catch (err) {
+        this.logger.warn("the log store is not reachable; retrying in 5 s", (err as Error).message);
+        this.connectTimer = setTimeout(() => void this.connect(), 5_000);
+        this.connectTimer.unref();
+      }
+    },
+
     async purge() {
       try {
+        if (!this.eventLog) return;
         const deleted = await this.eventLog.purge();
         if (deleted > 0) this.logger.info(`retention: purged ${deleted} events`);
       } catch (err) {
@@ -144,20 +176,22 @@ const LogService: ServiceSchema<ServiceSettingSchema, object, Vars> = {
   },
 
   async started() {
-    const c = config();
-    this.docs = await openDocStore({ mongoUrl: c.mongoUrl, dataDir: c.dataDir });
-    this.eventLog = new EventLog(this.docs, c.logRetentionDays);
-    const { ttl } = await this.eventLog.init();
-    if (!ttl) this.logger.info("the log store has no TTL indexes here: retention is the hourly purge job");
-    this.writer = new BatchWriter((docs) => this.eventLog.record(docs));
+    this.writer = new BatchWriter((docs) => this.ready().record(docs));
     this.purgeTimer = setInterval(() => void this.purge(), PURGE_EVERY_MS);
     this.purgeTimer.unref();
-    void this.purge();
+    await this.connect();
+    // Nodes already up when this instance started: $node.connected came before it could listen.
+    for (const node of this.broker.registry.getNodeList({ onlyAvailable: true, withServices: false }) as (NodeInfo & {
+      local: boolean;
+    })[]) {
+      if (!node.local) await this.recordClusterEvent("cluster.node_connected", node, false);
+    }
   },
 
   async stopped() {
     clearInterval(this.purgeTimer);
-    await this.writer?.flush();
+    clearTimeout(this.connectTimer);
+    await this.writer?.flush().catch(() => undefined);
     await this.docs?.close();
   },
 };

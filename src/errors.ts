@@ -73,6 +73,9 @@ export class AppError extends Errors.MoleculerError {
   static tooLarge(message: string): AppError {
     return new AppError("PAYLOAD_TOO_LARGE", message);
   }
+  static unavailable(message = "A service is unavailable, try again"): AppError {
+    return new AppError("UNAVAILABLE", message);
+  }
   static rateLimited(retryAfterSeconds: number, message = "Too many requests"): AppError {
     return new AppError("RATE_LIMITED", message, {
       retryAfter: Math.max(1, Math.ceil(retryAfterSeconds)),

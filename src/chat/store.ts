@@ -7,8 +7,8 @@ import type { MemberRole, Message, RoomKind } from "../contracts/objects.js";
 import { AppError } from "../errors.js";
 import { mentionedUsernames } from "../contracts/domain-events.js";
 import { writeOutbox, type Trace } from "../infra/outbox.js";
-import { isUniqueViolation, type Sql } from "../infra/sql.js";
-import { directKey } from "./rules.js";
+import { isMysql, isUniqueViolation, type Sql } from "../infra/sql.js";
+import { canSee, directKey } from "./rules.js";
 
 interface RoomRow {
   id: number;
@@ -365,23 +365,61 @@ export class ChatStore {
   }
 
   /**
-   * Stores a message with the room's next seq. The room row is locked for the transaction, so
-   * concurrent senders queue on it and seqs come out 1, 2, 3, … with no gap. A repeated
-   * clientMsgId returns the stored original (`created: false`) and changes nothing. The sender's
-   * read marker moves to the new seq in the same transaction.
+   * What a send needs to know, in one round trip: the room's kind and pair, the sender's role, and
+   * the message this clientMsgId already made, if any.
+   */
+  private async sendContext(roomId: number, userId: number, clientMsgId: string) {
+    return this.db("rooms as r")
+      .leftJoin("room_members as rm", (j) => j.on("rm.room_id", "r.id").andOnVal("rm.user_id", userId))
+      .where("r.id", roomId)
+      .first<
+        { kind: RoomKind; direct_key: string | null; role: MemberRole | null; existing_id: number | null } | undefined
+      >(
+        "r.kind",
+        "r.direct_key",
+        "rm.role",
+        this.db.raw("(select m.id from messages m where m.user_id = ? and m.client_msg_id = ?) as existing_id", [
+          userId,
+          clientMsgId,
+        ]),
+      );
+  }
+
+  /**
+   * Takes the room's next seq. The UPDATE locks the room row until the transaction ends, so
+   * concurrent senders queue on it and seqs come out 1, 2, 3, … with no gap; it also returns the
+   * new value (MySQL: LAST_INSERT_ID(expr), read back as the statement's insertId; SQLite: RETURNING).
+   */
+  private async nextSeq(trx: Sql, roomId: number): Promise<number> {
+    if (isMysql(this.db)) {
+      const [res] = (await trx.raw("update rooms set last_seq = last_insert_id(last_seq + 1) where id = ?", [
+        roomId,
+      ])) as [{ insertId: number; affectedRows: number }];
+      if (res.affectedRows !== 1) throw AppError.notFound("Room");
+      return Number(res.insertId);
+    }
+    const rows = (await trx.raw("update rooms set last_seq = last_seq + 1 where id = ? returning last_seq", [
+      roomId,
+    ])) as { last_seq: number }[];
+    if (rows.length !== 1) throw AppError.notFound("Room");
+    return Number(rows[0].last_seq);
+  }
+
+  /**
+   * Stores a message of a member with the room's next seq, the sender's read marker moved to it and
+   * its `message.created` event, in one transaction. A repeated clientMsgId returns the stored
+   * original (`created: false`) and changes nothing — even if the sender has left the room since.
+   * Non-members get NOT_FOUND for rooms they cannot see and FORBIDDEN for public ones.
+   * The hot path: one read, then BEGIN, four statements, COMMIT.
    */
   async send(input: SendInput, trace: Trace): Promise<SendResult> {
-    const existing = await this.findByClientMsgId(input.userId, input.clientMsgId);
-    if (existing) return { message: existing, created: false };
+    const context = await this.sendContext(input.roomId, input.userId, input.clientMsgId);
+    if (context?.existing_id) return { message: (await this.message(context.existing_id)) as Message, created: false };
+    if (!context || !canSee(context.kind, context.role ?? undefined)) throw AppError.notFound("Room");
+    if (!context.role) throw AppError.forbidden("Join the room first");
     try {
       const message = await this.db.transaction(async (trx) => {
-        const room = await trx("rooms")
-          .where({ id: input.roomId })
-          .forUpdate()
-          .first<{ last_seq: number; kind: RoomKind; direct_key: string | null }>("last_seq", "kind", "direct_key");
-        if (!room) throw AppError.notFound("Room");
-        const seq = room.last_seq + 1;
-        await trx("rooms").where({ id: input.roomId }).update({ last_seq: seq });
+        const seq = await this.nextSeq(trx, input.roomId);
         const row = {
           room_id: input.roomId,
           seq,
@@ -398,7 +436,7 @@ export class ChatStore {
           .where({ room_id: input.roomId, user_id: input.userId })
           .update({ last_read_seq: seq });
         const message = toMessage({ ...row, id: Number(id) });
-        const pair = room.direct_key?.split(":").map(Number) ?? [];
+        const pair = context.direct_key?.split(":").map(Number) ?? [];
         await writeOutbox(trx, CHAT_OUTBOX, [
           {
             type: "message.created",
@@ -408,7 +446,7 @@ export class ChatStore {
               roomId: message.roomId,
               seq,
               userId: input.userId,
-              roomKind: room.kind,
+              roomKind: context.kind,
               peerId: pair.find((u) => u !== input.userId) ?? null,
               mentions: mentionedUsernames(input.body),
               replyTo: message.replyTo,

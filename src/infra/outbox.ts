@@ -125,6 +125,8 @@ export interface RelayOptions {
  */
 export class OutboxRelay {
   private timer: NodeJS.Timeout | undefined;
+  /** Consumers that failed recently: how often in a row, and until when they are left alone. */
+  private readonly cooldown = new Map<string, { streak: number; until: number }>();
   private running: Promise<void> | undefined;
   private again = false;
   private stopped = true;
@@ -222,6 +224,9 @@ export class OutboxRelay {
     const byConsumer = new Map<string, OutboxRow[]>();
     for (const row of rows) {
       for (const consumer of row.pending.split(",").filter(Boolean)) {
+        // A consumer that just failed is left alone until its backoff ends, so a slow failure (a log
+        // whose MongoDB is down) does not hold up the others batch after batch.
+        if ((this.cooldown.get(consumer)?.until ?? 0) > now) continue;
         byConsumer.set(consumer, [...(byConsumer.get(consumer) ?? []), row]);
       }
     }
@@ -233,8 +238,12 @@ export class OutboxRelay {
             consumer,
             consumerRows.map((r) => JSON.parse(r.payload) as DomainEvent),
           );
+          this.cooldown.delete(consumer);
           for (const r of consumerRows) acked.set(r.event_id, (acked.get(r.event_id) ?? new Set()).add(consumer));
         } catch (err) {
+          const streak = (this.cooldown.get(consumer)?.streak ?? 0) + 1;
+          const backoff = Math.min(this.maxBackoffMs, 500 * 2 ** Math.min(streak, 10));
+          this.cooldown.set(consumer, { streak, until: now + backoff });
           this.opts.onError?.(consumer, err);
         }
       }),
@@ -243,24 +252,25 @@ export class OutboxRelay {
     return due.length;
   }
 
+  /** Deletes the rows every consumer has; the rest wait for their consumers' backoff, a few statements in all. */
   private async settle(rows: OutboxRow[], acked: Map<string, Set<string>>, now: number): Promise<void> {
     const table = outboxTable(this.owner);
     const done: (number | string)[] = [];
+    const waiting = new Map<string, (number | string)[]>(); // what is still pending → row ids
     for (const row of rows) {
       const ok = acked.get(row.event_id) ?? new Set();
       const left = row.pending.split(",").filter((c) => c && !ok.has(c));
-      if (left.length === 0) {
-        done.push(row.id);
-        continue;
-      }
-      const attempts = row.attempts + 1;
-      const backoff = Math.min(this.maxBackoffMs, 500 * 2 ** Math.min(attempts, 10));
+      if (left.length === 0) done.push(row.id);
+      else waiting.set(left.join(","), [...(waiting.get(left.join(",")) ?? []), row.id]);
+    }
+    for (const [pending, ids] of waiting) {
+      const retryAt = Math.max(now + 100, ...pending.split(",").map((c) => this.cooldown.get(c)?.until ?? now));
       await this.db(table)
-        .where({ id: row.id })
+        .whereIn("id", ids)
         .update({
-          pending: left.join(","),
-          attempts,
-          next_attempt_at: now + backoff,
+          pending,
+          attempts: this.db.raw("attempts + 1"),
+          next_attempt_at: retryAt,
           leased_by: null,
           lease_until: null,
         });

@@ -266,13 +266,15 @@ for (const engine of ENGINES) {
         const res = await api(base, "PATCH", "/api/users/me", { token: acc.accessToken, body });
         expectValidation(res, field, `PATCH /users/me: ${what}`);
       }
-      // Presence wins over the chosen status: a user without a connected socket reads as offline.
-      const offline = await api(base, "PATCH", "/api/users/me", { token: acc.accessToken, body: { status: "away" } });
-      assert.equal(offline.status, 200, offline.text);
-      assert.equal(offline.body.status, "offline");
+      // The caller sees the status they chose; others see presence: offline until a socket connects.
+      const chosen = await api(base, "PATCH", "/api/users/me", { token: acc.accessToken, body: { status: "away" } });
+      assert.equal(chosen.status, 200, chosen.text);
+      assert.equal(chosen.body.status, "away");
+      const seenByOthers = () => api(base, "GET", `/api/users/${acc.user.id}`, { token: acc.accessToken });
+      assert.equal((await seenByOthers()).body.status, "offline");
       await connectSocket(base, acc.accessToken, t);
       await eventually(
-        async () => (await me(acc.accessToken)).body.status === "away",
+        async () => (await seenByOthers()).body.status === "away",
         5_000,
         "the chosen status once a socket is connected",
       );

@@ -40,12 +40,7 @@ describe("chat over REST (embedded node)", () => {
 
   before(async () => {
     const port = await freePort();
-    // Generous send rates: these tests post hundreds of messages (the limits have their own node).
-    node = await startNode({
-      name: "chat-rest",
-      env: { PORT: String(port), SEND_BURST: "1000", SEND_PER_SECOND: "1000", SEND_PER_MINUTE: "100000" },
-      ready: { http: port },
-    });
+    node = await startNode({ name: "chat-rest", env: { PORT: String(port) }, ready: { http: port } });
     base = `http://127.0.0.1:${port}`;
     [alice, bob, carol, dave] = await Promise.all(
       ["alice", "bob", "carol", "dave"].map((p) => register(base, uniqueName(p))),
@@ -636,7 +631,12 @@ describe("chat over REST (embedded node)", () => {
   describe("limits (a node with the default send limit: burst 10, 10/s, 100/min)", () => {
     it("REST sends share the per-user send limit: a burst gets 429 RATE_LIMITED with Retry-After", async (t) => {
       const port = await freePort();
-      await startNode({ name: "chat-limits", env: { PORT: String(port) }, ready: { http: port }, t });
+      await startNode({
+        name: "chat-limits",
+        env: { PORT: String(port), SEND_BURST: "10", SEND_PER_SECOND: "10", SEND_PER_MINUTE: "100" },
+        ready: { http: port },
+        t,
+      });
       const url = `http://127.0.0.1:${port}`;
       const sender = await register(url, uniqueName("burst"));
       const pub = await createRoom(url, sender, { name: uniqueName("burst"), kind: "public" });

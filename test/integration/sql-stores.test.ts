@@ -423,6 +423,8 @@ function storeSuite(engine: Engine): void {
     });
 
     it("send gives seq 1, 2, 3; a repeated clientMsgId returns the original (created=false)", async () => {
+      // Only members send: user 2 joins first (a public room).
+      await chat.addMember({ roomId, userId: 2, byUserId: 2, action: "joined", roomKind: "public" }, TRACE);
       const a = await chat.send({ roomId, userId: 1, body: "one @Bob and @carol.", clientMsgId: "cmid-0001" }, TRACE);
       const b = await chat.send({ roomId, userId: 1, body: "two", clientMsgId: "cmid-0002" }, TRACE);
       const c = await chat.send(
@@ -494,8 +496,23 @@ function storeSuite(engine: Engine): void {
       assert.equal(event.event.data.peerId, 5);
     });
 
+    it("only members send: NOT_FOUND for a private room, FORBIDDEN for a public one; a retry after leaving still answers", async () => {
+      const priv = await chat.createRoom({ name: "closed", kind: "private", createdBy: 7 }, TRACE);
+      const pub = await chat.createRoom({ name: "open", kind: "public", createdBy: 7 }, TRACE);
+      const send = (room: number, user: number, clientMsgId: string) =>
+        chat.send({ roomId: room, userId: user, body: "hi", clientMsgId }, TRACE);
+      await assert.rejects(send(priv, 8, "nm-000001"), (e: { type?: string }) => e.type === "NOT_FOUND");
+      await assert.rejects(send(pub, 8, "nm-000002"), (e: { type?: string }) => e.type === "FORBIDDEN");
+      assert.equal((await chat.after(pub, 0, 10)).messages.length, 0, "nothing stored");
+      const first = await send(pub, 7, "nm-000003");
+      await chat.removeMember({ roomId: pub, userId: 7, byUserId: 7, action: "left", roomKind: "public" }, TRACE);
+      const again = await send(pub, 7, "nm-000003");
+      assert.equal(again.created, false);
+      assert.equal(again.message.id, first.message.id, "the original, though the sender has left");
+    });
+
     it("30 concurrent sends in one room → seqs exactly 1..30, one event each", async () => {
-      const room = await chat.createRoom({ name: "busy", kind: "public", createdBy: 1 }, TRACE);
+      const room = await chat.createRoom({ name: "busy", kind: "public", createdBy: 1, members: [2, 3] }, TRACE);
       const results = await Promise.all(
         Array.from({ length: 30 }, (_, i) =>
           chat.send(

@@ -62,7 +62,8 @@ export type ReadyCondition =
 export interface StartNodeOptions {
   /**
    * The node's settings, over the test process's environment minus NoChat's own variables, and
-   * over the defaults LOG_LEVEL=info, a random NODE_ID, JWT_SECRET=TEST_JWT_SECRET and a temp
+   * over the defaults LOG_LEVEL=info, a random NODE_ID, JWT_SECRET=TEST_JWT_SECRET, send limits too
+   * high to matter (SEND_*), and a temp
    * DATA_DIR. `undefined` removes a variable. (The default readiness check needs LOG_LEVEL info.)
    */
   env?: Record<string, string | undefined>;
@@ -180,6 +181,9 @@ const INHERITED_BLOCKLIST = new Set([
   "AMQP_PREFETCH",
   "ALLOWED_ORIGINS",
   "LOG_RETENTION_DAYS",
+  "SEND_BURST",
+  "SEND_PER_SECOND",
+  "SEND_PER_MINUTE",
   "NODE_TEST_CONTEXT",
   "NODE_OPTIONS",
   "FORCE_COLOR",
@@ -231,6 +235,10 @@ export async function startNode(options: StartNodeOptions = {}): Promise<NodeHan
   env.LOG_LEVEL = "info";
   env.NODE_ID = `test-${randomBytes(4).toString("hex")}`;
   env.JWT_SECRET = TEST_JWT_SECRET;
+  // Tests post many messages quickly; those about the send limit set it themselves.
+  env.SEND_BURST = "100000";
+  env.SEND_PER_SECOND = "100000";
+  env.SEND_PER_MINUTE = "10000000";
   const services = servicesValue(options.services);
   if (services !== undefined) env.SERVICES = services;
   for (const [k, v] of Object.entries(options.env ?? {})) {

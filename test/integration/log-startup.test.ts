@@ -1,0 +1,248 @@
+/**
+ * How the log service starts:
+ *
+ * (1) Its MongoDB (a FerretDB of this test's own, stopped first) is unreachable when the node
+ *     starts: the node still comes up (all services, embedded SQLite), the admin API answers
+ *     503 UNAVAILABLE in the contract's error shape, and the domain events of that time (the
+ *     registrations, a room, 20 `message.created`) wait in the producers' outboxes. Once FerretDB
+ *     is started again the log connects (it retries every 5 s) and stores each of them exactly once.
+ *
+ * (2) On RabbitMQ: a gateway (SERVICES=api) is up before the node with the log starts, so the
+ *     gateway's `$node.connected` comes before the log listens; the log still records exactly one
+ *     `cluster.node_connected` for it, and one `cluster.node_disconnected` when it stops (queried
+ *     through a second gateway, itself a later join recorded once).
+ */
+import assert from "node:assert/strict";
+import path from "node:path";
+import { test } from "node:test";
+import knexFactory from "knex";
+import { ALL_SERVICES } from "../../src/config.js";
+import type { AppEvent, Message } from "../../src/contracts/objects.js";
+import { api, eventually, expectError, register, sleep, type Account } from "../support/accounts-helpers.js";
+import { ferretBinary, OwnFerretDB } from "../support/ferretdb.js";
+import { adminEvents, createRoom, sendRest } from "../support/notify-helpers.js";
+import { startNode, type NodeHandle } from "../support/processes.js";
+import { createTestDatabase, freePort, rabbitUrl, requireServer, uniqueNamespace } from "../support/servers.js";
+
+const MESSAGES = 20;
+
+/** Every event matching `query` (no leading "?"), through `before` pages of 500. */
+async function allEvents(base: string, admin: Account, query: string): Promise<AppEvent[]> {
+  const events: AppEvent[] = [];
+  let before: string | null = null;
+  for (;;) {
+    const page = await adminEvents(base, admin, [query, "limit=500", before ? `before=${before}` : ""].join("&"));
+    events.push(...page.events);
+    before = page.nextBefore;
+    if (!before) return events;
+  }
+}
+
+/** GET /api/health → 200 with status "ok". */
+async function healthy(base: string): Promise<boolean> {
+  const res = await api(base, "GET", "/api/health").catch(() => undefined);
+  return res?.status === 200 && res.body?.status === "ok";
+}
+
+test("the log starts while MongoDB is unreachable: 503 meanwhile, then every waiting event stored once", async (t) => {
+  const bin = ferretBinary(); // throws under CI when FerretDB cannot be built
+  if ("reason" in bin) {
+    t.skip(bin.reason);
+    return;
+  }
+  const started = Date.now();
+  const ferret = await OwnFerretDB.start();
+  t.after(() => ferret.destroy());
+  await ferret.stop();
+  const port = await freePort();
+  const base = `http://127.0.0.1:${port}`;
+
+  // The node's health check waits for every service, the log's included: it started without its store.
+  const node = await startNode({
+    t,
+    name: "log-no-store",
+    env: {
+      PORT: String(port),
+      TRANSPORTER: undefined,
+      DATABASE_URL: undefined,
+      MONGO_URL: ferret.url("nochat_log_startup"),
+      NOCHAT_ADMINS: "root",
+    },
+    ready: { http: port },
+  });
+  t.diagnostic(`node up in ${Date.now() - started} ms with FerretDB stopped`);
+  const health = await api(base, "GET", "/api/health");
+  assert.equal(health.status, 200, health.text);
+  assert.equal(health.body.status, "ok", health.text);
+  assert.ok(health.body.services.includes("log"), health.text);
+  assert.match(node.output(), /the log store is not reachable; retrying in 5 s/);
+
+  const root = await register(base, "root");
+  const ann = await register(base, "ann");
+  for (const query of ["", "?type=message.created"]) {
+    const res = await api(base, "GET", `/api/admin/events${query}`, { token: root.accessToken });
+    const error = expectError(res, 503, "UNAVAILABLE", `GET /api/admin/events${query} with the store down`);
+    assert.deepEqual(Object.keys(error).sort(), ["code", "message"], res.text);
+  }
+  expectError(
+    await api(base, "GET", "/api/admin/events/stats", { token: root.accessToken }),
+    503,
+    "UNAVAILABLE",
+    "GET /api/admin/events/stats with the store down",
+  );
+  // Permissions come first: a non-admin is still refused, not told about the store.
+  expectError(await api(base, "GET", "/api/admin/events", { token: ann.accessToken }), 403, "FORBIDDEN");
+
+  const room = await createRoom(base, ann, { name: "while-the-log-store-is-down", kind: "public" });
+  const sent: Message[] = [];
+  for (let i = 0; i < MESSAGES; i++) sent.push(await sendRest(base, ann, room.id, `store down #${i}`));
+  assert.equal(new Set(sent.map((m) => m.id)).size, MESSAGES);
+
+  // The events wait in chat's outbox (the node's SQLite), not lost.
+  const sqlite = knexFactory({
+    client: "better-sqlite3",
+    connection: { filename: path.join(node.dataDir, "nochat.sqlite"), options: { readonly: true } },
+    useNullAsDefault: true,
+  });
+  t.after(() => sqlite.destroy());
+  const waitingForLog = async (): Promise<number> =>
+    Number(
+      (
+        await sqlite.raw(
+          "select count(*) as n from chat_outbox where type = 'message.created' and pending like '%log%'",
+        )
+      )[0].n,
+    );
+  assert.equal(await waitingForLog(), MESSAGES, "every message.created waits in chat's outbox");
+  await sleep(1_000); // the relays keep trying meanwhile
+  assert.equal(await waitingForLog(), MESSAGES);
+  expectError(await api(base, "GET", "/api/admin/events", { token: root.accessToken }), 503, "UNAVAILABLE");
+  assert.equal(node.exitStatus(), undefined, "the node keeps running without its log store");
+
+  await ferret.restart();
+  const restartedAt = Date.now();
+  const query = `type=message.created&roomId=${room.id}`;
+  let seen = 0;
+  const took = await eventually(
+    async () => {
+      const res = await api(base, "GET", `/api/admin/events?${query}&limit=500`, { token: root.accessToken });
+      if (res.status === 503) return false;
+      assert.equal(res.status, 200, res.text);
+      seen = res.body.events.length;
+      return seen >= MESSAGES;
+    },
+    45_000,
+    `${MESSAGES} message.created stored after FerretDB is back`,
+    250,
+  ).catch((err: unknown) => {
+    throw new Error(`${(err as Error).message}; last count ${seen}`);
+  });
+  t.diagnostic(`all ${MESSAGES} events stored ${took} ms after FerretDB restarted`);
+  await eventually(async () => (await waitingForLog()) === 0, 15_000, "chat's outbox drained for the log");
+  await sleep(1_000); // a duplicate arriving late would show now
+
+  const created = await allEvents(base, root, query);
+  assert.equal(created.length, MESSAGES, JSON.stringify(created.map((e) => e.data)));
+  assert.equal(new Set(created.map((e) => e.id)).size, MESSAGES, "distinct event ids");
+  assert.deepEqual(
+    created.map((e) => Number(e.data.messageId)).sort((a, b) => a - b),
+    sent.map((m) => m.id).sort((a, b) => a - b),
+    "one event per message",
+  );
+  for (const e of created) {
+    assert.equal(e.roomId, room.id);
+    assert.equal(e.userId, ann.user.id);
+  }
+  // The other events of the outage, from the other producers' outboxes: once each as well.
+  const registered = await allEvents(base, root, "type=user.registered");
+  for (const who of [root, ann]) {
+    assert.equal(
+      registered.filter((e) => e.userId === who.user.id).length,
+      1,
+      `user.registered of ${who.user.username}`,
+    );
+  }
+  const rooms = await allEvents(base, root, `type=room.created&roomId=${room.id}`);
+  assert.equal(rooms.length, 1, JSON.stringify(rooms));
+  t.diagnostic(`recovery ${Date.now() - restartedAt} ms, total ${Date.now() - started} ms`);
+});
+
+test("cluster events: a gateway already up when the log starts is recorded once, and its departure once", async (t) => {
+  for (const server of ["rabbitmq", "mariadb"] as const) {
+    if (!(await requireServer(server, t))) return;
+  }
+  const started = Date.now();
+  const database = await createTestDatabase();
+  t.after(() => database.drop());
+  const common = {
+    TRANSPORTER: rabbitUrl(),
+    NAMESPACE: uniqueNamespace("nochat-logstart"),
+    DATABASE_URL: database.url,
+    MONGO_URL: undefined, // the embedded store under the log node's DATA_DIR
+    NOCHAT_ADMINS: "root",
+  };
+  const startGateway = async (name: string): Promise<{ node: NodeHandle; base: string }> => {
+    const port = await freePort();
+    const node = await startNode({ t, name, services: ["api"], env: { ...common, PORT: String(port) } });
+    return { node, base: `http://127.0.0.1:${port}` };
+  };
+
+  // The gateway first; the log's node starts when the gateway is known on the bus.
+  const gateway = await startGateway("gateway");
+  const gatewayId = gateway.node.env.NODE_ID;
+  const backend = await startNode({
+    t,
+    name: "backend",
+    services: ALL_SERVICES.filter((s) => s !== "api"),
+    env: common,
+  });
+  assert.match(backend.output(), new RegExp(`Node '${gatewayId}' connected`), "the gateway was up before the log");
+  await eventually(() => healthy(gateway.base), 20_000, "the gateway sees every service");
+  t.diagnostic(`cluster up in ${Date.now() - started} ms`);
+
+  const root = await register(gateway.base, "root");
+  const connected = (): Promise<AppEvent[]> => allEvents(gateway.base, root, "type=cluster.node_connected");
+  const ofNode = (events: AppEvent[], id: string): AppEvent[] => events.filter((e) => e.data.node === id);
+  await eventually(
+    async () => ofNode(await connected(), gatewayId).length > 0,
+    20_000,
+    "the gateway's cluster.node_connected",
+    250,
+  );
+  await sleep(1_500); // a second record would show now
+  let joined = await connected();
+  assert.equal(ofNode(joined, gatewayId).length, 1, JSON.stringify(joined));
+  assert.deepEqual(ofNode(joined, gatewayId)[0].data, { node: gatewayId, reconnected: false });
+  assert.equal(ofNode(joined, gatewayId)[0].nodeId, backend.env.NODE_ID, "recorded by the log's node");
+  assert.equal(joined.length, 1, `only the gateway joined the log's cluster: ${JSON.stringify(joined)}`);
+
+  // A second gateway (a join the log hears as it happens) to ask through once the first is gone.
+  const second = await startGateway("gateway-2");
+  const secondId = second.node.env.NODE_ID;
+  await eventually(() => healthy(second.base), 20_000, "the second gateway sees every service");
+  const stopped = await gateway.node.stop();
+  assert.equal(stopped.code, 0, `the gateway stopped cleanly: ${JSON.stringify(stopped)}`);
+
+  const left = (): Promise<AppEvent[]> => allEvents(second.base, root, "type=cluster.node_disconnected");
+  await eventually(
+    async () => ofNode(await left(), gatewayId).length > 0,
+    20_000,
+    "the gateway's cluster.node_disconnected",
+    250,
+  );
+  await sleep(1_500);
+  const departures = await left();
+  assert.equal(ofNode(departures, gatewayId).length, 1, JSON.stringify(departures));
+  assert.deepEqual(ofNode(departures, gatewayId)[0].data, { node: gatewayId, unexpected: false }, "a graceful stop");
+  assert.equal(departures.length, 1, JSON.stringify(departures));
+
+  joined = await allEvents(second.base, root, "type=cluster.node_connected");
+  assert.equal(
+    ofNode(joined, gatewayId).length,
+    1,
+    `still one arrival of the first gateway: ${JSON.stringify(joined)}`,
+  );
+  assert.equal(ofNode(joined, secondId).length, 1, `one arrival of the second gateway: ${JSON.stringify(joined)}`);
+  assert.equal(joined.length, 2, JSON.stringify(joined));
+  t.diagnostic(`total ${Date.now() - started} ms`);
+});
