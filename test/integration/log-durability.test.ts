@@ -17,25 +17,11 @@ import mysql from "mysql2/promise";
 import type { Message } from "../../src/contracts/objects.js";
 import { api, eventually, register, sleep } from "../support/accounts-helpers.js";
 import { ferretBinary, OwnFerretDB } from "../support/ferretdb.js";
-import { cmid, createRoom } from "../support/notify-helpers.js";
+import { cmid, createRoom, pool } from "../support/notify-helpers.js";
 import { startNode, type NodeHandle } from "../support/processes.js";
 import { createTestDatabase, freePort, rabbitUrl, requireServer, uniqueNamespace } from "../support/servers.js";
 
 const OUTAGE_MESSAGES = 500;
-
-async function pool<T, R>(items: T[], limit: number, fn: (item: T, i: number) => Promise<R>): Promise<R[]> {
-  const results: R[] = new Array(items.length);
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: Math.min(limit, items.length) }, async () => {
-      while (next < items.length) {
-        const i = next++;
-        results[i] = await fn(items[i], i);
-      }
-    }),
-  );
-  return results;
-}
 
 test("audit log durability: FerretDB down for 500 events, log node restarted mid-stream", async (t) => {
   for (const server of ["rabbitmq", "mariadb"] as const) {

@@ -24,7 +24,7 @@ import type { Message, Notification, Room } from "../../src/contracts/objects.js
 import type { UnreadState } from "../../src/contracts/socket.js";
 import type { Health } from "../../src/gateway/health.js";
 import { api, connectSocket, eventually, register, sleep } from "../support/accounts-helpers.js";
-import { cmid, Collector, createRoom, emitAck, emitOk, myRooms, sendRest } from "../support/notify-helpers.js";
+import { cmid, Collector, createRoom, emitAck, emitOk, myRooms, pool, sendRest } from "../support/notify-helpers.js";
 import { startNode, type NodeHandle } from "../support/processes.js";
 import { rabbitmqctl } from "../support/rabbitmq.js";
 import { createTestDatabase, freePort, rabbitUrl, requireServer, uniqueNamespace } from "../support/servers.js";
@@ -33,21 +33,6 @@ const PHASE1_MENTIONS = 40;
 const PHASE2_MENTIONS = 100;
 const OUTAGE_MS = 15_000;
 const PER_SENDER = 25;
-
-/** Runs `fn` over `items` with at most `limit` at a time; results in order. */
-async function pool<T, R>(items: T[], limit: number, fn: (item: T, i: number) => Promise<R>): Promise<R[]> {
-  const results: R[] = new Array(items.length);
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: Math.min(limit, items.length) }, async () => {
-      while (next < items.length) {
-        const i = next++;
-        results[i] = await fn(items[i], i);
-      }
-    }),
-  );
-  return results;
-}
 
 test("notify in a cluster: exactly once with two instances, catch-up after downtime, RabbitMQ outage", async (t) => {
   for (const server of ["rabbitmq", "mariadb"] as const) {

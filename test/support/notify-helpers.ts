@@ -119,3 +119,18 @@ export class Collector<T> {
 }
 
 export type UnreadEvent = UnreadState;
+
+/** Runs `fn` over `items` with at most `limit` at a time; results in order. */
+export async function pool<T, R>(items: T[], limit: number, fn: (item: T, i: number) => Promise<R>): Promise<R[]> {
+  const results: R[] = new Array(items.length);
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: Math.min(limit, items.length) }, async () => {
+      while (next < items.length) {
+        const i = next++;
+        results[i] = await fn(items[i], i);
+      }
+    }),
+  );
+  return results;
+}
