@@ -47,7 +47,12 @@ const brokerOptions: BrokerOptions = {
     minRequestCount: 20,
     windowTime: 60,
     halfOpenTime: 10_000,
-    check: (err: Error) => ((err as Error & { code?: number }).code ?? 500) >= 500,
+    // Server faults open the breaker; UNAVAILABLE is a service saying "not now" (its store is down),
+    // which must not keep it closed off for halfOpenTime after the store is back.
+    check: (err: Error) => {
+      const e = err as Error & { code?: number; type?: string };
+      return (e.code ?? 500) >= 500 && e.type !== "UNAVAILABLE";
+    },
   },
   // Graceful shutdown: a stopping node finishes the requests it has taken.
   tracking: { enabled: true, shutdownTimeout: 10_000 },

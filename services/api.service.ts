@@ -29,6 +29,7 @@ type GatewayRequest = IncomingMessage & {
 };
 
 interface Vars extends SocketHost, WithOutbox {
+  sendError(req: IncomingMessage, res: ServerResponse, err: unknown): void;
   tokens: TokenCache;
   accessLog: AccessLog;
   sendLimiter: SendRateLimiter;
@@ -98,6 +99,7 @@ const ApiService: ServiceSchema<ApiSettingsSchema, object, Vars> = {
       const requestId = req.$ctx?.requestID ?? undefined;
       const { status, body, internal } = toErrorBody(err, requestId);
       if (internal) this.logger.error(`request ${req.method} ${req.url} failed [${requestId}]`, err);
+      else if (status === 503) this.logger.warn(`request ${req.method} ${req.url}: ${body.message} [${requestId}]`);
       if (res.headersSent) return void res.end();
       if (body.retryAfter !== undefined) res.setHeader("Retry-After", String(body.retryAfter));
       if (requestId) res.setHeader("X-Request-ID", requestId);
@@ -178,6 +180,11 @@ const ApiService: ServiceSchema<ApiSettingsSchema, object, Vars> = {
   },
 
   methods: {
+    /** moleculer-web's hook: our onError logs (internal errors with their stack, server-side only). */
+    errorHandler(req: IncomingMessage, res: ServerResponse, err: unknown) {
+      this.sendError(req, res, err);
+    },
+
     /** Shared by REST and the socket handshake; one bus call per token every few seconds at most. */
     async resolvePrincipal(token: string, requestId?: string | null): Promise<Principal> {
       const cached = this.tokens.get(token);

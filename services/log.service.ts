@@ -179,7 +179,8 @@ const LogService: ServiceSchema<ServiceSettingSchema, object, Vars> = {
     this.writer = new BatchWriter((docs) => this.ready().record(docs));
     this.purgeTimer = setInterval(() => void this.purge(), PURGE_EVERY_MS);
     this.purgeTimer.unref();
-    await this.connect();
+    // Not awaited: with the store down the node still starts (and answers UNAVAILABLE) at once.
+    void this.connect();
     // Nodes already up when this instance started: $node.connected came before it could listen.
     for (const node of this.broker.registry.getNodeList({ onlyAvailable: true, withServices: false }) as (NodeInfo & {
       local: boolean;
