@@ -23,6 +23,8 @@ type Vars = WithOutbox & {
   sweepPresence(): Promise<void>;
 };
 
+const connectionParams = { socketId: { type: "string", max: 64 }, nodeId: { type: "string", max: 128 } } as const;
+
 interface ConnectionParams {
   socketId: string;
   nodeId: string;
@@ -108,10 +110,7 @@ const UsersService: ServiceSchema<ServiceSettingSchema, object, Vars> = {
     connected: {
       visibility: "public",
       auth: "required",
-      params: {
-        socketId: { type: "string", max: 64 },
-        nodeId: { type: "string", max: 128 },
-      },
+      params: connectionParams,
       async handler(ctx: Context<ConnectionParams>): Promise<void> {
         const user = principalOf(ctx);
         const timer = this.graceTimers.get(user.id);
@@ -127,10 +126,7 @@ const UsersService: ServiceSchema<ServiceSettingSchema, object, Vars> = {
     disconnected: {
       visibility: "public",
       auth: "required",
-      params: {
-        socketId: { type: "string", max: 64 },
-        nodeId: { type: "string", max: 128 },
-      },
+      params: connectionParams,
       async handler(ctx: Context<ConnectionParams>): Promise<void> {
         const user = principalOf(ctx);
         if (await this.presence.disconnect(ctx.params.socketId, user.id)) return;

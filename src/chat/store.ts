@@ -107,53 +107,59 @@ export class ChatStore {
 
   // ---- rooms -------------------------------------------------------------------------------
 
-  async createRoom(
-    input: {
-      name: string;
-      kind: RoomKind;
-      topic?: string;
-      createdBy: number;
-      members?: number[];
-    },
+  /** Inserts a room with its members and its `room.created` event, in the caller's transaction. */
+  private async insertRoom(
+    trx: Sql,
+    room: { name: string; kind: RoomKind; topic: string; createdBy: number; directKey?: string },
+    members: { userId: number; role: MemberRole }[],
     trace: Trace,
   ): Promise<number> {
+    const now = Date.now();
+    const [id] = await trx("rooms").insert({
+      name: room.name,
+      kind: room.kind,
+      topic: room.topic,
+      created_by: room.createdBy,
+      created_at: now,
+      direct_key: room.directKey ?? null,
+    });
+    const roomId = Number(id);
+    await trx("room_members").insert(
+      members.map((m) => ({ room_id: roomId, user_id: m.userId, role: m.role, joined_at: now })),
+    );
+    const memberIds = members.map((m) => m.userId).filter((userId) => userId !== room.createdBy);
+    await writeOutbox(trx, CHAT_OUTBOX, [
+      {
+        type: "room.created",
+        requestId: trace.requestId,
+        data: { roomId, userId: room.createdBy, kind: room.kind, name: room.name, memberIds },
+      },
+    ]);
+    return roomId;
+  }
+
+  /** A public or private room; the creator is its owner and `members` are invited. */
+  async createRoom(
+    input: { name: string; kind: RoomKind; topic?: string; createdBy: number; members?: number[] },
+    trace: Trace,
+  ): Promise<number> {
+    const others = [...new Set(input.members ?? [])].filter((m) => m !== input.createdBy);
     return this.db.transaction(async (trx) => {
-      const now = Date.now();
-      const [id] = await trx("rooms").insert({
-        name: input.name,
-        kind: input.kind,
-        topic: input.topic ?? "",
-        created_by: input.createdBy,
-        created_at: now,
-      });
-      const others = [...new Set(input.members ?? [])].filter((m) => m !== input.createdBy);
-      await trx("room_members").insert([
-        {
-          room_id: id,
-          user_id: input.createdBy,
-          role: "owner",
-          joined_at: now,
-        },
-        ...others.map((userId) => ({
-          room_id: id,
-          user_id: userId,
-          role: "member",
-          joined_at: now,
-        })),
-      ]);
-      const roomId = Number(id);
-      await writeOutbox(trx, CHAT_OUTBOX, [
-        {
-          type: "room.created",
-          requestId: trace.requestId,
-          data: { roomId, userId: input.createdBy, kind: input.kind, name: input.name, memberIds: others },
-        },
-        ...others.map((userId) => ({
+      const roomId = await this.insertRoom(
+        trx,
+        { name: input.name, kind: input.kind, topic: input.topic ?? "", createdBy: input.createdBy },
+        [{ userId: input.createdBy, role: "owner" }, ...others.map((userId) => ({ userId, role: "member" as const }))],
+        trace,
+      );
+      await writeOutbox(
+        trx,
+        CHAT_OUTBOX,
+        others.map((userId) => ({
           type: "room.member_changed" as const,
           requestId: trace.requestId,
           data: { roomId, userId, byUserId: input.createdBy, action: "invited" as const, roomKind: input.kind },
         })),
-      ]);
+      );
       return roomId;
     });
   }
@@ -165,33 +171,9 @@ export class ChatStore {
     if (existing) return { id: existing.id, created: false };
     try {
       return await this.db.transaction(async (trx) => {
-        const now = Date.now();
-        const [id] = await trx("rooms").insert({
-          name,
-          kind: "direct",
-          topic: "",
-          created_by: a,
-          created_at: now,
-          direct_key: key,
-        });
-        const members = a === b ? [a] : [a, b];
-        await trx("room_members").insert(
-          members.map((userId) => ({
-            room_id: id,
-            user_id: userId,
-            role: "member",
-            joined_at: now,
-          })),
-        );
-        const roomId = Number(id);
-        await writeOutbox(trx, CHAT_OUTBOX, [
-          {
-            type: "room.created",
-            requestId: trace.requestId,
-            data: { roomId, userId: a, kind: "direct", name, memberIds: members.filter((m) => m !== a) },
-          },
-        ]);
-        return { id: roomId, created: true };
+        const members = (a === b ? [a] : [a, b]).map((userId) => ({ userId, role: "member" as const }));
+        const room = { name, kind: "direct" as const, topic: "", createdBy: a, directKey: key };
+        return { id: await this.insertRoom(trx, room, members, trace), created: true };
       });
     } catch (err) {
       if (!isUniqueViolation(err)) throw err;
