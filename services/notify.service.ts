@@ -31,6 +31,9 @@ const NotifyService: ServiceSchema<ServiceSettingSchema, object, Vars> = {
         let applied = 0;
         for (const event of ctx.params.events) {
           const items = await notificationsFor(event, this.directory(ctx));
+          // An event that notifies nobody has no effect to apply twice: no need to remember it (most
+          // messages — this saves a transaction per message).
+          if (items.length === 0) continue;
           const created = await this.store.applyOnce(event.id, items);
           if (created === null) continue;
           applied += 1;
