@@ -9,6 +9,7 @@ import { test } from "node:test";
 import { MongoClient } from "mongodb";
 import type { Health } from "../../src/gateway/health.js";
 import type { AuthResult, User } from "../../src/contracts/objects.js";
+import { api, type ApiOptions } from "../support/accounts-helpers.js";
 import { startNode } from "../support/processes.js";
 import {
   createTestDatabase,
@@ -22,36 +23,9 @@ import {
 const BACKEND_SERVICES = ["auth", "users", "chat", "notify", "log"];
 const ALL = ["api", ...BACKEND_SERVICES].sort();
 
-interface Answer<T = unknown> {
-  status: number;
-  body: T;
-  headers: Headers;
-}
-
-async function request<T = unknown>(
-  port: number,
-  method: string,
-  urlPath: string,
-  opts: { body?: unknown; token?: string } = {},
-): Promise<Answer<T>> {
-  const headers: Record<string, string> = {};
-  if (opts.body !== undefined) headers["Content-Type"] = "application/json";
-  if (opts.token) headers.Authorization = `Bearer ${opts.token}`;
-  const res = await fetch(`http://127.0.0.1:${port}${urlPath}`, {
-    method,
-    headers,
-    body: opts.body === undefined ? undefined : JSON.stringify(opts.body),
-    signal: AbortSignal.timeout(15_000),
-  });
-  const text = await res.text();
-  let body: unknown = text;
-  try {
-    body = JSON.parse(text);
-  } catch {
-    // not JSON: keep the text for the assertion message
-  }
-  return { status: res.status, body: body as T, headers: res.headers };
-}
+/** REST on a node's port, through the shared helper (which also fails on leaked internals). */
+const request = <T = unknown>(port: number, method: string, urlPath: string, opts: ApiOptions = {}) =>
+  api<T>(`http://127.0.0.1:${port}`, method, urlPath, opts);
 
 /** Polls until `check` returns a value; the last answer is in the failure message. */
 async function waitFor<T>(what: string, timeoutMs: number, check: () => Promise<T | undefined>): Promise<T> {

@@ -9,35 +9,15 @@ import path from "node:path";
 import { test } from "node:test";
 import type { AuthResult, User } from "../../src/contracts/objects.js";
 import type { Health } from "../../src/gateway/health.js";
+import { api, type ApiOptions } from "../support/accounts-helpers.js";
 import { startNode, type NodeHandle } from "../support/processes.js";
 import { freePort } from "../support/servers.js";
 
 const ALL = ["api", "auth", "chat", "log", "notify", "users"];
 
-async function request<T = unknown>(
-  port: number,
-  method: string,
-  urlPath: string,
-  opts: { body?: unknown; token?: string } = {},
-): Promise<{ status: number; body: T; text: string; headers: Headers }> {
-  const headers: Record<string, string> = {};
-  if (opts.body !== undefined) headers["Content-Type"] = "application/json";
-  if (opts.token) headers.Authorization = `Bearer ${opts.token}`;
-  const res = await fetch(`http://127.0.0.1:${port}${urlPath}`, {
-    method,
-    headers,
-    body: opts.body === undefined ? undefined : JSON.stringify(opts.body),
-    signal: AbortSignal.timeout(10_000),
-  });
-  const text = await res.text();
-  let body: unknown;
-  try {
-    body = JSON.parse(text);
-  } catch {
-    body = undefined;
-  }
-  return { status: res.status, body: body as T, text, headers: res.headers };
-}
+/** REST on a node's port, through the shared helper (which also fails on leaked internals). */
+const request = <T = unknown>(port: number, method: string, urlPath: string, opts: ApiOptions = {}) =>
+  api<T>(`http://127.0.0.1:${port}`, method, urlPath, opts);
 
 test("embedded node: all services in one process, data and tokens survive a restart", async (t) => {
   const dataDir = mkdtempSync(path.join(os.tmpdir(), "nochat-embedded-"));
