@@ -313,22 +313,22 @@ const ChatService: ServiceSchema<ServiceSettingSchema, object, Vars> = {
     history: {
       auth: "required",
       params: {
-        id: rules.id,
+        roomId: rules.id,
         before: { ...rules.seq, optional: true },
         after: { ...rules.seq, optional: true },
         limit: rules.limit(LIMITS.historyPage.max),
       },
       async handler(
-        ctx: Ctx<{ id: number; before?: number; after?: number; limit?: number }>,
+        ctx: Ctx<{ roomId: number; before?: number; after?: number; limit?: number }>,
       ): Promise<{ messages: Message[]; hasMore: boolean }> {
-        await this.memberRoom(ctx.params.id, principalOf(ctx).id);
+        await this.memberRoom(ctx.params.roomId, principalOf(ctx).id);
         const limit = ctx.params.limit ?? LIMITS.historyPage.default;
         if (ctx.params.before !== undefined && ctx.params.after !== undefined) {
           throw AppError.validation([{ field: "after", message: "Give either 'before' or 'after', not both." }]);
         }
         return ctx.params.after !== undefined
-          ? this.store.after(ctx.params.id, ctx.params.after, limit)
-          : this.store.before(ctx.params.id, ctx.params.before, limit);
+          ? this.store.after(ctx.params.roomId, ctx.params.after, limit)
+          : this.store.before(ctx.params.roomId, ctx.params.before, limit);
       },
     },
 

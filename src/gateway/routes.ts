@@ -43,7 +43,7 @@ export const REST_ROUTES: Record<string, RestRoute> = {
     location: (r: { roomId: number }) => `/api/rooms/${r.roomId}/members`,
   },
   "DELETE /rooms/:id/members/:userId": { action: "chat.kick", status: 204 },
-  "GET /rooms/:id/messages": { action: "chat.history" },
+  "GET /rooms/:roomId/messages": { action: "chat.history" },
   "POST /rooms/:roomId/messages": { action: "chat.send", status: 201, sendLimited: true },
   "PATCH /rooms/:roomId/messages/:messageId": { action: "chat.edit" },
   "DELETE /rooms/:roomId/messages/:messageId": {

@@ -185,7 +185,7 @@ describe("services in one broker (SQLite + embedded log store)", () => {
 
     const { messages } = await broker.call<{ messages: Message[] }, object>(
       "chat.history",
-      { id: roomId },
+      { roomId },
       as(alicePrincipal),
     );
     assert.deepEqual(
@@ -197,7 +197,7 @@ describe("services in one broker (SQLite + embedded log store)", () => {
     );
     const after1 = await broker.call<{ messages: Message[] }, object>(
       "chat.history",
-      { id: roomId, after: "1" },
+      { roomId, after: "1" },
       as(alicePrincipal),
     );
     assert.deepEqual(
@@ -219,7 +219,7 @@ describe("services in one broker (SQLite + embedded log store)", () => {
       [secretId, "NOT_FOUND"],
     ] as const) {
       for (const [action, params] of [
-        ["chat.history", { id: room }],
+        ["chat.history", { roomId: room }],
         ["chat.send", { roomId: room, body: "let me in", clientMsgId: `bob-0000${room}` }],
       ] as const) {
         const err = await rejection(broker.call(action, params, as(bobPrincipal)));
