@@ -3,7 +3,7 @@
  * reactions. Every write that others must hear about returns what changed; the service broadcasts.
  */
 import type { MemberAction } from "../contracts/events.js";
-import type { MemberRole, Message, RoomKind } from "../contracts/objects.js";
+import type { MemberRole, Message, Room, RoomKind } from "../contracts/objects.js";
 import { AppError } from "../errors.js";
 import { mentionedUsernames } from "../contracts/domain-events.js";
 import { writeOutbox, type Trace } from "../infra/outbox.js";
@@ -39,19 +39,14 @@ export interface Membership {
   lastReadSeq: number;
 }
 
-/** A room as stored, before it is shaped for one caller. */
-export interface RoomRecord {
-  id: number;
-  name: string;
-  kind: RoomKind;
-  topic: string;
-  createdBy: number;
-  createdAt: string;
-  lastSeq: number;
-  memberCount: number;
+/** A room as stored, before it is shaped for one caller (no role, unread or last message yet). */
+export type RoomRecord = Pick<
+  Room,
+  "id" | "name" | "kind" | "topic" | "createdBy" | "createdAt" | "lastSeq" | "memberCount"
+> & {
   /** Direct rooms: the two members' ids. */
   directPair?: [number, number];
-}
+};
 
 const iso = (ms: number | string): string => new Date(Number(ms)).toISOString();
 
