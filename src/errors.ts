@@ -5,39 +5,10 @@
  * error, a bug — reaches a client only as INTERNAL with a request id, never with its message.
  */
 import { Errors } from "moleculer";
+import { ERROR_STATUS, type ErrorBody, type ErrorCode, type ErrorEnvelope, type FieldError } from "./contracts/errors.js";
 
-export const ERROR_STATUS = {
-  VALIDATION_ERROR: 422,
-  BAD_REQUEST: 400,
-  UNAUTHORIZED: 401,
-  FORBIDDEN: 403,
-  NOT_FOUND: 404,
-  CONFLICT: 409,
-  PAYLOAD_TOO_LARGE: 413,
-  RATE_LIMITED: 429,
-  UNAVAILABLE: 503,
-  INTERNAL: 500,
-} as const;
-
-export type ErrorCode = keyof typeof ERROR_STATUS;
-
-export interface FieldError {
-  field: string;
-  message: string;
-}
-
-export interface ErrorBody {
-  code: ErrorCode;
-  message: string;
-  fields?: FieldError[];
-  retryAfter?: number;
-  requestId?: string;
-}
-
-/** The contract's error envelope: `{ error: { code, message, fields? } }`. */
-export interface ErrorEnvelope {
-  error: ErrorBody;
-}
+export { ERROR_STATUS };
+export type { ErrorBody, ErrorCode, ErrorEnvelope, FieldError };
 
 interface AppErrorData {
   fields?: FieldError[];

@@ -2,7 +2,7 @@
  * The real-time channel of shared/API.md as socket.io event maps, used by the gateway's socket
  * mixin (server side) and by tests and the browser client (client side).
  */
-import type { ErrorBody } from "../errors.js";
+import type { ErrorBody } from "./errors.js";
 import type { Message, Notification, Room, UserStatus } from "./objects.js";
 
 export type Ack<T> = { ok: true; data: T } | { ok: false; error: ErrorBody };
