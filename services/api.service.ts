@@ -14,6 +14,7 @@ import { aliasesOf, REST_ROUTES, routeOf } from "../src/gateway/routes.js";
 import { SocketMixin, type ChatSocket, type SocketCall, type SocketHost } from "../src/gateway/socket-mixin.js";
 import { TokenCache } from "../src/gateway/token-cache.js";
 import { AccessLog, type AccessRequest } from "../src/gateway/access-log.js";
+import { addSecurityHeaders, setSecurityHeaders, staticCacheHeaders } from "../src/gateway/security-headers.js";
 import { outboxMigration } from "../src/infra/outbox.js";
 import { outboxMixin, type WithOutbox } from "../src/infra/outbox-mixin.js";
 import { sqlMixin } from "../src/infra/sql-mixin.js";
@@ -44,6 +45,9 @@ interface Vars extends SocketHost, WithOutbox {
 const SESSION_CHECK_MS = 1_500;
 
 const JSON_BODY = /^application\/(.+\+)?json\b/i;
+
+/** The built browser UI (scripts/build-ui.mjs): index.html, sw.js and the hashed assets/. */
+const PUBLIC_DIR = path.join(PROJECT_ROOT, "public");
 
 const ApiService: ServiceSchema<ApiSettingsSchema, object, Vars> = {
   name: "api",
@@ -90,7 +94,8 @@ const ApiService: ServiceSchema<ApiSettingsSchema, object, Vars> = {
         },
       },
     ],
-    assets: { folder: path.join(PROJECT_ROOT, "public") },
+    // moleculer-web hands `options` to serve-static as they are.
+    assets: { folder: PUBLIC_DIR, options: { setHeaders: staticCacheHeaders(PUBLIC_DIR) } },
     log4XXResponses: false,
     logRequest: "debug",
     logResponse: "debug",
@@ -325,6 +330,8 @@ const ApiService: ServiceSchema<ApiSettingsSchema, object, Vars> = {
       await this.publish(undefined, events);
     });
     this.server.prependListener("request", (req, res) => this.accessLog.observe(req as AccessRequest, res));
+    // Before anything answers; socket.io's requests get theirs in started() (it takes them over).
+    this.server.prependListener("request", (_req, res) => setSecurityHeaders(res));
     this.sendLimiter = new SendRateLimiter(config().sendLimit);
     this.typing = new TypingTracker((roomId, userId, typing) => {
       void broadcastEvent(this.broker, "chat.typing", {
@@ -336,6 +343,9 @@ const ApiService: ServiceSchema<ApiSettingsSchema, object, Vars> = {
   },
 
   started() {
+    // Runs after the mixins' started(): socket.io is attached.
+    this.io.engine.on("initial_headers", addSecurityHeaders);
+    this.io.engine.on("headers", addSecurityHeaders);
     this.accessLog.start();
     this.sweepTimer = setInterval(() => this.sendLimiter.sweep(), 60_000);
     this.sweepTimer.unref();
