@@ -5,7 +5,13 @@
  * error, a bug — reaches a client only as INTERNAL with a request id, never with its message.
  */
 import { Errors } from "moleculer";
-import { ERROR_STATUS, type ErrorBody, type ErrorCode, type ErrorEnvelope, type FieldError } from "./contracts/errors.js";
+import {
+  ERROR_STATUS,
+  type ErrorBody,
+  type ErrorCode,
+  type ErrorEnvelope,
+  type FieldError,
+} from "./contracts/errors.js";
 
 export { ERROR_STATUS };
 export type { ErrorBody, ErrorCode, ErrorEnvelope, FieldError };
