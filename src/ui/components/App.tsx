@@ -1,0 +1,106 @@
+/** The whole UI: sign-in when signed out, otherwise the sidebar, the open room and its members. */
+import { useEffect, useState } from "preact/hooks";
+import { startClient, stopClient } from "../chat.js";
+import { session } from "../session.js";
+import {
+  caughtUp,
+  connection,
+  currentRoom,
+  drawerOpen,
+  openDialog,
+  roomTitle,
+  sortedRooms,
+  toast,
+  totalUnread,
+} from "../state.js";
+import { AuthScreen } from "./Auth.js";
+import { Dialogs } from "./Dialogs.js";
+import { MembersPanel } from "./MembersPanel.js";
+import { RoomView } from "./RoomView.js";
+import { Sidebar } from "./Sidebar.js";
+
+/** `Offline` / `Reconnecting…` while the socket is down or catching up; `Back online` briefly after. */
+function ConnectionStatus() {
+  const state = connection.value;
+  const up = state === "online" && caughtUp.value;
+  const [wasDown, setWasDown] = useState(false);
+  const [showBack, setShowBack] = useState(false);
+  useEffect(() => {
+    if (!up && state !== "connecting") setWasDown(true);
+    if (up && wasDown) {
+      setWasDown(false);
+      setShowBack(true);
+      const timer = setTimeout(() => setShowBack(false), 2_500);
+      return () => clearTimeout(timer);
+    }
+  }, [up, state]);
+  const text = up
+    ? showBack
+      ? "Back online"
+      : ""
+    : state === "offline"
+      ? "Offline"
+      : state === "connecting"
+        ? "Connecting…"
+        : "Reconnecting…";
+  return (
+    <div
+      class={`connection ${up ? "connection-up" : `connection-${state}`}${text ? " shown" : ""}`}
+      role="status"
+      aria-label={text || undefined}
+    >
+      {text}
+    </div>
+  );
+}
+
+function Toast() {
+  return toast.value ? (
+    <div class="toast" role="alert">
+      {toast.value}
+    </div>
+  ) : null;
+}
+
+function ChatScreen() {
+  // The tab title carries the unread count and the open room.
+  useEffect(() => {
+    const unread = totalUnread.value;
+    const room = currentRoom.value;
+    document.title = `${unread ? `(${unread}) ` : ""}${room ? `${roomTitle(room)} – ` : ""}NoChat`;
+  });
+  // With no room in the address, open the most recent one.
+  useEffect(() => {
+    if (!location.hash && sortedRooms.value.length > 0) location.replace(`#/rooms/${sortedRooms.value[0].id}`);
+  }, [sortedRooms.value.length > 0]);
+  return (
+    <div class="app">
+      <Sidebar />
+      {drawerOpen.value && <div class="scrim" aria-hidden="true" onClick={() => (drawerOpen.value = false)} />}
+      <RoomView />
+      <MembersPanel />
+      <ConnectionStatus />
+      <Toast />
+      <Dialogs />
+    </div>
+  );
+}
+
+export function App() {
+  const s = session.value;
+  const userId = s?.userId ?? null;
+  useEffect(() => {
+    if (userId === null) stopClient();
+    else startClient(userId);
+  }, [userId]);
+  // Esc closes the drawer (dialogs close themselves).
+  useEffect(() => {
+    const onKey = (e: KeyboardEvent) => {
+      if (e.key === "Escape" && drawerOpen.value && !openDialog.value) drawerOpen.value = false;
+    };
+    document.addEventListener("keydown", onKey);
+    return () => document.removeEventListener("keydown", onKey);
+  }, []);
+  if (!s) return <AuthScreen />;
+  return <ChatScreen />;
+}

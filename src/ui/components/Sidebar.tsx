@@ -1,0 +1,162 @@
+/** The room list (navigation "Rooms"), the buttons that add rooms, and the signed-in user. */
+import type { Room } from "../../contracts/objects.js";
+import { setMyStatus, signOut } from "../chat.js";
+import {
+  currentRoomId,
+  directPeer,
+  drawerOpen,
+  me,
+  openDialog,
+  roomTitle,
+  showToast,
+  sortedRooms,
+  unseenCount,
+} from "../state.js";
+import { errorText } from "../api.js";
+import { Icon } from "./icons.js";
+import { Avatar, PresenceDot } from "./Presence.js";
+
+function roomLabel(room: Room): string {
+  const parts = [roomTitle(room)];
+  if (room.unread) parts.push(`${room.unread} unread`);
+  if (room.mentions) parts.push(`${room.mentions} ${room.mentions === 1 ? "mention" : "mentions"}`);
+  return parts.join(", ");
+}
+
+function RoomLink({ room }: { room: Room }) {
+  const current = currentRoomId.value === room.id;
+  const peer = room.kind === "direct" ? directPeer(room) : undefined;
+  const unread = room.unread ?? 0;
+  return (
+    <li>
+      <a
+        href={`#/rooms/${room.id}`}
+        class={`room-link${current ? " current" : ""}${unread ? " has-unread" : ""}`}
+        aria-current={current ? "page" : undefined}
+        aria-label={roomLabel(room)}
+        onClick={() => (drawerOpen.value = false)}
+      >
+        <span class="room-link-icon" aria-hidden="true">
+          {room.kind === "direct" ? (
+            <PresenceDot status={peer?.status ?? "offline"} />
+          ) : (
+            <Icon name={room.kind === "private" ? "lock" : "hash"} size={15} />
+          )}
+        </span>
+        <bdi class="room-link-name">{roomTitle(room)}</bdi>
+        {unread > 0 && (
+          <span class={room.mentions ? "badge badge-mention" : "badge"} aria-hidden="true">
+            {room.mentions ? `@${room.mentions}` : unread > 99 ? "99+" : unread}
+          </span>
+        )}
+      </a>
+    </li>
+  );
+}
+
+export function Sidebar() {
+  const list = sortedRooms.value;
+  const channels = list.filter((r) => r.kind !== "direct");
+  const direct = list.filter((r) => r.kind === "direct");
+  const user = me.value;
+  const unseen = unseenCount.value;
+  const away = user?.status === "away";
+  return (
+    <div class={`sidebar${drawerOpen.value ? " open" : ""}`} id="sidebar">
+      <div class="sidebar-head">
+        <span class="brand">
+          <span class="brand-mark" aria-hidden="true">
+            N
+          </span>
+          NoChat
+        </span>
+        <button
+          type="button"
+          class="icon-button notifications-button"
+          aria-label={unseen ? `Notifications, ${unseen} unseen` : "Notifications"}
+          onClick={() => (openDialog.value = "notifications")}
+        >
+          <Icon name="bell" />
+          {unseen > 0 && (
+            <span class="badge badge-mention" aria-hidden="true">
+              {unseen > 99 ? "99+" : unseen}
+            </span>
+          )}
+        </button>
+      </div>
+      <nav aria-label="Rooms" class="room-nav">
+        <div class="section-head">
+          <h2>Rooms</h2>
+          <button
+            type="button"
+            class="icon-button small"
+            aria-label="Browse rooms"
+            title="Browse rooms"
+            onClick={() => (openDialog.value = "browse")}
+          >
+            <Icon name="search" size={16} />
+          </button>
+          <button
+            type="button"
+            class="icon-button small"
+            aria-label="New room"
+            title="New room"
+            onClick={() => (openDialog.value = "new-room")}
+          >
+            <Icon name="plus" size={16} />
+          </button>
+        </div>
+        <ul class="room-list">
+          {channels.map((r) => (
+            <RoomLink key={r.id} room={r} />
+          ))}
+          {channels.length === 0 && <li class="empty-hint">No rooms yet — create or browse one.</li>}
+        </ul>
+        <div class="section-head">
+          <h2>Direct messages</h2>
+          <button
+            type="button"
+            class="icon-button small"
+            aria-label="New direct message"
+            title="New direct message"
+            onClick={() => (openDialog.value = "direct")}
+          >
+            <Icon name="plus" size={16} />
+          </button>
+        </div>
+        <ul class="room-list">
+          {direct.map((r) => (
+            <RoomLink key={r.id} room={r} />
+          ))}
+        </ul>
+      </nav>
+      {user && (
+        <div class="sidebar-foot">
+          <Avatar user={user} />
+          <div class="me">
+            <bdi class="me-name">{user.displayName}</bdi>
+            <span class="me-status">{away ? "Away" : "Online"}</span>
+          </div>
+          <button
+            type="button"
+            class="icon-button small"
+            aria-label={away ? "Set yourself online" : "Set yourself away"}
+            title={away ? "Set yourself online" : "Set yourself away"}
+            onClick={() => setMyStatus(away ? "online" : "away").catch((e: unknown) => showToast(errorText(e)))}
+          >
+            <PresenceDot status={away ? "online" : "away"} />
+          </button>
+          <button
+            type="button"
+            class="icon-button small"
+            aria-label="Sign out"
+            title="Sign out"
+            onClick={() => void signOut()}
+          >
+            <Icon name="logout" size={16} />
+          </button>
+        </div>
+      )}
+    </div>
+  );
+}

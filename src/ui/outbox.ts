@@ -1,0 +1,67 @@
+/**
+ * Messages the user sent that the server has not acknowledged yet, kept in localStorage per user
+ * so they survive a reload or a lost connection. Each keeps its clientMsgId for life: however often
+ * it is re-sent — after a timeout, a reconnect, a reload, from another tab — the server stores it
+ * once. An entry leaves the outbox only when an ack (or the message itself) says it is stored.
+ */
+import { signal } from "@preact/signals";
+
+export interface OutboxEntry {
+  clientMsgId: string;
+  roomId: number;
+  body: string;
+  replyTo: number | null;
+  createdAt: string;
+  /** pending: will be sent (again) when possible; failed: refused, waits for the user's Retry. */
+  state: "pending" | "failed";
+  error?: string;
+}
+
+export const outbox = signal<readonly OutboxEntry[]>([]);
+let ownerKey: string | null = null;
+
+export function newClientMsgId(): string {
+  return crypto.randomUUID().replace(/-/g, "");
+}
+
+function read(key: string): OutboxEntry[] {
+  try {
+    const parsed = JSON.parse(localStorage.getItem(key) ?? "[]") as unknown;
+    return Array.isArray(parsed) ? (parsed as OutboxEntry[]) : [];
+  } catch {
+    return [];
+  }
+}
+
+function write(entries: readonly OutboxEntry[]): void {
+  outbox.value = entries;
+  if (!ownerKey) return;
+  if (entries.length === 0) localStorage.removeItem(ownerKey);
+  else localStorage.setItem(ownerKey, JSON.stringify(entries));
+}
+
+/** Loads the signed-in user's outbox; null when signed out. */
+export function openOutbox(userId: number | null): void {
+  ownerKey = userId === null ? null : `nochat.outbox.${userId}`;
+  outbox.value = ownerKey ? read(ownerKey) : [];
+}
+
+export function addToOutbox(entry: OutboxEntry): void {
+  write([...outbox.value, entry]);
+}
+
+export function updateOutbox(clientMsgId: string, patch: Partial<OutboxEntry>): void {
+  write(outbox.value.map((e) => (e.clientMsgId === clientMsgId ? { ...e, ...patch } : e)));
+}
+
+export function removeFromOutbox(clientMsgIds: readonly string[]): void {
+  if (clientMsgIds.length === 0) return;
+  const gone = new Set(clientMsgIds);
+  if (!outbox.value.some((e) => gone.has(e.clientMsgId))) return;
+  write(outbox.value.filter((e) => !gone.has(e.clientMsgId)));
+}
+
+// Another tab of the same user sent or queued something.
+window.addEventListener("storage", (event) => {
+  if (ownerKey && event.key === ownerKey) outbox.value = read(ownerKey);
+});

@@ -1,0 +1,120 @@
+/**
+ * The signed-in session: tokens kept in localStorage so a reload stays signed in, shared by every
+ * tab. The access token is refreshed before it expires; refreshes are serialized across tabs with
+ * the Web Locks API and re-read storage inside the lock, because refresh tokens rotate and a second
+ * use of an old one would revoke the whole session.
+ */
+import { signal } from "@preact/signals";
+import type { TokenPair } from "../contracts/objects.js";
+
+export interface StoredSession {
+  accessToken: string;
+  refreshToken: string;
+  /** Epoch ms when the access token expires. */
+  expiresAt: number;
+  /** Its lifetime in ms, to refresh at a fitting moment whatever the server's TTL. */
+  lifetimeMs: number;
+  userId: number;
+}
+
+const KEY = "nochat.session";
+
+function readStored(): StoredSession | null {
+  try {
+    const raw = localStorage.getItem(KEY);
+    return raw ? (JSON.parse(raw) as StoredSession) : null;
+  } catch {
+    return null;
+  }
+}
+
+export const session = signal<StoredSession | null>(readStored());
+/** Why the user was sent back to sign-in (a revoked or expired session), shown on the form. */
+export const signedOutReason = signal<string | null>(null);
+
+let refreshTimer: ReturnType<typeof setTimeout> | undefined;
+
+export function storeTokens(tokens: TokenPair, userId: number): StoredSession {
+  const lifetimeMs = tokens.expiresIn * 1000;
+  const next: StoredSession = {
+    accessToken: tokens.accessToken,
+    refreshToken: tokens.refreshToken,
+    expiresAt: Date.now() + lifetimeMs,
+    lifetimeMs,
+    userId,
+  };
+  localStorage.setItem(KEY, JSON.stringify(next));
+  session.value = next;
+  signedOutReason.value = null;
+  scheduleRefresh();
+  return next;
+}
+
+/** Forgets the tokens locally (the server side is ended by logout or was revoked already). */
+export function dropSession(reason: string | null = null): void {
+  clearTimeout(refreshTimer);
+  localStorage.removeItem(KEY);
+  session.value = null;
+  signedOutReason.value = reason;
+}
+
+function scheduleRefresh(): void {
+  clearTimeout(refreshTimer);
+  const current = session.value;
+  if (!current) return;
+  // A minute early, or a third of the lifetime early for short-lived tokens.
+  const lead = Math.min(60_000, current.lifetimeMs / 3);
+  const wait = Math.max(0, current.expiresAt - lead - Date.now());
+  refreshTimer = setTimeout(() => {
+    refreshSession(current.accessToken).catch(() => {
+      // Unreachable server: try again shortly; the tokens stay until the server says otherwise.
+      refreshTimer = setTimeout(scheduleRefresh, 5_000);
+    });
+  }, wait);
+}
+
+type Refreshed = StoredSession | null;
+
+/**
+ * Exchanges the refresh token for new tokens unless another tab already did (then adopts theirs).
+ * `stale` is the access token the caller found expired or refused. Resolves null when the session
+ * is over (the user must sign in again); rejects when the server cannot be reached.
+ */
+export async function refreshSession(stale: string): Promise<Refreshed> {
+  const run = async (): Promise<Refreshed> => {
+    const stored = readStored();
+    if (!stored) {
+      dropSession("You were signed out.");
+      return null;
+    }
+    if (stored.accessToken !== stale && stored.expiresAt > Date.now() + 5_000) {
+      session.value = stored;
+      scheduleRefresh();
+      return stored;
+    }
+    const res = await fetch("/api/auth/refresh", {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ refreshToken: stored.refreshToken }),
+    });
+    if (res.status === 401 || res.status === 403) {
+      dropSession("Your session has ended. Please sign in again.");
+      return null;
+    }
+    if (!res.ok) throw new Error(`refresh failed with ${res.status}`);
+    return storeTokens((await res.json()) as TokenPair, stored.userId);
+  };
+  return navigator.locks ? navigator.locks.request("nochat.refresh", run) : run();
+}
+
+// Another tab signed in, refreshed or signed out.
+window.addEventListener("storage", (event) => {
+  if (event.key !== KEY && event.key !== null) return;
+  const stored = readStored();
+  if (stored?.accessToken === session.value?.accessToken) return;
+  session.value = stored;
+  if (stored) scheduleRefresh();
+  else clearTimeout(refreshTimer);
+});
+
+scheduleRefresh();
