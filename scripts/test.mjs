@@ -129,6 +129,15 @@ if (process.env.TEST_MONGO_URL) {
 }
 process.on("exit", stopFerret);
 
+// ---- the browser UI -----------------------------------------------------------------------------
+
+// Nodes under test serve public/, which is generated: build it so a fresh clone's `npm test`
+// serves the UI of this checkout (well under a second).
+if (!onlyUnit) {
+  const { buildUi } = await import("./build-ui.mjs");
+  await buildUi({ log: () => {} });
+}
+
 // ---- the runner ---------------------------------------------------------------------------------
 
 const tapDir = mkdtempSync(path.join(os.tmpdir(), "nochat-test-"));

@@ -154,7 +154,10 @@ export const unseenCount = computed(() => notifications.value.filter((n) => !n.s
 export type DialogKind = "new-room" | "browse" | "direct" | "invite" | "settings" | "notifications";
 export const openDialog = signal<DialogKind | null>(null);
 export const drawerOpen = signal(false);
-export const membersOpen = signal(typeof window !== "undefined" && window.matchMedia("(min-width: 1100px)").matches);
+/** Wide screens show the member list beside the room; narrow ones open it on demand. */
+const wide = window.matchMedia("(min-width: 1100px)");
+export const membersOpen = signal(wide.matches);
+wide.addEventListener("change", () => (membersOpen.value = wide.matches));
 export const editing = signal<Message | null>(null);
 export const replyingTo = signal<Message | null>(null);
 /** A short message shown at the bottom of the screen (role=alert), e.g. a failed edit. */

@@ -7,6 +7,7 @@ import {
   connection,
   currentRoom,
   drawerOpen,
+  membersOpen,
   openDialog,
   roomTitle,
   sortedRooms,
@@ -77,6 +78,9 @@ function ChatScreen() {
     <div class="app">
       <Sidebar />
       {drawerOpen.value && <div class="scrim" aria-hidden="true" onClick={() => (drawerOpen.value = false)} />}
+      {membersOpen.value && (
+        <div class="scrim members-scrim" aria-hidden="true" onClick={() => (membersOpen.value = false)} />
+      )}
       <RoomView />
       <MembersPanel />
       <ConnectionStatus />

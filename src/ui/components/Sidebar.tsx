@@ -132,7 +132,10 @@ export function Sidebar() {
       </nav>
       {user && (
         <div class="sidebar-foot">
-          <Avatar user={user} />
+          <span class="avatar-wrap">
+            <Avatar user={user} />
+            <PresenceDot status={user.status === "away" ? "away" : "online"} />
+          </span>
           <div class="me">
             <bdi class="me-name">{user.displayName}</bdi>
             <span class="me-status">{away ? "Away" : "Online"}</span>
@@ -144,7 +147,7 @@ export function Sidebar() {
             title={away ? "Set yourself online" : "Set yourself away"}
             onClick={() => setMyStatus(away ? "online" : "away").catch((e: unknown) => showToast(errorText(e)))}
           >
-            <PresenceDot status={away ? "online" : "away"} />
+            <Icon name={away ? "sun" : "moon"} size={16} />
           </button>
           <button
             type="button"
