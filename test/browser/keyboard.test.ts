@@ -132,11 +132,20 @@ test(
     await eventually("the focus is inside the dialog", async () => {
       assert.ok(await isFocused(dialog), `focus is on ${await focusedDescription(A)}`);
     });
-    // Tab stays inside the dialog.
-    for (let i = 0; i < 8; i++) {
+    // Tab stays inside the dialog: past its last control the focus may go to the browser's own UI
+    // (a native modal <dialog> allows that; the page then has no focused element) and comes back,
+    // but never to the page behind the dialog.
+    let inside = 0;
+    for (let i = 0; i < 10; i++) {
       await A.keyboard.press("Tab");
-      assert.ok(await isFocused(dialog), `Tab ${i + 1} left the dialog for ${await focusedDescription(A)}`);
+      if (await isFocused(dialog)) inside++;
+      else {
+        const where = await focusedDescription(A);
+        assert.match(where, /^(nothing|<body )/, `Tab ${i + 1} left the dialog for ${where}`);
+      }
     }
+    assert.ok(inside >= 8, `Tab kept the focus in the dialog (${inside} of 10)`);
+    await tabTo(A, dialog.getByRole("textbox", { name: "Room name", exact: true }), "Room name, by Tab");
     await A.keyboard.press("Escape");
     await gone(dialog);
     await eventually("the focus is back on New room", async () => {
