@@ -18,12 +18,14 @@ import {
   joinRest,
   NETWORK_DOWN_CONSOLE,
   openRoom,
+  recordStatuses,
   registerRest,
   sendMessage,
   sendRest,
   signIn,
   sleep,
   startEmbeddedNode,
+  statusLog,
   ui,
   visible,
   waitSignedIn,
@@ -59,6 +61,7 @@ test(
     const bob = await env.newPage("bob");
     bob.problems.allowConsole = NETWORK_DOWN_CONSOLE;
     const B = bob.page;
+    await recordStatuses(bob.context);
     await signIn(B, { username: "bob" });
     await openRoom(B, "ops");
 
@@ -66,6 +69,13 @@ test(
     await sendRest(base, aliceAcc, room.id, "before the restart");
     await visible(ui.article(B, "before the restart"));
     assert.equal(await ui.connection(B).count(), 0, "no connection status while connected");
+    // The first connection is not a reconnection: nothing said the page was offline, reconnecting
+    // or back online before the server ever went away.
+    await sleep(3_000);
+    const firstLoad = (await statusLog(B))
+      .map((s) => s.text)
+      .filter((x) => /offline|reconnecting|back online/i.test(x));
+    // (asserted at the end, so the rest runs either way)
 
     // ---- 1. restart while bob is connected ---------------------------------------------------------
     await server.node.stop();
@@ -158,5 +168,6 @@ test(
     assert.equal((await historyRest(base, aliceAcc, room.id)).filter((m) => m.body === "bob is back").length, 1);
 
     assert.deepEqual(bob.problems.pageErrors, [], "no uncaught exceptions");
+    assert.deepEqual(firstLoad, [], "connection statuses shown on a first load, with the server up all along");
   },
 );

@@ -236,6 +236,36 @@ export async function openUserPage(
   return { label, context, page, problems };
 }
 
+/**
+ * Records every text a `role=status` element shows (also brief ones a poll would miss) in the
+ * page, from the first paint on; read it with statusLog(). Call before the page navigates.
+ */
+export async function recordStatuses(context: BrowserContext): Promise<void> {
+  await context.addInitScript({
+    content: `(() => {
+      const log = (globalThis.__nochatStatusLog = []);
+      let last = new Map();
+      const scan = () => {
+        const now = new Map();
+        document.querySelectorAll("[role=status]").forEach((el, i) => {
+          const text = ((el.getAttribute("aria-label") || "") + "|" + el.textContent).trim();
+          now.set(i, text);
+          if (text !== "|" && last.get(i) !== text) log.push({ t: Date.now(), text: (el.getAttribute("aria-label") || el.textContent || "").trim() });
+        });
+        last = now;
+      };
+      new MutationObserver(scan).observe(document, { subtree: true, childList: true, characterData: true, attributes: true });
+    })();`,
+  });
+}
+
+/** What role=status elements showed so far (see recordStatuses), oldest first. */
+export async function statusLog(page: Page): Promise<{ t: number; text: string }[]> {
+  return page.evaluate(
+    () => (globalThis as unknown as { __nochatStatusLog?: { t: number; text: string }[] }).__nochatStatusLog ?? [],
+  );
+}
+
 const ARTIFACTS_DIR = path.join(os.tmpdir(), "nochat-browser-artifacts");
 
 /** Writes a screenshot of the page for a failure report; returns its path (undefined if it failed). */
