@@ -32,7 +32,12 @@ export function restoreSnapshot(userId: number): boolean {
     for (const [id, messages] of Object.entries(snap.messages)) {
       const roomId = Number(id);
       if (!rooms.value.has(roomId)) continue;
-      timeline(roomId).value = { messages, hasMoreBefore: true, loaded: true, loadingOlder: false };
+      timeline(roomId).value = {
+        messages,
+        hasMoreBefore: (messages[0]?.seq ?? 1) > 1,
+        loaded: true,
+        loadingOlder: false,
+      };
       recentRooms.push(roomId);
     }
     return true;

@@ -9,7 +9,15 @@ import type { MemberRole, Message, Notification, Room, User, UserStatus } from "
 import type { Ack, ClientToServerEvents, ServerToClientEvents } from "../contracts/socket.js";
 import { api, ApiError, NetworkError } from "./api.js";
 import { cacheChanged, clearSnapshot, noteRoomOpened, restoreSnapshot } from "./cache.js";
-import { addToOutbox, newClientMsgId, openOutbox, outbox, removeFromOutbox, updateOutbox } from "./outbox.js";
+import {
+  addToOutbox,
+  dropFromOutbox,
+  newClientMsgId,
+  openOutbox,
+  outbox,
+  removeFromOutbox,
+  updateOutbox,
+} from "./outbox.js";
 import { dropSession, refreshSession, session } from "./session.js";
 import {
   caughtUp,
@@ -32,6 +40,7 @@ import {
   setRoom,
   showToast,
   timeline,
+  touchedRooms,
   typing,
   users,
 } from "./state.js";
@@ -76,14 +85,28 @@ function call<E extends CallEvent>(event: E, payload: PayloadOf<E>, timeoutMs = 
 
 // ---- loading -------------------------------------------------------------------------------------
 
+/** We are no longer in the room: its timeline, and sends that can no longer go there, go. */
+function forgetRoom(roomId: number): void {
+  removeRoom(roomId);
+  forgetTimeline(roomId);
+  dropFromOutbox((e) => e.roomId !== roomId);
+}
+
 let roomsLoad: Promise<void> | null = null;
 
 export function loadRooms(): Promise<void> {
   roomsLoad ??= (async () => {
     try {
+      touchedRooms.clear();
       const { rooms: list } = await api<{ rooms: Room[] }>("GET", "/rooms");
       const next = new Map(list.map((r) => [r.id, r]));
-      for (const id of rooms.value.keys()) if (!next.has(id)) forgetTimeline(id);
+      // What changed here while the list was on its way (a join, an unread event) is newer.
+      for (const id of touchedRooms) {
+        const local = rooms.value.get(id);
+        if (local) next.set(id, local);
+        else next.delete(id);
+      }
+      for (const id of rooms.value.keys()) if (!next.has(id)) forgetRoom(id);
       rooms.value = next;
       ensureUsers(list.flatMap((r) => (r.lastMessage ? [r.lastMessage.userId] : [])));
       // Direct rooms are named after the other user: learn who that is, a few at a time.
@@ -169,6 +192,9 @@ export async function loadLatest(roomId: number): Promise<void> {
   removeFromOutbox(page.messages.filter((m) => m.userId === me.value?.id).map((m) => m.clientMsgId));
   ensureUsers(page.messages.map((m) => m.userId));
   cacheChanged();
+  // A message:new that arrived while the page was on its way was not kept: fetch what is missing.
+  const newest = page.messages[page.messages.length - 1]?.seq ?? 0;
+  if ((rooms.value.get(roomId)?.lastSeq ?? 0) > newest) syncSoon(roomId);
 }
 
 export async function loadOlder(roomId: number): Promise<void> {
@@ -176,7 +202,7 @@ export async function loadOlder(roomId: number): Promise<void> {
   const current = tl.value;
   if (!current.loaded || current.loadingOlder || !current.hasMoreBefore) return;
   const first = current.messages[0];
-  if (!first) {
+  if (!first || first.seq <= 1) {
     tl.value = { ...current, hasMoreBefore: false };
     return;
   }
@@ -209,7 +235,8 @@ export function applyRoute(): void {
 export function openRoom(roomId: number): void {
   currentRoomId.value = roomId;
   noteRoomOpened(roomId);
-  if (!timeline(roomId).value.loaded) loadLatest(roomId).catch(reportQuietly);
+  const tl = timeline(roomId).value;
+  if (!tl.loaded || tl.stale) loadLatest(roomId).catch(reportQuietly);
   loadMembers(roomId).catch(reportQuietly);
 }
 
@@ -261,6 +288,9 @@ async function catchUp(): Promise<void> {
       .filter((id) => rooms.value.has(id));
     await syncRooms(loaded);
     const current = currentRoomId.value;
+    for (const id of loaded) {
+      if (id !== current) timeline(id).value = { ...timeline(id).value, stale: true };
+    }
     if (current !== null && rooms.value.has(current)) {
       // Edits, deletions and presence changes while away are not in `sync`: refresh what is on screen.
       await Promise.all([loadLatest(current), loadMembers(current)]);
@@ -290,7 +320,7 @@ function onMessageNew(message: Message): void {
   }
   const last = contiguousSeq(tl.messages);
   receiveMessages(message.roomId, [message]);
-  if (tl.messages.length > 0 && message.seq > last + 1) syncSoon(message.roomId);
+  if (message.seq > last + 1) syncSoon(message.roomId);
 }
 
 function onMessageChanged(message: Message): void {
@@ -335,7 +365,7 @@ async function onMember(change: { roomId: number; userId: number; action: "joine
       return;
     }
     const room = rooms.value.get(roomId);
-    removeRoom(roomId);
+    forgetRoom(roomId);
     if (room && currentRoomId.value === roomId) {
       if (action === "kicked") showToast(`You were removed from ${roomTitle(room)}.`);
       location.hash = "";
@@ -480,22 +510,32 @@ export function stopClient(): void {
   socket?.disconnect();
   socket = null;
   startedFor = null;
+  readSent.clear();
+  pendingSync.clear();
+  internalFailures.clear();
   resetState();
   openOutbox(null);
 }
 
 /** Local end of a session that the server ended (revoked, expired). */
 export function endSession(reason: string): void {
+  const userId = me.value?.id ?? session.value?.userId;
+  // The unsent outbox stays for when this user signs in again; the cached history does not.
+  if (userId !== undefined) clearSnapshot(userId);
   stopClient();
   dropSession(reason);
+  history.replaceState(null, "", location.pathname);
 }
 
 export async function signOut(): Promise<void> {
   const userId = me.value?.id ?? session.value?.userId;
   await api("POST", "/auth/logout", {}).catch(() => undefined);
   if (userId !== undefined) clearSnapshot(userId);
+  // Signing out on a shared computer leaves nothing of the user behind, unsent messages included.
+  dropFromOutbox(() => false);
   stopClient();
   dropSession(null);
+  history.replaceState(null, "", location.pathname);
 }
 
 // ---- actions -------------------------------------------------------------------------------------
@@ -642,7 +682,7 @@ export function adoptRoom(room: Room): void {
 
 export async function leaveRoom(roomId: number): Promise<void> {
   await api("POST", `/rooms/${roomId}/leave`, {});
-  removeRoom(roomId);
+  forgetRoom(roomId);
   if (currentRoomId.value === roomId) location.hash = "";
 }
 

@@ -27,7 +27,7 @@ export interface MarkdownOptions {
 
 // One alternative per inline construct; mentions as the server finds them (mentionedUsernames).
 const INLINE =
-  /(`+)([^`]+?)\1|\*\*(?=\S)([^\n]+?)\*\*|(?<![\w*])[*_](?=\S)([^*_\n]+?)[*_](?![\w*])|\[([^\]\n]{1,300})\]\(([^()\s]{1,2000})\)|(\bhttps?:\/\/[^\s<>"'`]+[^\s<>"'`.,;:!?)\]}])|(?<![a-z0-9_.-])@([a-z0-9_.-]{3,32})/gi;
+  /(`{1,3})([^`]+?)\1|\*\*(?=\S)([^\n]+?)\*\*|(?<![\w*])[*_](?=\S)([^*_\n]+?)[*_](?![\w*])|\[([^\]\n]{1,300})\]\(([^()\s]{1,2000})\)|(\bhttps?:\/\/[^\s<>"'`]+[^\s<>"'`.,;:!?)\]}])|(?<![a-z0-9_.-])@([a-z0-9_.-]{3,32})/gi;
 
 function inline(text: string, opts: MarkdownOptions, depth: number): ComponentChildren[] {
   const out: ComponentChildren[] = [];

@@ -33,7 +33,12 @@ function read(key: string): OutboxEntry[] {
   }
 }
 
-function write(entries: readonly OutboxEntry[]): void {
+/**
+ * Applies a change to the stored list, read afresh: another tab of the same user may have queued
+ * or settled entries since this tab last looked, and a stale copy written back would drop them.
+ */
+function change(fn: (entries: OutboxEntry[]) => OutboxEntry[]): void {
+  const entries = fn(ownerKey ? read(ownerKey) : [...outbox.value]);
   outbox.value = entries;
   if (!ownerKey) return;
   if (entries.length === 0) localStorage.removeItem(ownerKey);
@@ -47,18 +52,24 @@ export function openOutbox(userId: number | null): void {
 }
 
 export function addToOutbox(entry: OutboxEntry): void {
-  write([...outbox.value, entry]);
+  change((entries) => [...entries, entry]);
 }
 
 export function updateOutbox(clientMsgId: string, patch: Partial<OutboxEntry>): void {
-  write(outbox.value.map((e) => (e.clientMsgId === clientMsgId ? { ...e, ...patch } : e)));
+  change((entries) => entries.map((e) => (e.clientMsgId === clientMsgId ? { ...e, ...patch } : e)));
 }
 
 export function removeFromOutbox(clientMsgIds: readonly string[]): void {
   if (clientMsgIds.length === 0) return;
   const gone = new Set(clientMsgIds);
   if (!outbox.value.some((e) => gone.has(e.clientMsgId))) return;
-  write(outbox.value.filter((e) => !gone.has(e.clientMsgId)));
+  change((entries) => entries.filter((e) => !gone.has(e.clientMsgId)));
+}
+
+/** Drops what can no longer be sent, e.g. the room was left; or everything, on sign-out. */
+export function dropFromOutbox(keep: (entry: OutboxEntry) => boolean): void {
+  if (outbox.value.every(keep)) return;
+  change((entries) => entries.filter(keep));
 }
 
 // Another tab of the same user sent or queued something.

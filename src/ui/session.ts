@@ -75,12 +75,20 @@ function scheduleRefresh(): void {
 
 type Refreshed = StoredSession | null;
 
+/** This tab's refresh in progress: every caller that finds the token refused shares it. */
+let inFlight: Promise<Refreshed> | null = null;
+
 /**
  * Exchanges the refresh token for new tokens unless another tab already did (then adopts theirs).
  * `stale` is the access token the caller found expired or refused. Resolves null when the session
  * is over (the user must sign in again); rejects when the server cannot be reached.
  */
-export async function refreshSession(stale: string): Promise<Refreshed> {
+export function refreshSession(stale: string): Promise<Refreshed> {
+  inFlight ??= refreshOnce(stale).finally(() => (inFlight = null));
+  return inFlight;
+}
+
+async function refreshOnce(stale: string): Promise<Refreshed> {
   const run = async (): Promise<Refreshed> => {
     const stored = readStored();
     if (!stored) {
@@ -104,7 +112,11 @@ export async function refreshSession(stale: string): Promise<Refreshed> {
     if (!res.ok) throw new Error(`refresh failed with ${res.status}`);
     return storeTokens((await res.json()) as TokenPair, stored.userId);
   };
-  return navigator.locks ? navigator.locks.request("nochat.refresh", run) : run();
+  if (navigator.locks) return navigator.locks.request("nochat.refresh", run);
+  // No Web Locks (plain http on a LAN address is not a secure context): stagger the tabs, so the
+  // one that refreshes first has stored its tokens before another re-reads them.
+  await new Promise((resolve) => setTimeout(resolve, Math.random() * 300));
+  return run();
 }
 
 // Another tab signed in, refreshed or signed out.

@@ -27,6 +27,8 @@ export interface Timeline {
   hasMoreBefore: boolean;
   loaded: boolean;
   loadingOlder: boolean;
+  /** Edits and deletions may have been missed (a reconnect while not on screen): reload on open. */
+  stale?: boolean;
 }
 
 const timelines = new Map<number, Signal<Timeline>>();
@@ -59,6 +61,9 @@ export function contiguousSeq(messages: readonly Message[]): number {
 /** Merges messages into a timeline by seq; a later copy of the same seq (edit, reaction) wins. */
 export function mergeMessages(current: readonly Message[], incoming: readonly Message[]): Message[] {
   if (incoming.length === 0) return current as Message[];
+  // The common case, a new message at the end: no map, no sort.
+  const last = current[current.length - 1];
+  if (incoming.length === 1 && (!last || incoming[0].seq > last.seq)) return [...current, incoming[0]];
   const bySeq = new Map<number, Message>();
   for (const m of current) bySeq.set(m.seq, m);
   for (const m of incoming) bySeq.set(m.seq, m);
@@ -70,7 +75,11 @@ export const currentRoom = computed(() =>
   currentRoomId.value === null ? null : (rooms.value.get(currentRoomId.value) ?? null),
 );
 
+/** Rooms changed locally while a full room list is being fetched (see loadRooms). */
+export const touchedRooms = new Set<number>();
+
 export function setRoom(room: Room): void {
+  touchedRooms.add(room.id);
   const next = new Map(rooms.value);
   const old = next.get(room.id);
   // room:updated carries no per-caller fields; keep ours.
@@ -89,12 +98,14 @@ export function setRoom(room: Room): void {
 export function patchRoom(roomId: number, patch: Partial<Room>): void {
   const old = rooms.value.get(roomId);
   if (!old) return;
+  touchedRooms.add(roomId);
   const next = new Map(rooms.value);
   next.set(roomId, { ...old, ...patch });
   rooms.value = next;
 }
 
 export function removeRoom(roomId: number): void {
+  touchedRooms.add(roomId);
   if (!rooms.value.has(roomId)) return;
   const next = new Map(rooms.value);
   next.delete(roomId);
@@ -159,6 +170,8 @@ const wide = window.matchMedia("(min-width: 1100px)");
 export const membersOpen = signal(wide.matches);
 wide.addEventListener("change", () => (membersOpen.value = wide.matches));
 export const editing = signal<Message | null>(null);
+/** Unsent text per room, kept while the page lives (cleared on sign-out). */
+export const drafts = new Map<number, string>();
 export const replyingTo = signal<Message | null>(null);
 /** A short message shown at the bottom of the screen (role=alert), e.g. a failed edit. */
 export const toast = signal<string | null>(null);
@@ -179,6 +192,7 @@ export function resetState(): void {
   notifications.value = [];
   typing.value = new Map();
   timelines.clear();
+  drafts.clear();
   currentRoomId.value = null;
   openDialog.value = null;
   editing.value = null;

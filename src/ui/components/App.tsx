@@ -26,8 +26,12 @@ function ConnectionStatus() {
   const up = state === "online" && caughtUp.value;
   const [wasDown, setWasDown] = useState(false);
   const [showBack, setShowBack] = useState(false);
+  // The first connection and its first catch-up are not a "reconnect": nothing to announce.
+  const [settled, setSettled] = useState(false);
+  const quiet = !settled && (state === "connecting" || state === "online");
   useEffect(() => {
-    if (!up && state !== "connecting") setWasDown(true);
+    if (up) setSettled(true);
+    if (!up && !quiet) setWasDown(true);
     if (up && wasDown) {
       setWasDown(false);
       setShowBack(true);
@@ -35,15 +39,7 @@ function ConnectionStatus() {
       return () => clearTimeout(timer);
     }
   }, [up, state]);
-  const text = up
-    ? showBack
-      ? "Back online"
-      : ""
-    : state === "offline"
-      ? "Offline"
-      : state === "connecting"
-        ? "Connecting…"
-        : "Reconnecting…";
+  const text = up || quiet ? (showBack ? "Back online" : "") : state === "offline" ? "Offline" : "Reconnecting…";
   return (
     <div
       class={`connection ${up ? "connection-up" : `connection-${state}`}${text ? " shown" : ""}`}

@@ -8,11 +8,21 @@ import { LIMITS } from "../../contracts/limits.js";
 import type { Room, User } from "../../contracts/objects.js";
 import { errorText } from "../api.js";
 import { editMessage, sendMessage, sendTyping } from "../chat.js";
-import { displayNameOf, editing, me, members, replyingTo, roomTitle, showToast, timeline, users } from "../state.js";
+import {
+  displayNameOf,
+  drafts,
+  editing,
+  me,
+  members,
+  replyingTo,
+  roomTitle,
+  showToast,
+  timeline,
+  users,
+} from "../state.js";
 import { Icon } from "./icons.js";
 import { startEdit } from "./MessageList.js";
 
-const drafts = new Map<number, string>();
 const MENTION_AT_CARET = /(?:^|[^a-z0-9_.-])@([a-z0-9_.-]{0,32})$/i;
 
 interface Suggest {

@@ -13,9 +13,13 @@ export function Dialog(props: { title: string; onClose: () => void; children: Co
   const titleId = useRef(`dialog-title-${++nextId}`).current;
   useLayoutEffect(() => {
     const opener = document.activeElement instanceof HTMLElement ? document.activeElement : null;
-    ref.current?.showModal();
+    const dialog = ref.current;
+    dialog?.showModal();
     return () => {
+      // While the modal is open the rest of the page is inert: close it before moving focus back.
+      if (dialog?.open) dialog.close();
       if (opener?.isConnected) opener.focus();
+      else document.querySelector<HTMLElement>("#composer, nav a")?.focus();
     };
   }, []);
   return (

@@ -70,10 +70,15 @@ function NewRoomDialog() {
       <form onSubmit={submit} noValidate>
         <Field label="Room name" name="name" required maxLength={80} autoFocus error={failure?.fields.get("name")} />
         <Field label="Topic" name="topic" maxLength={250} error={failure?.fields.get("topic")} />
-        <label class="check">
-          <input type="checkbox" name="private" /> Private
-          <span class="muted"> — only invited people can join</span>
-        </label>
+        <div class="check">
+          <label>
+            <input type="checkbox" name="private" aria-describedby="private-hint" /> Private
+          </label>
+          <span class="muted" id="private-hint">
+            {" "}
+            — only invited people can join
+          </span>
+        </div>
         <Field
           label="Add people"
           name="people"
@@ -227,7 +232,10 @@ function DirectDialog() {
               aria-label={`${u.displayName} @${u.username}`}
               onClick={() => void open(u)}
             >
-              <Avatar user={u} small /> <bdi>{u.displayName}</bdi> <span class="muted">@{u.username}</span>
+              <Avatar user={u} small /> <bdi>{u.displayName}</bdi>{" "}
+              <span class="muted" aria-hidden="true">
+                @{u.username}
+              </span>
             </button>
           </li>
         ))}
@@ -298,7 +306,9 @@ type Level = "all" | "mentions" | "none";
 
 function SettingsDialog({ room }: { room: Room }) {
   const [failure, setFailure] = useState<FormFailure | null>(null);
+  /** The saved level, and the one picked in the form (kept across re-renders). */
   const [level, setLevel] = useState<Level | null>(null);
+  const [chosen, setChosen] = useState<Level | null>(null);
   const [busy, setBusy] = useState(false);
   const moderator = room.role === "owner" || room.role === "admin";
   const editable = moderator && room.kind !== "direct";
@@ -318,8 +328,7 @@ function SettingsDialog({ room }: { room: Room }) {
         if (name !== room.name || topic !== room.topic)
           setRoom(await api<Room>("PATCH", `/rooms/${room.id}`, { name, topic }));
       }
-      const chosen = String(form.get("level")) as Level;
-      if (chosen !== level) await api("PUT", `/rooms/${room.id}/notifications`, { level: chosen });
+      if (chosen && chosen !== level) await api("PUT", `/rooms/${room.id}/notifications`, { level: chosen });
       close();
     } catch (err) {
       setFailure(formFailure(err));
@@ -362,7 +371,12 @@ function SettingsDialog({ room }: { room: Room }) {
         <div class="field">
           <label for="notify-level">Notify me about</label>
           {level && (
-            <select id="notify-level" name="level" value={level}>
+            <select
+              id="notify-level"
+              name="level"
+              value={chosen ?? level}
+              onChange={(e) => setChosen(e.currentTarget.value as Level)}
+            >
               <option value="all">All messages</option>
               <option value="mentions">Mentions and direct messages only</option>
               <option value="none">Nothing</option>

@@ -3,14 +3,15 @@
  * grouping, replies, reactions, the "New messages" divider at the read marker, pending and failed
  * sends from the outbox, and the read marker moved as messages come into view.
  */
-import { useEffect, useLayoutEffect, useRef, useState } from "preact/hooks";
+import { memo } from "preact/compat";
+import { useEffect, useLayoutEffect, useMemo, useRef, useState } from "preact/hooks";
 import { mentionedUsernames } from "../../contracts/domain-events.js";
-import type { Message, Room } from "../../contracts/objects.js";
+import type { Message, Room, User } from "../../contracts/objects.js";
 import { errorText } from "../api.js";
 import { deleteMessage, discardSend, loadOlder, markRead, retrySend, toggleReaction } from "../chat.js";
 import { renderMarkdown } from "../markdown.js";
 import { outbox, type OutboxEntry } from "../outbox.js";
-import { displayNameOf, editing, me, members, replyingTo, showToast, timeline, users } from "../state.js";
+import { editing, me, members, replyingTo, showToast, timeline, users } from "../state.js";
 import { Icon } from "./icons.js";
 import { Avatar } from "./Presence.js";
 
@@ -41,17 +42,29 @@ function snippet(m: Message): string {
   return m.body.length > 140 ? `${m.body.slice(0, 140)}…` : m.body;
 }
 
-function useMentionCheck(roomId: number) {
-  const roomMembers = members.value.get(roomId);
-  const known = new Set<string>();
-  for (const id of roomMembers?.keys() ?? []) {
-    const u = users.value.get(id);
-    if (u) known.add(u.username);
-  }
-  return (username: string) => known.has(username);
+function namesOf(all: ReadonlyMap<number, User>): Map<number, string> {
+  const map = new Map<number, string>();
+  for (const [id, u] of all) map.set(id, u.displayName || u.username);
+  return map;
 }
 
-function Reactions({ message }: { message: Message }) {
+function sameNames(known: ReadonlyMap<number, string>, all: ReadonlyMap<number, User>): boolean {
+  if (known.size !== all.size) return false;
+  for (const [id, u] of all) if (known.get(id) !== (u.displayName || u.username)) return false;
+  return true;
+}
+
+/** The room's usernames as one string: a stable prop that changes only when the members do. */
+function memberNamesOf(roomId: number): string {
+  const names: string[] = [];
+  for (const id of members.value.get(roomId)?.keys() ?? []) {
+    const u = users.value.get(id);
+    if (u) names.push(u.username);
+  }
+  return names.sort().join(" ");
+}
+
+function Reactions({ message, names }: { message: Message; names: ReadonlyMap<number, string> }) {
   const mine = me.value?.id;
   const entries = Object.entries(message.reactions).filter(([, ids]) => ids.length > 0);
   if (entries.length === 0) return null;
@@ -65,7 +78,7 @@ function Reactions({ message }: { message: Message }) {
             key={emoji}
             class={pressed ? "chip chip-mine" : "chip"}
             aria-pressed={pressed}
-            title={ids.map(displayNameOf).join(", ")}
+            title={ids.map((id) => names.get(id) ?? `User ${id}`).join(", ")}
             onClick={() => toggleReaction(message, emoji).catch((e: unknown) => showToast(errorText(e)))}
           >
             {emoji} {ids.length}
@@ -76,12 +89,12 @@ function Reactions({ message }: { message: Message }) {
   );
 }
 
-function EmojiPicker({ onPick, onClose }: { onPick: (emoji: string) => void; onClose: () => void }) {
+function EmojiPicker({ onPick, onClose }: { onPick: (emoji: string) => void; onClose: (refocus: boolean) => void }) {
   const ref = useRef<HTMLDivElement>(null);
   useEffect(() => {
     ref.current?.querySelector("button")?.focus();
     const away = (e: PointerEvent) => {
-      if (!ref.current?.contains(e.target as Node)) onClose();
+      if (!ref.current?.contains(e.target as Node)) onClose(false);
     };
     document.addEventListener("pointerdown", away);
     return () => document.removeEventListener("pointerdown", away);
@@ -95,7 +108,7 @@ function EmojiPicker({ onPick, onClose }: { onPick: (emoji: string) => void; onC
       onKeyDown={(e) => {
         if (e.key === "Escape") {
           e.stopPropagation();
-          onClose();
+          onClose(true);
         }
       }}
     >
@@ -110,21 +123,34 @@ function EmojiPicker({ onPick, onClose }: { onPick: (emoji: string) => void; onC
 
 interface ItemProps {
   message: Message;
-  room: Room;
   grouped: boolean;
   quoted: Message | undefined;
-  isMention: (username: string) => boolean;
+  /** Display names by user id, for the author, the quoted author and reactions. */
+  names: ReadonlyMap<number, string>;
+  /** Space-separated usernames of the room's members (highlighted as mentions). */
+  memberNames: string;
+  canModerate: boolean;
+  myId: number | undefined;
+  myUsername: string | undefined;
 }
 
-function MessageItem({ message, room, grouped, quoted, isMention }: ItemProps) {
+/**
+ * One message. Memoized on plain props (no signal reads inside), so an event elsewhere — a
+ * presence change, typing, another message — does not re-render, nor re-parse, the others.
+ */
+const MessageItem = memo(function MessageItem(props: ItemProps) {
+  const { message, grouped, quoted, names, memberNames, canModerate, myId, myUsername } = props;
   const [picking, setPicking] = useState(false);
-  const user = me.value;
-  const own = message.userId === user?.id;
-  const canModerate = room.role === "owner" || room.role === "admin";
-  const author = users.value.get(message.userId);
-  const name = displayNameOf(message.userId);
+  const reactRef = useRef<HTMLButtonElement>(null);
+  const own = message.userId === myId;
+  const name = names.get(message.userId) ?? `User ${message.userId}`;
+  const body = useMemo(() => {
+    if (message.deleted) return null;
+    const known = new Set(memberNames.split(" "));
+    return renderMarkdown(message.body, { isMention: (u) => known.has(u), self: myUsername });
+  }, [message.body, message.deleted, memberNames, myUsername]);
   const created = new Date(message.createdAt);
-  const mentionsMe = !!user && !own && !message.deleted && mentionedUsernames(message.body).includes(user.username);
+  const mentionsMe = !!myUsername && !own && !message.deleted && mentionedUsernames(message.body).includes(myUsername);
   const classes = [
     "message",
     grouped ? "grouped" : "",
@@ -133,6 +159,7 @@ function MessageItem({ message, room, grouped, quoted, isMention }: ItemProps) {
   ];
   const pick = (emoji: string) => {
     setPicking(false);
+    reactRef.current?.focus();
     toggleReaction(message, emoji).catch((e: unknown) => showToast(errorText(e)));
   };
   return (
@@ -143,7 +170,7 @@ function MessageItem({ message, room, grouped, quoted, isMention }: ItemProps) {
             {timeFormat.format(created)}
           </time>
         ) : (
-          <Avatar user={author ?? { id: message.userId, displayName: name, username: name }} />
+          <Avatar user={{ id: message.userId, displayName: name, username: name }} />
         )}
       </div>
       <div class="message-main">
@@ -161,7 +188,7 @@ function MessageItem({ message, room, grouped, quoted, isMention }: ItemProps) {
           <blockquote class="quote">
             {quoted ? (
               <>
-                <bdi class="quote-author">{displayNameOf(quoted.userId)}</bdi>{" "}
+                <bdi class="quote-author">{names.get(quoted.userId) ?? `User ${quoted.userId}`}</bdi>{" "}
                 <span class="quote-body" dir="auto">
                   {snippet(quoted)}
                 </span>
@@ -176,13 +203,21 @@ function MessageItem({ message, room, grouped, quoted, isMention }: ItemProps) {
             <em class="muted">Message deleted</em>
           ) : (
             <>
-              {renderMarkdown(message.body, { isMention, self: user?.username })}
+              {body}
               {message.editedAt && <span class="edited"> (edited)</span>}
             </>
           )}
         </div>
-        {!message.deleted && <Reactions message={message} />}
-        {picking && <EmojiPicker onPick={pick} onClose={() => setPicking(false)} />}
+        {!message.deleted && <Reactions message={message} names={names} />}
+        {picking && (
+          <EmojiPicker
+            onPick={pick}
+            onClose={(refocus) => {
+              setPicking(false);
+              if (refocus) reactRef.current?.focus();
+            }}
+          />
+        )}
       </div>
       {!message.deleted && (
         <div class="message-actions" role="toolbar" aria-label="Message actions">
@@ -231,7 +266,7 @@ function MessageItem({ message, room, grouped, quoted, isMention }: ItemProps) {
       )}
     </article>
   );
-}
+});
 
 export function focusComposer(): void {
   document.querySelector<HTMLTextAreaElement>("#composer")?.focus();
@@ -288,39 +323,53 @@ export function MessageList({ room }: { room: Room }) {
   const topRef = useRef<HTMLDivElement>(null);
   const stick = useRef(true);
   const prevFirst = useRef<{ seq: number; height: number } | null>(null);
-  // The read marker when the room was opened: where "New messages" goes.
-  const [dividerAfter, setDividerAfter] = useState<number | null>(null);
-  const isMention = useMentionCheck(room.id);
+  /** The read marker when the room's messages first showed: where "New messages" goes. */
+  const divider = useRef<{ roomId: number; after: number } | null>(null);
+  /** Until the first scroll (to the divider or the bottom) is done, nothing counts as read. */
+  const placed = useRef(false);
   const pending = outbox.value.filter((e) => e.roomId === room.id);
+  const user = me.value;
 
-  useEffect(() => {
-    setDividerAfter(null);
+  if (divider.current?.roomId !== room.id) {
+    divider.current = tl.loaded ? { roomId: room.id, after: room.lastReadSeq ?? 0 } : null;
+    placed.current = false;
     stick.current = true;
     prevFirst.current = null;
-  }, [room.id]);
-  useEffect(() => {
-    if (dividerAfter === null && tl.loaded) setDividerAfter(room.lastReadSeq ?? 0);
-  }, [tl.loaded, room.id, dividerAfter]);
+  }
+  const dividerAfter = divider.current?.after ?? null;
 
   const messages = tl.messages;
   const byId = new Map<number, Message>();
   for (const m of messages) byId.set(m.id, m);
   const firstUnread =
-    dividerAfter === null ? undefined : messages.find((m) => m.seq > dividerAfter && m.userId !== me.value?.id);
+    dividerAfter === null || dividerAfter === 0
+      ? undefined
+      : messages.find((m) => m.seq > dividerAfter && m.userId !== user?.id);
 
-  // Keep the view where the reader is: at the bottom when they were, in place when older loads.
+  // Names by user id, kept as the same object while no name changes (a presence event changes
+  // `users` but no name), so memoized messages do not re-render.
+  const namesRef = useRef<Map<number, string>>(new Map());
+  const names = sameNames(namesRef.current, users.value) ? namesRef.current : (namesRef.current = namesOf(users.value));
+  const memberNames = memberNamesOf(room.id);
+  const canModerate = room.role === "owner" || room.role === "admin";
+
+  // Keep the view where the reader is: at the divider on open, at the bottom when they were there,
+  // in place when older messages load above.
   useLayoutEffect(() => {
     const el = listRef.current;
-    if (!el) return;
+    if (!el || !tl.loaded) return;
     const first = messages[0];
-    if (prevFirst.current && first && first.seq < prevFirst.current.seq) {
-      el.scrollTop += el.scrollHeight - prevFirst.current.height;
-    } else if (stick.current) {
-      const divider = el.querySelector<HTMLElement>(".new-divider");
-      if (divider && !prevFirst.current) {
-        divider.scrollIntoView({ block: "center" });
+    if (!placed.current) {
+      const line = el.querySelector<HTMLElement>(".new-divider");
+      if (line) {
+        el.scrollTop = Math.max(0, line.offsetTop - el.clientHeight / 3);
         stick.current = el.scrollHeight - el.scrollTop - el.clientHeight < STICK_PX;
       } else el.scrollTop = el.scrollHeight;
+      placed.current = true;
+    } else if (prevFirst.current && first && first.seq < prevFirst.current.seq) {
+      el.scrollTop += el.scrollHeight - prevFirst.current.height;
+    } else if (stick.current) {
+      el.scrollTop = el.scrollHeight;
     }
     prevFirst.current = first ? { seq: first.seq, height: el.scrollHeight } : null;
     readVisible();
@@ -333,7 +382,8 @@ export function MessageList({ room }: { room: Room }) {
     if (!el || !top) return;
     const observer = new IntersectionObserver(
       (entries) => {
-        if (entries.some((e) => e.isIntersecting)) loadOlder(room.id).catch((e: unknown) => showToast(errorText(e)));
+        if (entries.some((e) => e.isIntersecting) && placed.current)
+          loadOlder(room.id).catch((e: unknown) => showToast(errorText(e)));
       },
       { root: el, rootMargin: "300px 0px 0px 0px" },
     );
@@ -354,7 +404,7 @@ export function MessageList({ room }: { room: Room }) {
   /** The read marker follows the last message the reader can see. */
   function readVisible(): void {
     const el = listRef.current;
-    if (!el || document.visibilityState !== "visible") return;
+    if (!el || !placed.current || document.visibilityState !== "visible") return;
     const bottom = el.getBoundingClientRect().bottom;
     const articles = el.querySelectorAll<HTMLElement>("article[data-seq]");
     for (let i = articles.length - 1; i >= 0; i--) {
@@ -378,7 +428,7 @@ export function MessageList({ room }: { room: Room }) {
       );
       prev = undefined;
     }
-    if (m === firstUnread && (dividerAfter ?? 0) > 0) {
+    if (m === firstUnread) {
       items.push(
         <div class="new-divider" role="separator" aria-label="New messages" key="new">
           <span>New messages</span>
@@ -396,10 +446,13 @@ export function MessageList({ room }: { room: Room }) {
       <MessageItem
         key={m.seq}
         message={m}
-        room={room}
         grouped={grouped}
         quoted={m.replyTo === null ? undefined : byId.get(m.replyTo)}
-        isMention={isMention}
+        names={names}
+        memberNames={memberNames}
+        canModerate={canModerate}
+        myId={user?.id}
+        myUsername={user?.username}
       />,
     );
     prev = m;

@@ -16,11 +16,9 @@ import { errorText } from "../api.js";
 import { Icon } from "./icons.js";
 import { Avatar, PresenceDot } from "./Presence.js";
 
+/** "general" or "general, 3 unread" (UI.md); mentions go in the description. */
 function roomLabel(room: Room): string {
-  const parts = [roomTitle(room)];
-  if (room.unread) parts.push(`${room.unread} unread`);
-  if (room.mentions) parts.push(`${room.mentions} ${room.mentions === 1 ? "mention" : "mentions"}`);
-  return parts.join(", ");
+  return room.unread ? `${roomTitle(room)}, ${room.unread} unread` : roomTitle(room);
 }
 
 function RoomLink({ room }: { room: Room }) {
@@ -34,6 +32,9 @@ function RoomLink({ room }: { room: Room }) {
         class={`room-link${current ? " current" : ""}${unread ? " has-unread" : ""}`}
         aria-current={current ? "page" : undefined}
         aria-label={roomLabel(room)}
+        aria-description={
+          room.mentions ? `${room.mentions} ${room.mentions === 1 ? "mention" : "mentions"} of you` : undefined
+        }
         onClick={() => (drawerOpen.value = false)}
       >
         <span class="room-link-icon" aria-hidden="true">
