@@ -4,6 +4,8 @@
  */
 import type { BrokerOptions } from "moleculer";
 import { config } from "./src/config.js";
+import { databaseUnavailable } from "./src/errors.js";
+import { DatabaseOutageMiddleware } from "./src/infra/database-outage.js";
 import { PermissionMiddleware } from "./src/infra/permissions.js";
 
 const c = config();
@@ -33,6 +35,10 @@ const brokerOptions: BrokerOptions = {
   // Announce a node's services at once (default: 1 s later), so a node that looks ready to its
   // peers also receives their broadcasts.
   transit: { serviceChangedDebounceTime: 50 } as BrokerOptions["transit"], // missing from the typings
+  // Retries exactly the errors marked `retryable`: Moleculer's own (a timeout, a lost node) and a
+  // database outage where running the call again is safe (DatabaseOutageMiddleware: nothing was
+  // done, or the action is idempotent like chat.send). After the last retry the caller still gets
+  // the UNAVAILABLE itself, with its retryAfter.
   retryPolicy: {
     enabled: true,
     retries: 3,
@@ -47,18 +53,21 @@ const brokerOptions: BrokerOptions = {
     minRequestCount: 20,
     windowTime: 60,
     halfOpenTime: 10_000,
-    // Server faults open the breaker; UNAVAILABLE is a service saying "not now" (its store is down),
+    // Server faults open the breaker; UNAVAILABLE is a service saying "not now" (its store is down:
+    // DatabaseOutageMiddleware turns every driver outage error into UNAVAILABLE where it happens),
     // which must not keep it closed off for halfOpenTime after the store is back.
     check: (err: Error) => {
       const e = err as Error & { code?: number; type?: string };
-      return (e.code ?? 500) >= 500 && e.type !== "UNAVAILABLE";
+      return (e.code ?? 500) >= 500 && e.type !== "UNAVAILABLE" && !databaseUnavailable(err);
     },
   },
   // Graceful shutdown: a stopping node finishes the requests it has taken.
   tracking: { enabled: true, shutdownTimeout: 10_000 },
   registry: { strategy: "RoundRobin", preferLocal: true },
   validator: true,
-  middlewares: [PermissionMiddleware],
+  // The first listed wraps the handler most closely: Permissions, then DatabaseOutage (which
+  // Moleculer's CircuitBreaker and Retry, registered after these, see the result of).
+  middlewares: [PermissionMiddleware, DatabaseOutageMiddleware],
   metrics: { enabled: false },
   tracing: { enabled: false },
 };

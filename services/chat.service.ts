@@ -53,6 +53,7 @@ const ChatService: ServiceSchema<ServiceSettingSchema, object, Vars> = {
   actions: {
     // ---- rooms -------------------------------------------------------------------------------
     listRooms: {
+      idempotent: true,
       auth: "required",
       params: {},
       async handler(ctx: Ctx): Promise<{ rooms: Room[] }> {
@@ -77,6 +78,7 @@ const ChatService: ServiceSchema<ServiceSettingSchema, object, Vars> = {
     },
 
     browseRooms: {
+      idempotent: true,
       auth: "required",
       params: {
         q: { type: "string", trim: true, max: LIMITS.roomName.max, optional: true },
@@ -159,6 +161,7 @@ const ChatService: ServiceSchema<ServiceSettingSchema, object, Vars> = {
     },
 
     getRoom: {
+      idempotent: true,
       auth: "required",
       params: { id: rules.id },
       async handler(ctx: Ctx<{ id: number }>): Promise<Room> {
@@ -227,6 +230,7 @@ const ChatService: ServiceSchema<ServiceSettingSchema, object, Vars> = {
     },
 
     members: {
+      idempotent: true,
       auth: "required",
       params: { id: rules.id },
       async handler(ctx: Ctx<{ id: number }>): Promise<{ members: (User & { role: string })[] }> {
@@ -283,6 +287,7 @@ const ChatService: ServiceSchema<ServiceSettingSchema, object, Vars> = {
 
     /** Internal: the rooms a socket joins when it connects. */
     roomIdsOf: {
+      idempotent: true,
       visibility: "public",
       params: { userId: rules.id },
       async handler(ctx: Ctx<{ userId: number }>): Promise<number[]> {
@@ -292,6 +297,7 @@ const ChatService: ServiceSchema<ServiceSettingSchema, object, Vars> = {
 
     /** Internal: of the given users, those who are members of the room. */
     membersAmong: {
+      idempotent: true,
       visibility: "public",
       params: { roomId: rules.id, userIds: { type: "array", items: rules.id, max: 1000 } },
       async handler(ctx: Ctx<{ roomId: number; userIds: number[] }>): Promise<number[]> {
@@ -311,6 +317,7 @@ const ChatService: ServiceSchema<ServiceSettingSchema, object, Vars> = {
 
     // ---- messages ----------------------------------------------------------------------------
     history: {
+      idempotent: true,
       auth: "required",
       params: {
         roomId: rules.id,
@@ -333,6 +340,8 @@ const ChatService: ServiceSchema<ServiceSettingSchema, object, Vars> = {
     },
 
     send: {
+      // A repeated clientMsgId returns the stored original: a database outage is retried in the cluster.
+      idempotent: true,
       auth: "required",
       params: { roomId: rules.id, body, clientMsgId, replyTo: { ...rules.id, optional: true, nullable: true } },
       async handler(ctx: Ctx<{ roomId: number; body: string; clientMsgId: string; replyTo?: number | null }>) {
@@ -414,6 +423,7 @@ const ChatService: ServiceSchema<ServiceSettingSchema, object, Vars> = {
     },
 
     markRead: {
+      idempotent: true,
       auth: "required",
       params: { roomId: rules.id, seq: rules.seq },
       async handler(ctx: Ctx<{ roomId: number; seq: number }>): Promise<UnreadState> {
@@ -428,6 +438,7 @@ const ChatService: ServiceSchema<ServiceSettingSchema, object, Vars> = {
 
     /** Catch-up after a reconnect: everything after each given seq, up to 200 per room. */
     sync: {
+      idempotent: true,
       auth: "required",
       params: {
         rooms: { type: "record", key: { type: "string", numeric: true }, value: rules.seq },

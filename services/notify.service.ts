@@ -25,6 +25,7 @@ const NotifyService: ServiceSchema<ServiceSettingSchema, object, Vars> = {
      * Each event is applied exactly once; returning is the acknowledgement.
      */
     ingest: {
+      idempotent: true,
       visibility: "public",
       params: { events: { type: "array", items: "object", max: 1000 } },
       async handler(ctx: Context<{ events: DomainEvent[] }>): Promise<{ applied: number }> {
@@ -79,6 +80,7 @@ const NotifyService: ServiceSchema<ServiceSettingSchema, object, Vars> = {
 
     /** Internal: mention counts after each read marker, for room lists and unread updates. */
     mentionCounts: {
+      idempotent: true,
       visibility: "public",
       params: {
         userId: rules.id,

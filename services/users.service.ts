@@ -4,6 +4,7 @@ import type { CreateUserParams } from "../src/contracts/actions.js";
 import type { Role, User, UserStatus } from "../src/contracts/objects.js";
 import { LIMITS, rules } from "../src/contracts/limits.js";
 import { AppError } from "../src/errors.js";
+import { noteDatabaseError } from "../src/infra/database-outage.js";
 import { principalOf } from "../src/infra/permissions.js";
 import { sqlMixin } from "../src/infra/sql-mixin.js";
 import { outboxMixin, type WithOutbox } from "../src/infra/outbox-mixin.js";
@@ -90,6 +91,7 @@ const UsersService: ServiceSchema<ServiceSettingSchema, object, Vars> = {
 
     /** Internal: users by id for other services (e.g. room members), in one query. */
     getMany: {
+      idempotent: true,
       visibility: "public",
       params: { ids: { type: "array", items: rules.id, max: 1000 } },
       async handler(ctx: Context<{ ids: number[] }>): Promise<User[]> {
@@ -212,7 +214,8 @@ const UsersService: ServiceSchema<ServiceSettingSchema, object, Vars> = {
       try {
         if (await this.presence.goOfflineIfIdle(userId)) await this.announce(this.broker, userId);
       } catch (err) {
-        this.logger.warn(`presence: could not settle user ${userId}`, err);
+        // A database outage is logged once per outage, not per user.
+        if (!noteDatabaseError(this, err)) this.logger.warn(`presence: could not settle user ${userId}`, err);
       }
     },
 
@@ -246,7 +249,9 @@ const UsersService: ServiceSchema<ServiceSettingSchema, object, Vars> = {
     this.startedAt = Date.now();
     await this.store.grantAdmins(config().admins);
     this.sweepTimer = setInterval(() => {
-      this.sweepPresence().catch((err: unknown) => this.logger.warn("presence sweep failed", err));
+      this.sweepPresence().catch((err: unknown) => {
+        if (!noteDatabaseError(this, err)) this.logger.warn("presence sweep failed", err);
+      });
     }, 10_000);
     this.sweepTimer.unref();
   },

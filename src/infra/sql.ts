@@ -24,6 +24,20 @@ export interface SqlTarget {
 
 const open = new Map<string, { db: Knex; users: number }>();
 
+/**
+ * knex warns on the console, with a stack, for every failed connection attempt and every dead
+ * pooled connection: during a database outage, one line per request. The error itself reaches the
+ * caller, where DatabaseOutageMiddleware logs an outage once (and anything else is INTERNAL, logged
+ * with its stack), so those two are dropped here; knex's other warnings stay.
+ */
+const CONNECTION_NOISE = /^(Acquire connection error|Connection Error):/;
+const knexLog: Knex.Config["log"] = {
+  warn(message: unknown) {
+    if (typeof message === "string" && CONNECTION_NOISE.test(message)) return;
+    console.warn("knex:", message);
+  },
+};
+
 function knexConfig(target: SqlTarget): Knex.Config {
   if (target.databaseUrl?.startsWith("mysql")) {
     return {
@@ -35,6 +49,7 @@ function knexConfig(target: SqlTarget): Knex.Config {
         supportBigNumbers: true,
       } as Knex.MySql2ConnectionConfig,
       pool: { min: 0, max: 20 },
+      log: knexLog,
     };
   }
   if (target.databaseUrl) throw new Error(`DATABASE_URL: unsupported scheme in "${target.databaseUrl.split(":")[0]}"`);
@@ -43,6 +58,7 @@ function knexConfig(target: SqlTarget): Knex.Config {
     client: "better-sqlite3",
     connection: { filename: path.join(target.dataDir, "nochat.sqlite") },
     useNullAsDefault: true,
+    log: knexLog,
     pool: {
       min: 1,
       max: 1,

@@ -78,7 +78,8 @@ describe("browser UI build", () => {
     for (const url of [...build.scripts, ...build.styles]) assert.match(url, HASHED);
 
     const scripts = attributes(html, "script", "src");
-    const styles = attributes(html, "link", "href");
+    // Stylesheets only (the favicon is an inline data: URL).
+    const styles = attributes(html, "link", "href").filter((href) => !href.startsWith("data:"));
     assert.deepEqual(scripts, build.scripts);
     assert.deepEqual(styles, build.styles);
     assert.match(html, /<script type="module" src="\/assets\/app-[A-Z2-7]{8}\.js"><\/script>/);
