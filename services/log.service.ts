@@ -59,6 +59,7 @@ const LogService: ServiceSchema<ServiceSettingSchema, object, Vars> = {
      * event-id key.
      */
     ingest: {
+      idempotent: true,
       visibility: "public",
       params: { events: { type: "array", items: "object", max: 1000 } },
       async handler(ctx: Context<{ events: DomainEvent[] }>): Promise<{ stored: number }> {
@@ -68,6 +69,7 @@ const LogService: ServiceSchema<ServiceSettingSchema, object, Vars> = {
 
     /** GET /api/admin/events: newest first; `before` is the id of the last event of the previous page. */
     query: {
+      idempotent: true,
       roles: ["admin"],
       params: {
         type: { type: "string", max: 64, optional: true },
@@ -94,6 +96,7 @@ const LogService: ServiceSchema<ServiceSettingSchema, object, Vars> = {
 
     /** GET /api/admin/events/stats: counts per type per hour over [from, to) (default: the last 24 h). */
     stats: {
+      idempotent: true,
       roles: ["admin"],
       params: { from: date, to: date, $$strict: "remove" },
       async handler(
