@@ -142,7 +142,8 @@ const LogService: ServiceSchema<ServiceSettingSchema, object, Vars> = {
 
     /** The store, or UNAVAILABLE while it cannot be reached (ingest callers keep their events and retry). */
     ready(): EventLog {
-      if (!this.eventLog) throw AppError.unavailable("The log store is not reachable yet");
+      // It tries to connect again every 5 s.
+      if (!this.eventLog) throw AppError.unavailable("The log store is not reachable yet", 5);
       return this.eventLog;
     },
 

@@ -83,7 +83,10 @@ test("the log starts while MongoDB is unreachable: 503 meanwhile, then every wai
   for (const query of ["", "?type=message.created"]) {
     const res = await api(base, "GET", `/api/admin/events${query}`, { token: root.accessToken });
     const error = expectError(res, 503, "UNAVAILABLE", `GET /api/admin/events${query} with the store down`);
-    assert.deepEqual(Object.keys(error).sort(), ["code", "message"], res.text);
+    assert.deepEqual(Object.keys(error).sort(), ["code", "message", "retryAfter"], res.text);
+    // The service tries to connect again every 5 s.
+    assert.equal(error.retryAfter, 5, res.text);
+    assert.equal(res.headers.get("retry-after"), "5", res.text);
   }
   expectError(
     await api(base, "GET", "/api/admin/events/stats", { token: root.accessToken }),
