@@ -163,7 +163,8 @@ const MessageItem = memo(function MessageItem(props: ItemProps) {
     toggleReaction(message, emoji).catch((e: unknown) => showToast(errorText(e)));
   };
   return (
-    <article class={classes.filter(Boolean).join(" ")} data-seq={message.seq}>
+    // tabIndex -1: a tap focuses the message, which shows its actions on touch screens.
+    <article class={classes.filter(Boolean).join(" ")} data-seq={message.seq} tabIndex={-1}>
       <div class="gutter">
         {grouped ? (
           <time class="hover-time" dateTime={message.createdAt} title={fullFormat.format(created)}>
