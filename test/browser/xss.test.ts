@@ -293,12 +293,22 @@ async function sideEffects(page: Page): Promise<string[]> {
   });
 }
 
-/** Finds the element that scrolls the log (the log itself or an ancestor) and scrolls it. */
+/**
+ * Finds the element that scrolls the log (the log itself or an ancestor) and scrolls it. Going to
+ * the top, it first goes a screen down and waits a frame, as a reader scrolling up again would:
+ * scrolling to where one already is changes nothing an IntersectionObserver could see.
+ */
 async function scrollLog(log: Locator, to: "top" | "bottom"): Promise<void> {
-  await log.evaluate((el, where) => {
+  await log.evaluate(async (el, where) => {
     let s: any = el;
     while (s && s.scrollHeight <= s.clientHeight + 1) s = s.parentElement;
     const target = s ?? document.scrollingElement ?? document.documentElement;
+    const frame = () => new Promise((resolve) => (globalThis as any).requestAnimationFrame(() => resolve(null)));
+    if (where === "top") {
+      target.scrollTop = Math.min(target.scrollTop + target.clientHeight, target.scrollHeight);
+      await frame();
+      await frame();
+    }
     target.scrollTop = where === "top" ? 0 : target.scrollHeight;
     target.dispatchEvent(new Event("scroll"));
   }, to);
@@ -360,9 +370,12 @@ test(
     assert.ok(refused.length <= 2, `at most 2 room-name payloads refused: ${refused.join(" | ")}`);
 
     // Messages: all 200, each with its number after it on a line of its own (markdown-safe).
+    const seqOf = new Map<number, number>();
     const bodies = payloads.map((p) => ({ ...p, body: `${p.text}\n⟦${p.n}⟧` }));
     for (let i = 0; i < bodies.length; i += 10) {
-      await Promise.all(bodies.slice(i, i + 10).map((b) => sendRest(base, aliceAcc, lab.id, b.body)));
+      await Promise.all(
+        bodies.slice(i, i + 10).map(async (b) => seqOf.set(b.n, (await sendRest(base, aliceAcc, lab.id, b.body)).seq)),
+      );
     }
     for (const { acc, payload } of nameAccounts) {
       await sendRest(base, acc, lab.id, `hello from ⟪${payload.n}⟫ @alice`);
@@ -374,6 +387,14 @@ test(
     const hits: number[] = [];
     await alice.context.exposeFunction("__xss", (n: number) => void hits.push(n));
     const foreignRequests: string[] = [];
+    // History pages the UI asked for (for the failure message when scrolling does not reach the start).
+    const historyRequests: string[] = [];
+    A.on("requestfinished", async (req) => {
+      const m = /\/api\/rooms\/\d+\/messages\?(.*)$/.exec(req.url());
+      if (!m || req.method() !== "GET") return;
+      const res = await req.response().catch(() => null);
+      historyRequests.push(`${m[1]} → ${res?.status() ?? "?"}`);
+    });
     A.on("request", (req) => {
       const url = req.url();
       if (/^(data|blob):/.test(url)) return;
@@ -500,8 +521,20 @@ test(
       `messages seen while scrolling: ${seen.size}; literal room names ${literalNames}; ` +
         `literal sample ${bodies.filter((b) => markdownNeutral(b.text)).length} payloads`,
     );
-    const missing = bodies.filter((b) => !seen.has(b.n)).map((b) => b.n);
-    assert.deepEqual(missing, [], `every message was shown while scrolling through (saw ${seen.size} of ${COUNT})`);
+    const missing = bodies.filter((b) => !seen.has(b.n)).map((b) => `#${b.n} (seq ${seqOf.get(b.n)})`);
+    const beginning = await A.getByText("This is the very beginning", { exact: false }).count();
+    assert.deepEqual(
+      missing,
+      [],
+      `every message was shown while scrolling through (saw ${seen.size} of ${COUNT}; ` +
+        `seqs seen ${[...seen.keys()]
+          .map((n) => seqOf.get(n)!)
+          .sort((a, b) => a - b)
+          .slice(0, 5)}…; ` +
+        `"beginning of the history" shown: ${beginning > 0}; ` +
+        `"Loading older messages…" shown: ${(await A.getByText("Loading older messages…").count()) > 0}; ` +
+        `history requests: ${historyRequests.join(", ")})`,
+    );
     const sample = bodies.filter((b) => markdownNeutral(b.text));
     assert.ok(sample.length >= 40, `a sample of ${sample.length} markdown-neutral payloads`);
     const notLiteral = sample.filter((b) => !seen.get(b.n)!.includes(norm(b.text))).map((b) => `${b.n}: ${b.text}`);
