@@ -1,11 +1,13 @@
 /**
  * The signed-in session: tokens kept in localStorage so a reload stays signed in, shared by every
  * tab. The access token is refreshed before it expires; refreshes are serialized across tabs with
- * the Web Locks API and re-read storage inside the lock, because refresh tokens rotate and a second
- * use of an old one would revoke the whole session.
+ * the Web Locks API and re-read the tokens inside the lock, because refresh tokens rotate and a
+ * second use of an old one revokes the whole session. Inside the lock the tokens come from
+ * IndexedDB (see kv.ts): localStorage, which the rest reads synchronously, can lag between tabs.
  */
 import { signal } from "@preact/signals";
 import type { TokenPair } from "../contracts/objects.js";
+import { kv } from "./kv.js";
 
 export interface StoredSession {
   accessToken: string;
@@ -34,6 +36,28 @@ export const signedOutReason = signal<string | null>(null);
 
 let refreshTimer: ReturnType<typeof setTimeout> | undefined;
 
+/** Writes both copies: IndexedDB (what a refresh trusts) first, then localStorage (and the tabs). */
+async function persist(next: StoredSession | null): Promise<void> {
+  try {
+    if (next) await kv.set(KEY, next);
+    else await kv.delete(KEY);
+  } catch {
+    // No IndexedDB (private mode in some browsers): localStorage alone, as best effort.
+  }
+  if (next) localStorage.setItem(KEY, JSON.stringify(next));
+  else localStorage.removeItem(KEY);
+}
+
+async function readTrusted(): Promise<StoredSession | null> {
+  try {
+    const fromDb = await kv.get<StoredSession>(KEY);
+    if (fromDb) return fromDb;
+  } catch {
+    // Fall back to localStorage.
+  }
+  return readStored();
+}
+
 export function storeTokens(tokens: TokenPair, userId: number): StoredSession {
   const lifetimeMs = tokens.expiresIn * 1000;
   const next: StoredSession = {
@@ -43,9 +67,9 @@ export function storeTokens(tokens: TokenPair, userId: number): StoredSession {
     lifetimeMs,
     userId,
   };
-  localStorage.setItem(KEY, JSON.stringify(next));
   session.value = next;
   signedOutReason.value = null;
+  void persist(next);
   scheduleRefresh();
   return next;
 }
@@ -53,7 +77,7 @@ export function storeTokens(tokens: TokenPair, userId: number): StoredSession {
 /** Forgets the tokens locally (the server side is ended by logout or was revoked already). */
 export function dropSession(reason: string | null = null): void {
   clearTimeout(refreshTimer);
-  localStorage.removeItem(KEY);
+  void persist(null);
   session.value = null;
   signedOutReason.value = reason;
 }
@@ -90,7 +114,7 @@ export function refreshSession(stale: string): Promise<Refreshed> {
 
 async function refreshOnce(stale: string): Promise<Refreshed> {
   const run = async (): Promise<Refreshed> => {
-    const stored = readStored();
+    const stored = await readTrusted();
     if (!stored) {
       dropSession("You were signed out.");
       return null;
@@ -110,7 +134,10 @@ async function refreshOnce(stale: string): Promise<Refreshed> {
       return null;
     }
     if (!res.ok) throw new Error(`refresh failed with ${res.status}`);
-    return storeTokens((await res.json()) as TokenPair, stored.userId);
+    const next = storeTokens((await res.json()) as TokenPair, stored.userId);
+    // Committed before the lock is released: the next tab in line reads these tokens.
+    await persist(next);
+    return next;
   };
   if (navigator.locks) return navigator.locks.request("nochat.refresh", run);
   // No Web Locks (plain http on a LAN address is not a secure context): stagger the tabs, so the
