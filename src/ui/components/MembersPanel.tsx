@@ -45,11 +45,11 @@ export function MembersPanel() {
               <PresenceDot status={user.status} />
             </span>
             <span class="member-names">
-              <bdi class="member-name">
-                {user.displayName}
-                {user.id === mine ? " (you)" : ""}
-              </bdi>
-              <span class="muted member-username">@{user.username}</span>
+              <bdi class="member-name">{user.displayName}</bdi>
+              <span class="muted member-username">
+                @{user.username}
+                {user.id === mine ? " · you" : ""}
+              </span>
             </span>
             {role !== "member" && <span class="role-badge">{role}</span>}
             {moderator && user.id !== mine && role !== "owner" && room.kind !== "direct" && (

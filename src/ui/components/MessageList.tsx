@@ -374,23 +374,18 @@ export function MessageList({ room }: { room: Room }) {
     }
     prevFirst.current = first ? { seq: first.seq, height: el.scrollHeight } : null;
     readVisible();
+    nearTop();
   });
 
-  // Older history when the top comes into view.
-  useEffect(() => {
+  /** Older history while the top is near: after a scroll, and after each render (a page may not fill the view). */
+  function nearTop(): void {
     const el = listRef.current;
     const top = topRef.current;
-    if (!el || !top) return;
-    const observer = new IntersectionObserver(
-      (entries) => {
-        if (entries.some((e) => e.isIntersecting) && placed.current)
-          loadOlder(room.id).catch((e: unknown) => showToast(errorText(e)));
-      },
-      { root: el, rootMargin: "300px 0px 0px 0px" },
-    );
-    observer.observe(top);
-    return () => observer.disconnect();
-  }, [room.id, tl.loaded]);
+    const now = timeline(room.id).value;
+    if (!el || !top || !placed.current || !now.loaded || !now.hasMoreBefore || now.loadingOlder) return;
+    if (top.getBoundingClientRect().bottom > el.getBoundingClientRect().top - 300)
+      loadOlder(room.id).catch((e: unknown) => showToast(errorText(e)));
+  }
 
   useEffect(() => {
     const onVisible = () => readVisible();
@@ -470,6 +465,7 @@ export function MessageList({ room }: { room: Room }) {
         const el = e.currentTarget;
         stick.current = el.scrollHeight - el.scrollTop - el.clientHeight < STICK_PX;
         readVisible();
+        nearTop();
       }}
     >
       <div ref={topRef} class="history-top">
