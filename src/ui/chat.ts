@@ -311,7 +311,15 @@ async function catchUp(): Promise<void> {
 function onMessageNew(message: Message): void {
   const room = rooms.value.get(message.roomId);
   if (room) {
-    patchRoom(message.roomId, { lastMessage: message, lastSeq: Math.max(room.lastSeq, message.seq) });
+    // The server announces unread counts on reads and mentions, not per message: count new ones
+    // here (a seq seen for the first time, from someone else, past the read marker).
+    const fresh =
+      message.seq > room.lastSeq && message.userId !== me.value?.id && message.seq > (room.lastReadSeq ?? 0);
+    patchRoom(message.roomId, {
+      lastMessage: message,
+      lastSeq: Math.max(room.lastSeq, message.seq),
+      ...(fresh ? { unread: (room.unread ?? 0) + 1 } : {}),
+    });
   }
   const tl = timeline(message.roomId).value;
   if (!tl.loaded) {

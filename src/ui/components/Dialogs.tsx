@@ -226,12 +226,7 @@ function DirectDialog() {
       <ul class="result-list">
         {results.map((u) => (
           <li key={u.id}>
-            <button
-              type="button"
-              class="result"
-              aria-label={`${u.displayName} @${u.username}`}
-              onClick={() => void open(u)}
-            >
+            <button type="button" class="result" aria-description={`@${u.username}`} onClick={() => void open(u)}>
               <Avatar user={u} small /> <bdi>{u.displayName}</bdi>{" "}
               <span class="muted" aria-hidden="true">
                 @{u.username}
