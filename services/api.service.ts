@@ -31,6 +31,8 @@ type GatewayRequest = IncomingMessage & {
 
 interface Vars extends SocketHost, WithOutbox {
   sendError(req: IncomingMessage, res: ServerResponse, err: unknown): void;
+  warnUnavailable(line: string): void;
+  unavailableLog: { since: number; more: number };
   tokens: TokenCache;
   accessLog: AccessLog;
   sendLimiter: SendRateLimiter;
@@ -104,7 +106,7 @@ const ApiService: ServiceSchema<ApiSettingsSchema, object, Vars> = {
       const requestId = req.$ctx?.requestID ?? undefined;
       const { status, body, internal } = toErrorBody(err, requestId);
       if (internal) this.logger.error(`request ${req.method} ${req.url} failed [${requestId}]`, err);
-      else if (status === 503) this.logger.warn(`request ${req.method} ${req.url}: ${body.message} [${requestId}]`);
+      else if (status === 503) this.warnUnavailable(`request ${req.method} ${req.url}: ${body.message} [${requestId}]`);
       if (res.headersSent) return void res.end();
       if (body.retryAfter !== undefined) res.setHeader("Retry-After", String(body.retryAfter));
       if (requestId) res.setHeader("X-Request-ID", requestId);
@@ -240,6 +242,22 @@ const ApiService: ServiceSchema<ApiSettingsSchema, object, Vars> = {
       }
     },
 
+    /**
+     * 503s are expected while a service or its database is down: one line per 10 s, with a count of
+     * the others, instead of one per request (the services log the outage itself once).
+     */
+    warnUnavailable(line: string) {
+      const now = Date.now();
+      const log = this.unavailableLog;
+      if (now - log.since < 10_000) {
+        log.more += 1;
+        return;
+      }
+      const more = log.more > 0 ? ` (and ${log.more} more answered UNAVAILABLE in the previous 10 s)` : "";
+      this.logger.warn(line + more);
+      this.unavailableLog = { since: now, more: 0 };
+    },
+
     /** The per-user send limit, shared by `message:send` and `POST …/messages`. */
     checkSendRate(userId: number) {
       const wait = this.sendLimiter.take(userId);
@@ -326,6 +344,7 @@ const ApiService: ServiceSchema<ApiSettingsSchema, object, Vars> = {
 
   created() {
     this.tokens = new TokenCache(2_000);
+    this.unavailableLog = { since: 0, more: 0 };
     this.accessLog = new AccessLog(async (events) => {
       await this.publish(undefined, events);
     });
