@@ -19,6 +19,7 @@ import { outboxMigration } from "../src/infra/outbox.js";
 import { outboxMixin, type WithOutbox } from "../src/infra/outbox-mixin.js";
 import { sqlMixin } from "../src/infra/sql-mixin.js";
 import { SendRateLimiter } from "../src/gateway/rate-limit.js";
+import { sanitizeRequest } from "../src/gateway/sanitize.js";
 import { TypingTracker } from "../src/gateway/typing.js";
 import { socketRooms } from "../src/contracts/socket.js";
 import { broadcastEvent } from "../src/contracts/events.js";
@@ -46,6 +47,9 @@ interface Vars extends SocketHost, WithOutbox {
 /** How often open sockets' sessions are re-checked (the safety net under revocation broadcasts). */
 const SESSION_CHECK_MS = 1_500;
 
+/** Longer than any access token we issue: refused at once. */
+const MAX_TOKEN_CHARS = 4096;
+
 const JSON_BODY = /^application\/(.+\+)?json\b/i;
 
 /** The built browser UI (scripts/build-ui.mjs): index.html, sw.js and the hashed assets/. */
@@ -68,9 +72,12 @@ const ApiService: ServiceSchema<ApiSettingsSchema, object, Vars> = {
         authentication: true,
         authorization: true,
         bodyParsers: {
-          json: { strict: true, limit: LIMITS.requestBytes },
+          // Every type the content-type check below lets through is parsed (`application/*+json` too).
+          json: { strict: true, limit: LIMITS.requestBytes, type: ["application/json", "application/*+json"] },
           urlencoded: false,
         },
+        // After the body parsers: prototype keys dropped, nesting bounded (src/gateway/sanitize.ts).
+        use: [sanitizeRequest],
         callOptions: { timeout: config().requestTimeoutMs },
 
         onBeforeCall(ctx: Context<unknown, CallMeta>, _route: unknown, req: GatewayRequest) {
@@ -194,6 +201,8 @@ const ApiService: ServiceSchema<ApiSettingsSchema, object, Vars> = {
 
     /** Shared by REST and the socket handshake; one bus call per token every few seconds at most. */
     async resolvePrincipal(token: string, requestId?: string | null): Promise<Principal> {
+      // No token we issue is that long; auth's own check would name its internal field (422).
+      if (token.length > MAX_TOKEN_CHARS) throw AppError.unauthorized("Invalid or expired token");
       const cached = this.tokens.get(token);
       if (cached) return cached;
       // With the request's id, so a refusal in the audit log goes with the request's access record.
@@ -209,8 +218,16 @@ const ApiService: ServiceSchema<ApiSettingsSchema, object, Vars> = {
     async authenticate(ctx: Context, _route: unknown, req: GatewayRequest): Promise<Principal | null> {
       const header = req.headers.authorization;
       if (!header) return null;
+      const action = req.$action ?? {};
+      // Public routes (login, refresh, register, health) serve anyone: a stale or foreign
+      // Authorization header there only means the caller is anonymous.
+      const guarded = action.auth === "required" || (action.roles?.length ?? 0) > 0;
       const match = /^Bearer\s+(\S+)$/i.exec(header);
-      if (!match) throw AppError.unauthorized("Malformed Authorization header");
+      if (!match) {
+        if (!guarded) return null;
+        throw AppError.unauthorized("Malformed Authorization header");
+      }
+      if (!guarded) return this.resolvePrincipal(match[1], ctx.requestID).catch(() => null);
       return this.resolvePrincipal(match[1], ctx.requestID);
     },
 

@@ -14,6 +14,7 @@ import type { Principal } from "../contracts/objects.js";
 import { socketRooms, type Ack, type ClientToServerEvents, type ServerToClientEvents } from "../contracts/socket.js";
 import { AppError, toErrorBody } from "../errors.js";
 import type { CallMeta } from "../infra/permissions.js";
+import { sanitizeInput } from "./sanitize.js";
 
 export interface SocketData {
   principal: Principal;
@@ -168,6 +169,8 @@ async function handleCall(
     if (payload === null || typeof payload !== "object" || Array.isArray(payload)) {
       throw AppError.validation([{ field: "payload", message: "The payload must be an object." }]);
     }
+    // Prototype keys dropped, nesting bounded: the same as for REST bodies.
+    sanitizeInput(payload);
     let data: unknown;
     if ("handle" in call) {
       data = await call.handle(socket, payload as Record<string, unknown>);
