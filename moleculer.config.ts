@@ -1,7 +1,9 @@
 /**
  * Broker options for every mode, derived from the environment by src/config.ts.
- * No TRANSPORTER → all services in one process; TRANSPORTER=amqp://… → RabbitMQ.
+ * No TRANSPORTER → all services in one process; TRANSPORTER=amqp://… (or amqps://…) → RabbitMQ.
  */
+import { readFileSync } from "node:fs";
+import { checkServerIdentity, type PeerCertificate } from "node:tls";
 import type { BrokerOptions } from "moleculer";
 import { config } from "./src/config.js";
 import { databaseUnavailable } from "./src/errors.js";
@@ -10,12 +12,31 @@ import { PermissionMiddleware } from "./src/infra/permissions.js";
 
 const c = config();
 
+/**
+ * TLS options for an `amqps://` TRANSPORTER (TRANSPORTER_TLS_*). Moleculer's AMQP transporter hands
+ * `socketOptions` to amqplib's connect, which passes them to tls.connect — but it sets `servername`
+ * to the URL's host itself, over ours; so a different name to verify the server's certificate
+ * against is given as checkServerIdentity (SNI stays the URL's host).
+ */
+function amqpTlsOptions(): Record<string, unknown> {
+  const tls = c.transporterTls;
+  if (!tls) return {};
+  const servername = tls.servername;
+  return {
+    ...(tls.ca ? { ca: readFileSync(tls.ca) } : {}),
+    ...(tls.cert && tls.key ? { cert: readFileSync(tls.cert), key: readFileSync(tls.key) } : {}),
+    ...(servername
+      ? { checkServerIdentity: (_host: string, cert: PeerCertificate) => checkServerIdentity(servername, cert) }
+      : {}),
+  };
+}
+
 // `socketOptions` is passed to amqplib's connect by the transporter but missing from its typings.
 const amqpOptions = {
   url: c.transporter,
   // Without noDelay Nagle's algorithm costs ~44 ms a call; prefetch lets a node work on many
   // requests at once instead of one at a time.
-  socketOptions: { noDelay: true },
+  socketOptions: { noDelay: true, ...amqpTlsOptions() },
   prefetch: c.amqpPrefetch,
 };
 

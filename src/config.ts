@@ -19,8 +19,10 @@ export const ALL_SERVICES = ["api", "auth", "users", "chat", "notify", "log"] as
 export type ServiceName = (typeof ALL_SERVICES)[number];
 
 export interface Config {
-  /** `amqp://user:pass@host:5672` → RabbitMQ; unset → every service in one process. */
+  /** `amqp://user:pass@host:5672` or `amqps://…:5671` → RabbitMQ; unset → every service in one process. */
   transporter: string | undefined;
+  /** TLS for an `amqps://` TRANSPORTER: PEM files read at startup, and the name the server's certificate must carry. */
+  transporterTls: TransporterTls | undefined;
   namespace: string;
   nodeID: string;
   services: ServiceName[];
@@ -43,6 +45,16 @@ export interface Config {
   logRetentionDays: number;
   /** Per-user message sends on one gateway node: burst, sustained per second, per minute. */
   sendLimit: { burst: number; perSecond: number; perMinute: number };
+}
+
+export interface TransporterTls {
+  /** TRANSPORTER_TLS_CA: CA certificate(s) to trust instead of the system's (PEM file). */
+  ca?: string;
+  /** TRANSPORTER_TLS_CERT / TRANSPORTER_TLS_KEY: a client certificate and its key (PEM files), both or neither. */
+  cert?: string;
+  key?: string;
+  /** TRANSPORTER_TLS_SERVERNAME: the name to check the server's certificate against (default: the URL's host). */
+  servername?: string;
 }
 
 type Env = Record<string, string | undefined>;
@@ -76,6 +88,34 @@ function parseServices(raw: string | undefined): ServiceName[] {
   return names as ServiceName[];
 }
 
+/**
+ * TRANSPORTER_TLS_*: file paths, checked here so a typo stops the node at startup with the
+ * variable's name; only meaningful with an `amqps://` TRANSPORTER.
+ */
+function transporterTls(env: Env, transporter: string | undefined): TransporterTls | undefined {
+  const tls: TransporterTls = {};
+  for (const [field, name] of [
+    ["ca", "TRANSPORTER_TLS_CA"],
+    ["cert", "TRANSPORTER_TLS_CERT"],
+    ["key", "TRANSPORTER_TLS_KEY"],
+  ] as const) {
+    const file = env[name];
+    if (!file) continue;
+    if (!existsSync(file)) throw new Error(`${name}: no such file "${file}"`);
+    tls[field] = path.resolve(file);
+  }
+  if (env.TRANSPORTER_TLS_SERVERNAME) tls.servername = env.TRANSPORTER_TLS_SERVERNAME;
+  if (Boolean(tls.cert) !== Boolean(tls.key)) {
+    throw new Error("TRANSPORTER_TLS_CERT and TRANSPORTER_TLS_KEY go together: give both or neither");
+  }
+  const given = Object.keys(tls).length > 0;
+  const amqps = (transporter ?? "").split(";").every((url) => url.trim().startsWith("amqps://"));
+  if (given && !(transporter && amqps)) {
+    throw new Error("TRANSPORTER_TLS_* are set but TRANSPORTER is not an amqps:// URL");
+  }
+  return transporter && amqps ? tls : undefined;
+}
+
 const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace"] as const;
 
 /**
@@ -106,6 +146,7 @@ export function loadConfig(env: Env = process.env): Config {
   }
   return {
     transporter,
+    transporterTls: transporterTls(env, transporter),
     namespace: env.NAMESPACE || "nochat",
     nodeID: env.NODE_ID || `${os.hostname()}-${process.pid}`,
     services: parseServices(env.SERVICES),

@@ -164,6 +164,10 @@ function installProcessHooks(): void {
  */
 const INHERITED_BLOCKLIST = new Set([
   "TRANSPORTER",
+  "TRANSPORTER_TLS_CA",
+  "TRANSPORTER_TLS_CERT",
+  "TRANSPORTER_TLS_KEY",
+  "TRANSPORTER_TLS_SERVERNAME",
   "NAMESPACE",
   "NODE_ID",
   "SERVICES",
