@@ -89,7 +89,8 @@ const brokerOptions: BrokerOptions = {
   // The first listed wraps the handler most closely: Permissions, then DatabaseOutage (which
   // Moleculer's CircuitBreaker and Retry, registered after these, see the result of).
   middlewares: [PermissionMiddleware, DatabaseOutageMiddleware],
-  metrics: { enabled: false },
+  // METRICS=true: `$node.metrics` and the REPL's `metrics` (with the gauge nochat_dead_letters).
+  metrics: { enabled: c.metrics },
   tracing: { enabled: false },
 };
 

@@ -45,6 +45,12 @@ export interface Config {
   logRetentionDays: number;
   /** Per-user message sends on one gateway node: burst, sustained per second, per minute. */
   sendLimit: { burst: number; perSecond: number; perMinute: number };
+  /** Refusals of one durable event by one consumer before it is dead-lettered (OUTBOX_MAX_ATTEMPTS). */
+  outboxMaxAttempts: number;
+  /** First retry of a refused durable event after this many ms, doubling up to 60 s (OUTBOX_RETRY_MS). */
+  outboxRetryMs: number;
+  /** Moleculer metrics (METRICS=true): `$node.metrics`, the REPL's `metrics`, `nochat_dead_letters`. */
+  metrics: boolean;
 }
 
 export interface TransporterTls {
@@ -169,6 +175,9 @@ export function loadConfig(env: Env = process.env): Config {
       perSecond: int(env, "SEND_PER_SECOND", 10, 1),
       perMinute: int(env, "SEND_PER_MINUTE", 100, 1),
     },
+    outboxMaxAttempts: int(env, "OUTBOX_MAX_ATTEMPTS", 8, 1, 100),
+    outboxRetryMs: int(env, "OUTBOX_RETRY_MS", 1_000, 10, 600_000),
+    metrics: env.METRICS === "true" || env.METRICS === "1",
   };
 }
 
