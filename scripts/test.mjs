@@ -2,9 +2,11 @@
 /**
  * `npm test`: runs the test files with Node's built-in test runner and tsx, one file at a time.
  *
- *   node scripts/test.mjs                      all of test/**\/*.test.ts
+ *   node scripts/test.mjs                      all of test/**\/*.test.ts except test/faults
  *   node scripts/test.mjs unit                 test/unit/**\/*.test.ts (no servers started)
  *   node scripts/test.mjs integration          test/integration/**\/*.test.ts
+ *   node scripts/test.mjs faults               test/faults/**\/*.test.ts (`npm run test:faults`: the fault
+ *                                              suite under load, minutes long; CI runs it after `npm test`)
  *   node scripts/test.mjs test/x.test.ts dir/  given files, and the *.test.ts under given folders
  *   node scripts/test.mjs -- --test-name-pattern=login   options after `--` go to `node --test`
  *
@@ -44,11 +46,17 @@ function findTests(dir) {
   return found.sort();
 }
 
+/** Run only when asked for (`faults`, or the folder or a file in it), never by a plain `npm test`. */
+const FAULTS_DIR = path.join(TEST_DIR, "faults");
+
 function selectFiles(args) {
-  if (args.length === 0) return { files: findTests(TEST_DIR), what: "all tests" };
+  if (args.length === 0) {
+    const files = findTests(TEST_DIR).filter((f) => !f.startsWith(FAULTS_DIR + path.sep));
+    return { files, what: "all tests (without test/faults)" };
+  }
   const files = [];
   for (const arg of args) {
-    if (arg === "unit" || arg === "integration") {
+    if (arg === "unit" || arg === "integration" || arg === "faults") {
       files.push(...findTests(path.join(TEST_DIR, arg)));
       continue;
     }
