@@ -20,6 +20,7 @@ import { outboxMixin, type WithOutbox } from "../src/infra/outbox-mixin.js";
 import { sqlMixin } from "../src/infra/sql-mixin.js";
 import { SendRateLimiter } from "../src/gateway/rate-limit.js";
 import { sanitizeRequest } from "../src/gateway/sanitize.js";
+import { clientAddress } from "../src/gateway/client-address.js";
 import { TypingTracker } from "../src/gateway/typing.js";
 import { socketRooms } from "../src/contracts/socket.js";
 import { broadcastEvent } from "../src/contracts/events.js";
@@ -87,6 +88,8 @@ const ApiService: ServiceSchema<ApiSettingsSchema, object, Vars> = {
             throw AppError.badRequest("Request bodies must be JSON (Content-Type: application/json)");
           }
           ctx.meta.requestId = ctx.requestID ?? undefined;
+          // auth's per-address login and registration limits count this (TRUST_PROXY aware).
+          (ctx.meta as { clientAddress?: string }).clientAddress = clientAddress(req, config().trustProxy);
         },
 
         onAfterCall(
@@ -288,7 +291,19 @@ const ApiService: ServiceSchema<ApiSettingsSchema, object, Vars> = {
         "message:delete": { action: "chat.delete" },
         "reaction:toggle": { action: "chat.react" },
         "room:read": { action: "chat.markRead" },
-        sync: { action: "chat.sync" },
+        sync: {
+          action: "chat.sync",
+          // Bounds one call's work: at most SYNC_MAX_ROOMS rooms (each up to 200 messages).
+          before: (_socket, payload) => {
+            const rooms = (payload as { rooms?: unknown }).rooms;
+            const max = config().syncMaxRooms;
+            if (rooms && typeof rooms === "object" && Object.keys(rooms).length > max) {
+              throw AppError.validation([
+                { field: "rooms", message: `At most ${max} rooms per sync; ask for the others in another call.` },
+              ]);
+            }
+          },
+        },
         typing: {
           handle: (socket, payload) => {
             const { roomId, typing } = payload;

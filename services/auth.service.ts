@@ -6,7 +6,7 @@ import { rules } from "../src/contracts/limits.js";
 import type { AuthResult, Principal, TokenPair } from "../src/contracts/objects.js";
 import { hashPassword, spendVerifyTime, verifyPassword } from "../src/auth/passwords.js";
 import { authMigrations } from "../src/auth/migrations.js";
-import { AuthStore } from "../src/auth/store.js";
+import { AuthStore, throttleKeys } from "../src/auth/store.js";
 import { TokenSigner } from "../src/auth/tokens.js";
 import { AppError } from "../src/errors.js";
 import { principalOf } from "../src/infra/permissions.js";
@@ -22,6 +22,9 @@ interface Vars extends WithOutbox {
 }
 
 const trace = (ctx: Context): Trace => ({ requestId: ctx.requestID ?? null });
+
+/** The caller's address as the gateway saw it (TRUST_PROXY aware); calls from inside share one. */
+const addressOf = (ctx: Context): string => (ctx.meta as { clientAddress?: string }).clientAddress ?? "internal";
 
 const INVALID_LOGIN = "Invalid username or password";
 
@@ -45,6 +48,12 @@ const AuthService: ServiceSchema<ServiceSettingSchema, object, Vars> = {
         }>,
       ): Promise<AuthResult> {
         const { username, password, displayName } = ctx.params;
+        // Every attempt counts (taken names too): an address cannot mass-create accounts.
+        const { perAddress, windowSeconds } = config().registerLimit;
+        const key = throttleKeys.registerAddress(addressOf(ctx));
+        const { count, retryAfter } = (await this.store.throttleCounts([key], windowSeconds * 1000)).get(key)!;
+        if (count >= perAddress) throw AppError.rateLimited(retryAfter, "Too many registrations; try again later");
+        await this.store.count([key], windowSeconds * 1000);
         const passwordHash = await hashPassword(password);
         const user = await ctx.call<UserRecord, CreateUserParams>("users.create", { username, displayName });
         try {
@@ -71,7 +80,28 @@ const AuthService: ServiceSchema<ServiceSettingSchema, object, Vars> = {
       },
       async handler(ctx: Context<{ username: string; password: string }>): Promise<AuthResult> {
         const { username, password } = ctx.params;
-        const wait = await this.store.throttledFor(username);
+        const { perAddress, perUserAddress, perUser, windowSeconds } = config().loginLimit;
+        const windowMs = windowSeconds * 1000;
+        const address = addressOf(ctx);
+        const keys = {
+          address: throttleKeys.loginAddress(address),
+          pair: throttleKeys.loginPair(username, address),
+          user: throttleKeys.loginUser(username),
+        };
+        const counts = await this.store.throttleCounts(Object.values(keys), windowMs);
+        const [byAddress, byPair, byUser] = [counts.get(keys.address)!, counts.get(keys.pair)!, counts.get(keys.user)!];
+        // Per address: one address trying many usernames (password spraying). Per username from
+        // one address: guessing one account. Per username from everywhere: a distributed attack —
+        // but an address that has not failed for this username yet still gets its try, so nobody
+        // can lock the owner out by failing on purpose (OWASP's advice).
+        const wait =
+          byAddress.count >= perAddress
+            ? byAddress.retryAfter
+            : byPair.count >= perUserAddress
+              ? byPair.retryAfter
+              : byUser.count >= perUser && byPair.count > 0
+                ? byUser.retryAfter
+                : 0;
         if (wait > 0) {
           await this.publish(undefined, [
             { type: "auth.throttled", requestId: ctx.requestID ?? null, data: { username, retryAfter: wait } },
@@ -84,7 +114,7 @@ const AuthService: ServiceSchema<ServiceSettingSchema, object, Vars> = {
         const ok =
           user && passwordHash ? await verifyPassword(passwordHash, password) : await spendVerifyTime(password);
         if (!user || !ok) {
-          await this.store.recordFailure(username);
+          await this.store.count(Object.values(keys), windowMs);
           const reason = user ? "bad_password" : "unknown_user";
           await this.publish(undefined, [
             {
@@ -95,7 +125,7 @@ const AuthService: ServiceSchema<ServiceSettingSchema, object, Vars> = {
           ]);
           throw AppError.unauthorized(INVALID_LOGIN);
         }
-        await this.store.clearFailures(username);
+        await this.store.clearCounts([keys.pair, keys.user]);
         const { sessionId, refreshToken } = await this.store.openSession(user.id, trace(ctx));
         this.outbox.kick();
         return {

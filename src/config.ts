@@ -45,6 +45,18 @@ export interface Config {
   logRetentionDays: number;
   /** Per-user message sends on one gateway node: burst, sustained per second, per minute. */
   sendLimit: { burst: number; perSecond: number; perMinute: number };
+  /** Proxies in front of the gateway whose X-Forwarded-For is believed (0: the peer address is the client). */
+  trustProxy: number;
+  /** Failed logins per window: per client address, per username from one address, per username from all. */
+  loginLimit: { perAddress: number; perUserAddress: number; perUser: number; windowSeconds: number };
+  /** Registrations per client address per window. */
+  registerLimit: { perAddress: number; windowSeconds: number };
+  /** Open sockets on one gateway node per user and per client address. */
+  socketLimit: { perUser: number; perAddress: number };
+  /** Client events per socket, each event its own bucket: sustained per second and burst; typing has its own rate. */
+  socketEventLimit: { perSecond: number; burst: number; typingPerSecond: number };
+  /** Rooms one `sync` call may ask for. */
+  syncMaxRooms: number;
   /** Refusals of one durable event by one consumer before it is dead-lettered (OUTBOX_MAX_ATTEMPTS). */
   outboxMaxAttempts: number;
   /** First retry of a refused durable event after this many ms, doubling up to 60 s (OUTBOX_RETRY_MS). */
@@ -178,6 +190,27 @@ export function loadConfig(env: Env = process.env): Config {
     outboxMaxAttempts: int(env, "OUTBOX_MAX_ATTEMPTS", 8, 1, 100),
     outboxRetryMs: int(env, "OUTBOX_RETRY_MS", 1_000, 10, 600_000),
     metrics: env.METRICS === "true" || env.METRICS === "1",
+    trustProxy: int(env, "TRUST_PROXY", 0, 0, 10),
+    loginLimit: {
+      perAddress: int(env, "LOGIN_FAILURES_PER_ADDRESS", 30, 1),
+      perUserAddress: int(env, "LOGIN_FAILURES_PER_USER_ADDRESS", 5, 1),
+      perUser: int(env, "LOGIN_FAILURES_PER_USER", 50, 1),
+      windowSeconds: int(env, "LOGIN_WINDOW_SECONDS", 900, 1),
+    },
+    registerLimit: {
+      perAddress: int(env, "REGISTRATIONS_PER_ADDRESS", 10, 1),
+      windowSeconds: int(env, "REGISTRATION_WINDOW_SECONDS", 3600, 1),
+    },
+    socketLimit: {
+      perUser: int(env, "SOCKETS_PER_USER", 20, 1),
+      perAddress: int(env, "SOCKETS_PER_ADDRESS", 100, 1),
+    },
+    socketEventLimit: {
+      perSecond: int(env, "SOCKET_EVENTS_PER_SECOND", 10, 1),
+      burst: int(env, "SOCKET_EVENT_BURST", 20, 1),
+      typingPerSecond: int(env, "SOCKET_TYPING_PER_SECOND", 5, 1),
+    },
+    syncMaxRooms: int(env, "SYNC_MAX_ROOMS", 100, 1),
   };
 }
 

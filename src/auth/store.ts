@@ -7,7 +7,16 @@ import { hashRefreshToken, newRefreshToken } from "./tokens.js";
 /** auth's outbox: its events are written in the transaction of the change they describe. */
 export const AUTH_OUTBOX = "auth";
 
-export const THROTTLE = { maxFailures: 5, windowMs: 15 * 60 * 1000 } as const;
+/**
+ * Throttle counters, one row per key (hashed): failed logins per client address, per username from
+ * one address and per username from anywhere, and registrations per client address.
+ */
+export const throttleKeys = {
+  loginAddress: (address: string) => `login-address\n${address}`,
+  loginPair: (username: string, address: string) => `login-pair\n${username.trim().toLowerCase()}\n${address}`,
+  loginUser: (username: string) => `login-user\n${username.trim().toLowerCase()}`,
+  registerAddress: (address: string) => `register-address\n${address}`,
+};
 
 export type RefreshOutcome =
   | { kind: "rotated"; sessionId: string; userId: number; refreshToken: string }
@@ -141,48 +150,66 @@ export class AuthStore {
     });
   }
 
-  /** Seconds until this username may try again, or 0. */
-  async throttledFor(username: string, now = Date.now()): Promise<number> {
-    const row = await this.db("auth_login_throttle")
-      .where({ key: throttleKey(username) })
-      .first<{ failures: number; window_started_at: number | string }>();
-    if (!row || row.failures < THROTTLE.maxFailures) return 0;
-    const until = Number(row.window_started_at) + THROTTLE.windowMs;
-    return until > now ? Math.ceil((until - now) / 1000) : 0;
+  /** Counts in the current window of each key (absent keys: 0), and the seconds until that window ends. */
+  async throttleCounts(
+    keys: string[],
+    windowMs: number,
+    now = Date.now(),
+  ): Promise<Map<string, { count: number; retryAfter: number }>> {
+    const rows = await this.db("auth_login_throttle")
+      .whereIn("key", keys.map(throttleKey))
+      .select<{ key: string; failures: number; window_started_at: number | string }[]>(
+        "key",
+        "failures",
+        "window_started_at",
+      );
+    const byHash = new Map(rows.map((r) => [r.key, r]));
+    const counts = new Map<string, { count: number; retryAfter: number }>();
+    for (const key of keys) {
+      const row = byHash.get(throttleKey(key));
+      const until = row ? Number(row.window_started_at) + windowMs : 0;
+      counts.set(
+        key,
+        until > now
+          ? { count: row!.failures, retryAfter: Math.ceil((until - now) / 1000) }
+          : { count: 0, retryAfter: 0 },
+      );
+    }
+    return counts;
   }
 
   /**
-   * Counts a failure in the current 15-minute window, starting a new window when the old one is
-   * over — in one atomic upsert, so concurrent failures on any number of auth instances all count
-   * (a read-then-write transaction deadlocks on MariaDB's gap locks). Both assignments read the
-   * old window: MySQL applies them left to right, so `failures` must come first.
+   * Counts one more in the current window of each key, starting a new window when the old one is
+   * over — in one atomic upsert per key, so concurrent failures on any number of auth instances all
+   * count (a read-then-write transaction deadlocks on MariaDB's gap locks). Both assignments read
+   * the old window: MySQL applies them left to right, so `failures` must come first.
    */
-  async recordFailure(username: string, now = Date.now()): Promise<void> {
+  async count(keys: string[], windowMs: number, now = Date.now()): Promise<void> {
     const expired = "auth_login_throttle.window_started_at + ? <= ?";
-    await this.db("auth_login_throttle")
-      .insert({ key: throttleKey(username), failures: 1, window_started_at: now })
-      .onConflict("key")
-      .merge({
-        failures: this.db.raw(`case when ${expired} then 1 else auth_login_throttle.failures + 1 end`, [
-          THROTTLE.windowMs,
-          now,
-        ]),
-        window_started_at: this.db.raw(`case when ${expired} then ? else auth_login_throttle.window_started_at end`, [
-          THROTTLE.windowMs,
-          now,
-          now,
-        ]),
-      });
+    for (const key of keys) {
+      await this.db("auth_login_throttle")
+        .insert({ key: throttleKey(key), failures: 1, window_started_at: now })
+        .onConflict("key")
+        .merge({
+          failures: this.db.raw(`case when ${expired} then 1 else auth_login_throttle.failures + 1 end`, [
+            windowMs,
+            now,
+          ]),
+          window_started_at: this.db.raw(`case when ${expired} then ? else auth_login_throttle.window_started_at end`, [
+            windowMs,
+            now,
+            now,
+          ]),
+        });
+    }
   }
 
-  async clearFailures(username: string): Promise<void> {
-    await this.db("auth_login_throttle")
-      .where({ key: throttleKey(username) })
-      .delete();
+  async clearCounts(keys: string[]): Promise<void> {
+    await this.db("auth_login_throttle").whereIn("key", keys.map(throttleKey)).delete();
   }
 }
 
-/** Throttling is per username as typed (case-insensitive), whether or not it exists. */
-function throttleKey(username: string): string {
-  return createHash("sha256").update(username.trim().toLowerCase()).digest("hex");
+/** Stored hashed: the table never holds usernames as typed (a password typed there) or addresses. */
+function throttleKey(key: string): string {
+  return createHash("sha256").update(key).digest("hex");
 }

@@ -56,3 +56,22 @@ export class SendRateLimiter {
     for (const [userId, s] of this.users) if (now - s.refilledAt > 60_000) this.users.delete(userId);
   }
 }
+
+/**
+ * Token buckets by key (per socket and event): `burst` tokens, refilled at `perSecond`. Each
+ * socket keeps its own instance, dropped with the socket, so nothing grows with traffic.
+ */
+export class TokenBuckets {
+  private readonly buckets = new Map<string, { tokens: number; at: number }>();
+
+  /** 0 when the event may go; otherwise the seconds to wait. */
+  take(key: string, rate: { perSecond: number; burst: number }, now = Date.now()): number {
+    const b = this.buckets.get(key) ?? { tokens: rate.burst, at: now };
+    b.tokens = Math.min(rate.burst, b.tokens + ((now - b.at) / 1000) * rate.perSecond);
+    b.at = now;
+    this.buckets.set(key, b);
+    if (b.tokens < 1) return (1 - b.tokens) / rate.perSecond;
+    b.tokens -= 1;
+    return 0;
+  }
+}

@@ -15,9 +15,28 @@ import { socketRooms, type Ack, type ClientToServerEvents, type ServerToClientEv
 import { AppError, toErrorBody } from "../errors.js";
 import type { CallMeta } from "../infra/permissions.js";
 import { sanitizeInput } from "./sanitize.js";
+import { clientAddress } from "./client-address.js";
+import { TokenBuckets } from "./rate-limit.js";
 
 export interface SocketData {
   principal: Principal;
+  /** The client address (TRUST_PROXY aware) the per-address socket cap counts. */
+  address: string;
+  /** Per-event rate limits of this socket. */
+  buckets: TokenBuckets;
+}
+
+/** The local channel of a client address's sockets: its size is how many it has open here. */
+const addressRoom = (address: string): string => `address:${address}`;
+
+/** How long a client refused for too many sockets is told to wait before trying again. */
+const SOCKET_CAP_RETRY_S = 10;
+
+/** A handshake refusal: `connect_error` with message "RATE_LIMITED" and the contract's error as `data`. */
+function tooManySockets(message: string): Error {
+  const err = new Error("RATE_LIMITED") as Error & { data: unknown };
+  err.data = toErrorBody(AppError.rateLimited(SOCKET_CAP_RETRY_S, message)).body;
+  return err;
 }
 
 export type ChatServer = Server<ClientToServerEvents, ServerToClientEvents, Record<string, never>, SocketData>;
@@ -28,7 +47,7 @@ export type SocketCall =
   | {
       action: string;
       /** Reject before calling, e.g. for a per-user rate limit. */
-      before?: (socket: ChatSocket) => void;
+      before?: (socket: ChatSocket, payload: Record<string, unknown>) => void;
     }
   | {
       handle: (socket: ChatSocket, payload: Record<string, unknown>) => unknown;
@@ -67,7 +86,8 @@ const mixin: Partial<ServiceSchema<ServiceSettingSchema, object, SocketHost>> = 
 
   methods: {
     attachSocketServer() {
-      const allowed = config().allowedOrigins;
+      const { allowedOrigins: allowed, trustProxy, socketLimit, socketEventLimit } = config();
+      const rooms = () => this.io.of("/").adapter.rooms;
       const io: ChatServer = new Server(this.server, {
         path: "/socket.io",
         maxHttpBufferSize: MAX_SOCKET_PACKET,
@@ -78,6 +98,17 @@ const mixin: Partial<ServiceSchema<ServiceSettingSchema, object, SocketHost>> = 
       this.io = io;
 
       io.use((socket, next) => {
+        // Caps count this node's sockets, those still in their handshake included: a socket joins
+        // its address's and its user's channels in the same tick as the check, and leaves them
+        // when it disconnects or its handshake fails (socket.io's cleanup).
+        const address = clientAddress(socket.request, trustProxy);
+        socket.data.address = address;
+        if ((rooms().get(addressRoom(address))?.size ?? 0) >= socketLimit.perAddress) {
+          return next(
+            tooManySockets(`Too many open connections from this address (at most ${socketLimit.perAddress})`),
+          );
+        }
+        void socket.join(addressRoom(address));
         const token: unknown = socket.handshake.auth?.token;
         if (typeof token !== "string" || token.length === 0 || token.length > 4096) {
           return next(new Error("UNAUTHORIZED"));
@@ -85,6 +116,9 @@ const mixin: Partial<ServiceSchema<ServiceSettingSchema, object, SocketHost>> = 
         this.resolvePrincipal(token)
           .then(async (principal) => {
             socket.data.principal = principal;
+            if ((rooms().get(socketRooms.user(principal.id))?.size ?? 0) >= socketLimit.perUser) {
+              throw tooManySockets(`Too many open connections for this user (at most ${socketLimit.perUser})`);
+            }
             await socket.join([socketRooms.user(principal.id), socketRooms.session(principal.sessionId)]);
             // Subscribed before the client hears "connect": a sync it sends at once cannot race a
             // message committed in between.
@@ -93,6 +127,7 @@ const mixin: Partial<ServiceSchema<ServiceSettingSchema, object, SocketHost>> = 
           .then(
             () => next(),
             (err: unknown) => {
+              if (err instanceof Error && err.message === "RATE_LIMITED") return next(err);
               const { body, internal } = toErrorBody(err);
               if (internal) this.logger.warn("socket handshake failed", err);
               next(new Error(body.code === "UNAUTHORIZED" ? "UNAUTHORIZED" : "UNAVAILABLE"));
@@ -102,11 +137,26 @@ const mixin: Partial<ServiceSchema<ServiceSettingSchema, object, SocketHost>> = 
 
       io.on("connection", (socket: ChatSocket) => {
         const calls = this.socketCalls();
+        socket.data.buckets = new TokenBuckets();
+        const eventRate = { perSecond: socketEventLimit.perSecond, burst: socketEventLimit.burst };
+        const typingRate = { perSecond: socketEventLimit.typingPerSecond, burst: 2 * socketEventLimit.typingPerSecond };
+        /** Each event has its own bucket per socket; a refused event is answered RATE_LIMITED (if it asked). */
+        const limited = (event: string, reply: ((res: Ack<unknown>) => void) | undefined): boolean => {
+          const known = Object.hasOwn(calls, event);
+          const wait = socket.data.buckets.take(known ? event : "*", event === "typing" ? typingRate : eventRate);
+          if (wait === 0) return false;
+          const error = AppError.rateLimited(wait, `Too many '${known ? event : "unknown"}' events; slow down`);
+          reply?.({ ok: false, error: toErrorBody(error).body });
+          return true;
+        };
         // An event nobody serves still gets an answer, if the client asked for one.
         socket.onAny((event: string, ...args: unknown[]) => {
           const last = args[args.length - 1];
-          if (!(event in calls) && typeof last === "function") {
-            (last as (res: Ack<unknown>) => void)({
+          if (Object.hasOwn(calls, event)) return;
+          const reply = typeof last === "function" ? (last as (res: Ack<unknown>) => void) : undefined;
+          if (limited(event, reply)) return;
+          if (reply) {
+            reply({
               ok: false,
               error: { code: "NOT_FOUND", message: `Unknown event '${event.slice(0, 64)}'` },
             });
@@ -119,6 +169,7 @@ const mixin: Partial<ServiceSchema<ServiceSettingSchema, object, SocketHost>> = 
             const last = args[args.length - 1];
             const reply = typeof last === "function" ? (last as (res: Ack<unknown>) => void) : undefined;
             const payload = reply && args.length === 1 ? undefined : args[0];
+            if (limited(event, reply)) return;
             void handleCall(this.broker, socket, call, payload, reply);
           });
         }
@@ -175,7 +226,7 @@ async function handleCall(
     if ("handle" in call) {
       data = await call.handle(socket, payload as Record<string, unknown>);
     } else {
-      call.before?.(socket);
+      call.before?.(socket, payload as Record<string, unknown>);
       const meta: CallMeta = { user: socket.data.principal, requestId };
       data = await broker.call(call.action, payload, {
         meta,

@@ -8,7 +8,7 @@ import os from "node:os";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
 import { authMigrations } from "../../src/auth/migrations.js";
-import { AuthStore, THROTTLE } from "../../src/auth/store.js";
+import { AuthStore, throttleKeys } from "../../src/auth/store.js";
 import { chatMigrations } from "../../src/chat/migrations.js";
 import { ChatStore } from "../../src/chat/store.js";
 import { AppError } from "../../src/errors.js";
@@ -341,37 +341,44 @@ function storeSuite(engine: Engine): void {
       );
     });
 
-    it("throttle: 5 failures → throttled (case-insensitive); other usernames unaffected; clearFailures", async () => {
+    it("throttle: counts per key in a window (usernames case-insensitive); other keys unaffected; clearCounts", async () => {
       const now = Date.now();
-      for (let i = 0; i < THROTTLE.maxFailures - 1; i++) await auth.recordFailure("Mallory", now);
-      assert.equal(await auth.throttledFor("mallory", now), 0, "4 failures are not enough");
-      await auth.recordFailure(" MALLORY ", now);
-      const wait = await auth.throttledFor("mallory", now);
-      assert.ok(wait > 0 && wait <= THROTTLE.windowMs / 1000, `throttledFor = ${wait}`);
-      assert.equal(await auth.throttledFor("Mallory", now), wait);
-      assert.equal(await auth.throttledFor("trent", now), 0, "another username is unaffected");
-      assert.equal(await auth.throttledFor("mallory", now + THROTTLE.windowMs + 1), 0, "the window ends");
+      const WINDOW = 15 * 60 * 1000;
+      const mallory = throttleKeys.loginUser("Mallory");
+      const countOf = async (key: string, at = now) => (await auth.throttleCounts([key], WINDOW, at)).get(key)!;
+      for (let i = 0; i < 4; i++) await auth.count([mallory], WINDOW, now);
+      await auth.count([throttleKeys.loginUser(" MALLORY ")], WINDOW, now);
+      const state = await countOf(throttleKeys.loginUser("mallory"));
+      assert.equal(state.count, 5);
+      assert.ok(state.retryAfter > 0 && state.retryAfter <= WINDOW / 1000, `retryAfter = ${state.retryAfter}`);
+      assert.equal((await countOf(throttleKeys.loginUser("trent"))).count, 0, "another username is unaffected");
+      assert.equal((await countOf(throttleKeys.loginPair("mallory", "10.0.0.1"))).count, 0, "another kind of key");
+      assert.equal((await countOf(mallory, now + WINDOW + 1)).count, 0, "the window ends");
 
-      await auth.clearFailures("MALLORY");
-      assert.equal(await auth.throttledFor("mallory", now), 0);
+      await auth.clearCounts([throttleKeys.loginUser("MALLORY")]);
+      assert.equal((await countOf(mallory)).count, 0);
     });
 
     it("throttle: a failure after the window starts a new one", async () => {
-      const t0 = Date.now() - THROTTLE.windowMs - 1000;
-      for (let i = 0; i < THROTTLE.maxFailures; i++) await auth.recordFailure("oscar", t0);
-      await auth.recordFailure("oscar"); // now: a fresh window with one failure
-      assert.equal(await auth.throttledFor("oscar"), 0);
+      const WINDOW = 15 * 60 * 1000;
+      const oscar = throttleKeys.loginUser("oscar");
+      const t0 = Date.now() - WINDOW - 1000;
+      for (let i = 0; i < 5; i++) await auth.count([oscar], WINDOW, t0);
+      await auth.count([oscar], WINDOW); // now: a fresh window with one failure
+      assert.equal((await auth.throttleCounts([oscar], WINDOW)).get(oscar)!.count, 1);
       const row = await db("auth_login_throttle").select("failures");
       assert.ok(row.some((r: { failures: number }) => Number(r.failures) === 1));
     });
 
     // Parallel wrong-password requests for one username (a brute-force attempt) must all count
     // (a read-then-write transaction used to deadlock on MariaDB's gap locks here).
-    it("throttle: concurrent failures for the same username are all counted", async () => {
+    it("throttle: concurrent failures for the same key are all counted", async () => {
+      const WINDOW = 15 * 60 * 1000;
       const now = Date.now();
       for (const name of ["eve", "eve2", "eve3"]) {
-        await Promise.all(Array.from({ length: 20 }, () => auth.recordFailure(name, now)));
-        assert.ok((await auth.throttledFor(name, now)) > 0, `${name} is throttled`);
+        const key = throttleKeys.loginUser(name);
+        await Promise.all(Array.from({ length: 20 }, () => auth.count([key], WINDOW, now)));
+        assert.equal((await auth.throttleCounts([key], WINDOW, now)).get(key)!.count, 20, `${name}: all counted`);
       }
       const rows = await db("auth_login_throttle").select("failures");
       assert.equal(rows.filter((r: { failures: number }) => Number(r.failures) === 20).length, 3);

@@ -63,7 +63,7 @@ export interface StartNodeOptions {
   /**
    * The node's settings, over the test process's environment minus NoChat's own variables, and
    * over the defaults LOG_LEVEL=info, a random NODE_ID, JWT_SECRET=TEST_JWT_SECRET, send limits too
-   * high to matter (SEND_*), and a temp
+   * high to matter (SEND_*, and the per-address and per-socket limits), and a temp
    * DATA_DIR. `undefined` removes a variable. (The default readiness check needs LOG_LEVEL info.)
    */
   env?: Record<string, string | undefined>;
@@ -188,6 +188,19 @@ const INHERITED_BLOCKLIST = new Set([
   "SEND_BURST",
   "SEND_PER_SECOND",
   "SEND_PER_MINUTE",
+  "TRUST_PROXY",
+  "LOGIN_FAILURES_PER_ADDRESS",
+  "LOGIN_FAILURES_PER_USER_ADDRESS",
+  "LOGIN_FAILURES_PER_USER",
+  "LOGIN_WINDOW_SECONDS",
+  "REGISTRATIONS_PER_ADDRESS",
+  "REGISTRATION_WINDOW_SECONDS",
+  "SOCKETS_PER_USER",
+  "SOCKETS_PER_ADDRESS",
+  "SOCKET_EVENTS_PER_SECOND",
+  "SOCKET_EVENT_BURST",
+  "SOCKET_TYPING_PER_SECOND",
+  "SYNC_MAX_ROOMS",
   "NODE_TEST_CONTEXT",
   "NODE_OPTIONS",
   "FORCE_COLOR",
@@ -243,6 +256,15 @@ export async function startNode(options: StartNodeOptions = {}): Promise<NodeHan
   env.SEND_BURST = "100000";
   env.SEND_PER_SECOND = "100000";
   env.SEND_PER_MINUTE = "10000000";
+  // Every test client comes from 127.0.0.1 and fires events quickly: the per-address and per-socket
+  // limits are out of the way too (test/integration/abuse-limits.test.ts sets them itself).
+  env.LOGIN_FAILURES_PER_ADDRESS = "100000";
+  env.REGISTRATIONS_PER_ADDRESS = "100000";
+  env.SOCKETS_PER_USER = "100000";
+  env.SOCKETS_PER_ADDRESS = "100000";
+  env.SOCKET_EVENTS_PER_SECOND = "100000";
+  env.SOCKET_EVENT_BURST = "100000";
+  env.SOCKET_TYPING_PER_SECOND = "100000";
   const services = servicesValue(options.services);
   if (services !== undefined) env.SERVICES = services;
   for (const [k, v] of Object.entries(options.env ?? {})) {
