@@ -26,7 +26,6 @@ interface Vars extends WithOutbox {
   unreadState(ctx: Context, roomId: number, userId: number): Promise<UnreadState>;
 }
 
-const body = { type: "string", trim: true, min: LIMITS.body.min } as const;
 const clientMsgId = {
   type: "string",
   min: LIMITS.clientMsgId.min,
@@ -97,9 +96,9 @@ const ChatService: ServiceSchema<ServiceSettingSchema, object, Vars> = {
     createRoom: {
       auth: "required",
       params: {
-        name: { type: "string", trim: true, min: LIMITS.roomName.min, max: LIMITS.roomName.max },
+        name: rules.roomName,
         kind: { type: "enum", values: ["public", "private"] },
-        topic: { type: "string", trim: true, max: LIMITS.topic.max, optional: true },
+        topic: { ...rules.topic, optional: true },
         members: { type: "array", items: rules.id, max: 500, optional: true },
         $$strict: "remove",
       },
@@ -175,8 +174,8 @@ const ChatService: ServiceSchema<ServiceSettingSchema, object, Vars> = {
       auth: "required",
       params: {
         id: rules.id,
-        name: { type: "string", trim: true, min: LIMITS.roomName.min, max: LIMITS.roomName.max, optional: true },
-        topic: { type: "string", trim: true, max: LIMITS.topic.max, optional: true },
+        name: { ...rules.roomName, optional: true },
+        topic: { ...rules.topic, optional: true },
         $$strict: "remove",
       },
       async handler(ctx: Ctx<{ id: number; name?: string; topic?: string }>): Promise<Room> {
@@ -343,7 +342,12 @@ const ChatService: ServiceSchema<ServiceSettingSchema, object, Vars> = {
       // A repeated clientMsgId returns the stored original: a database outage is retried in the cluster.
       idempotent: true,
       auth: "required",
-      params: { roomId: rules.id, body, clientMsgId, replyTo: { ...rules.id, optional: true, nullable: true } },
+      params: {
+        roomId: rules.id,
+        body: rules.body,
+        clientMsgId,
+        replyTo: { ...rules.id, optional: true, nullable: true },
+      },
       async handler(ctx: Ctx<{ roomId: number; body: string; clientMsgId: string; replyTo?: number | null }>) {
         const user = principalOf(ctx);
         checkBodyLength(ctx.params.body);
@@ -371,7 +375,7 @@ const ChatService: ServiceSchema<ServiceSettingSchema, object, Vars> = {
 
     edit: {
       auth: "required",
-      params: { messageId: rules.id, roomId: optionalRoomId, body },
+      params: { messageId: rules.id, roomId: optionalRoomId, body: rules.body },
       async handler(ctx: Ctx<{ messageId: number; roomId?: number; body: string }>): Promise<Message> {
         const user = principalOf(ctx);
         checkBodyLength(ctx.params.body);
@@ -409,7 +413,7 @@ const ChatService: ServiceSchema<ServiceSettingSchema, object, Vars> = {
       params: {
         messageId: rules.id,
         roomId: optionalRoomId,
-        emoji: { type: "string", trim: true, min: LIMITS.emoji.min, max: LIMITS.emoji.max },
+        emoji: rules.emoji,
       },
       async handler(ctx: Ctx<{ messageId: number; roomId?: number; emoji: string }>): Promise<Message> {
         const user = principalOf(ctx);
