@@ -1,4 +1,5 @@
 import type { Context, ServiceSchema, ServiceSettingSchema } from "moleculer";
+import { config } from "../src/config.js";
 import { broadcastEvent } from "../src/contracts/events.js";
 import { LIMITS, rules } from "../src/contracts/limits.js";
 import type { Message, Room, User } from "../src/contracts/objects.js";
@@ -58,16 +59,17 @@ const ChatService: ServiceSchema<ServiceSettingSchema, object, Vars> = {
       async handler(ctx: Ctx): Promise<{ rooms: Room[] }> {
         const user = principalOf(ctx);
         const mine = await this.store.roomsOf(user.id);
-        const last = await this.store.lastMessages(mine.map((m) => m.room));
         const rooms = await this.shape(
           ctx,
           user.id,
-          mine.map((m) => ({ record: m.room, membership: m.membership, lastMessage: last.get(m.room.id) })),
+          mine.map((m) => ({ record: m.room, membership: m.membership, lastMessage: m.lastMessage })),
         );
+        // Mentions can only be unread in rooms with unread messages.
+        const unread = mine.filter((m) => m.room.lastSeq > m.membership.lastReadSeq);
         const mentions = await this.mentionCounts(
           ctx,
           user.id,
-          Object.fromEntries(mine.map((m) => [m.room.id, m.membership.lastReadSeq])),
+          Object.fromEntries(unread.map((m) => [m.room.id, m.membership.lastReadSeq])),
         );
         for (const room of rooms) room.mentions = mentions[room.id] ?? 0;
         const activity = (r: Room) => r.lastMessage?.createdAt ?? r.createdAt;
@@ -352,13 +354,8 @@ const ChatService: ServiceSchema<ServiceSettingSchema, object, Vars> = {
         const user = principalOf(ctx);
         checkBodyLength(ctx.params.body);
         const { roomId, body: text, clientMsgId: id, replyTo } = ctx.params;
-        if (replyTo) {
-          const original = await this.store.message(replyTo);
-          if (!original || original.roomId !== roomId) {
-            throw AppError.validation([{ field: "replyTo", message: "replyTo must be a message of the same room." }]);
-          }
-        }
-        // The store checks membership and answers a repeated clientMsgId with the original.
+        // The store checks membership first, then answers a repeated clientMsgId with the original
+        // (CONFLICT if it is in another room), then checks replyTo.
         const { message, created } = await this.store.send(
           { roomId, body: text, clientMsgId: id, replyTo, userId: user.id },
           trace(ctx),
@@ -455,13 +452,15 @@ const ChatService: ServiceSchema<ServiceSettingSchema, object, Vars> = {
         if (entries.length > 500) {
           throw AppError.validation([{ field: "rooms", message: "At most 500 rooms per sync." }]);
         }
-        const result: Record<string, { messages: Message[]; hasMore: boolean }> = {};
+        // Keyed by client input: built as entries (Object.fromEntries defines own keys, whatever
+        // their name), not by assignment into a `{}`.
+        const result: [string, { messages: Message[]; hasMore: boolean }][] = [];
         for (const [key, after] of entries) {
           const roomId = Number(key);
           await this.memberRoom(roomId, user.id);
-          result[key] = await this.store.after(roomId, after, LIMITS.syncPerRoom);
+          result.push([key, await this.store.after(roomId, after, LIMITS.syncPerRoom)]);
         }
-        return { rooms: result };
+        return { rooms: Object.fromEntries(result) };
       },
     },
   },
@@ -469,8 +468,13 @@ const ChatService: ServiceSchema<ServiceSettingSchema, object, Vars> = {
   methods: {
     async shape(ctx: Context, callerId: number, views: RoomView[]): Promise<Room[]> {
       const peers = directPeers(views.map((v) => v.record));
-      const users = peers.length > 0 ? await ctx.call<User[], { ids: number[] }>("users.getMany", { ids: peers }) : [];
-      const names = new Map(users.map((u) => [u.id, u.username]));
+      const names = new Map<number, string>();
+      // users.getMany takes up to 1,000 ids a call.
+      for (let i = 0; i < peers.length; i += 1000) {
+        const ids = peers.slice(i, i + 1000);
+        for (const u of await ctx.call<User[], { ids: number[] }>("users.getMany", { ids }))
+          names.set(u.id, u.username);
+      }
       return views.map((view) => toRoom(view, callerId, names));
     },
 
@@ -478,7 +482,7 @@ const ChatService: ServiceSchema<ServiceSettingSchema, object, Vars> = {
       const record = await this.store.room(roomId);
       if (!record) throw AppError.notFound("Room");
       const membership = await this.store.membership(roomId, callerId);
-      const last = await this.store.lastMessages([record]);
+      const last = await this.store.lastMessages([roomId]);
       const [room] = await this.shape(ctx, callerId, [{ record, membership, lastMessage: last.get(roomId) }]);
       if (membership) {
         const mentions = await this.mentionCounts(ctx, callerId, { [roomId]: membership.lastReadSeq });
@@ -534,7 +538,7 @@ const ChatService: ServiceSchema<ServiceSettingSchema, object, Vars> = {
   },
 
   async started() {
-    this.store = new ChatStore(this.db);
+    this.store = new ChatStore(this.db, { roomAddsPerHour: config().roomAddsPerHour });
   },
 };
 

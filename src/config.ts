@@ -45,6 +45,8 @@ export interface Config {
   logRetentionDays: number;
   /** Per-user message sends on one gateway node: burst, sustained per second, per minute. */
   sendLimit: { burst: number; perSecond: number; perMinute: number };
+  /** ROOM_ADDS_PER_HOUR: rooms others may put one user in per hour (invites, initial members, direct rooms). */
+  roomAddsPerHour: number;
   /** Proxies in front of the gateway whose X-Forwarded-For is believed (0: the peer address is the client). */
   trustProxy: number;
   /** Failed logins per window: per client address, per username from one address, per username from all. */
@@ -187,6 +189,7 @@ export function loadConfig(env: Env = process.env): Config {
       perSecond: int(env, "SEND_PER_SECOND", 10, 1),
       perMinute: int(env, "SEND_PER_MINUTE", 100, 1),
     },
+    roomAddsPerHour: int(env, "ROOM_ADDS_PER_HOUR", 50, 1),
     outboxMaxAttempts: int(env, "OUTBOX_MAX_ATTEMPTS", 8, 1, 100),
     outboxRetryMs: int(env, "OUTBOX_RETRY_MS", 1_000, 10, 600_000),
     metrics: env.METRICS === "true" || env.METRICS === "1",

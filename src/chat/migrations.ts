@@ -50,5 +50,19 @@ export const chatMigrations: Migration[] = [
       });
     },
   },
+  {
+    // Who put whom in which room, for the hourly cap on rooms others can add a user to.
+    name: "002_room_additions",
+    async up(db) {
+      await db.schema.createTable("room_additions", (t) => {
+        t.increments("id").primary();
+        t.integer("user_id").notNullable();
+        t.integer("by_user_id").notNullable();
+        t.integer("room_id").notNullable();
+        t.bigInteger("at").notNullable();
+        t.index(["user_id", "at"]);
+      });
+    },
+  },
   outboxMigration("chat"),
 ];

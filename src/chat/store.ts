@@ -50,7 +50,18 @@ export type RoomRecord = Pick<
 
 const iso = (ms: number | string): string => new Date(Number(ms)).toISOString();
 
-function toMessage(row: MessageRow, reactions: Record<string, number[]> = {}): Message {
+/**
+ * A message's reactions as the contract's object, emoji → user ids. Emoji are user input: the
+ * object has no prototype, so `__proto__`, `constructor` or `toString` are plain keys like any
+ * other (on a `{}` they hit Object.prototype's members). It serializes as a plain JSON object.
+ */
+function reactionsObject(entries: Iterable<[string, number[]]> = []): Record<string, number[]> {
+  const out = Object.create(null) as Record<string, number[]>;
+  for (const [emoji, userIds] of entries) out[emoji] = userIds;
+  return out;
+}
+
+function toMessage(row: MessageRow, reactions: Map<string, number[]> = new Map()): Message {
   const deleted = Boolean(row.deleted);
   return {
     id: row.id,
@@ -63,7 +74,21 @@ function toMessage(row: MessageRow, reactions: Record<string, number[]> = {}): M
     createdAt: iso(row.created_at),
     editedAt: row.edited_at === null ? null : iso(row.edited_at),
     deleted,
-    reactions: deleted ? {} : reactions,
+    reactions: reactionsObject(deleted ? [] : reactions),
+  };
+}
+
+function toRecord(row: RoomRow, memberCount: number): RoomRecord {
+  return {
+    id: row.id,
+    name: row.name,
+    kind: row.kind,
+    topic: row.topic,
+    createdBy: row.created_by,
+    createdAt: iso(row.created_at),
+    lastSeq: row.last_seq,
+    memberCount,
+    directPair: row.direct_key ? (row.direct_key.split(":").map(Number) as [number, number]) : undefined,
   };
 }
 
@@ -97,8 +122,65 @@ export interface SendResult {
   created: boolean;
 }
 
+export interface ChatStoreOptions {
+  /**
+   * How many rooms others may put one user in (invites, initial members of a new room, a new
+   * direct room) within an hour; beyond it they get RATE_LIMITED. Joining or creating rooms
+   * oneself is not counted.
+   */
+  roomAddsPerHour?: number;
+}
+
+/** The default of ROOM_ADDS_PER_HOUR. */
+export const DEFAULT_ROOM_ADDS_PER_HOUR = 50;
+const HOUR_MS = 3600_000;
+
+type ReactionRow = { message_id: number; user_id: number; emoji: string };
+
 export class ChatStore {
-  constructor(private readonly db: Sql) {}
+  private readonly roomAddsPerHour: number;
+
+  constructor(
+    private readonly db: Sql,
+    options: ChatStoreOptions = {},
+  ) {
+    this.roomAddsPerHour = options.roomAddsPerHour ?? DEFAULT_ROOM_ADDS_PER_HOUR;
+  }
+
+  /**
+   * Counts `userIds` as put in a room by `byUserId` (in the caller's transaction), or refuses with
+   * RATE_LIMITED when one of them was put in `roomAddsPerHour` rooms by others within the last
+   * hour. Adding oneself is free. Two concurrent transactions on MariaDB may each pass the last
+   * free slot (the count is not locked): the cap can be overshot by the number of racing adds.
+   */
+  private async noteAdditions(trx: Sql, roomId: number, userIds: number[], byUserId: number): Promise<void> {
+    const targets = [...new Set(userIds)].filter((id) => id !== byUserId);
+    if (targets.length === 0) return;
+    const now = Date.now();
+    const since = now - HOUR_MS;
+    await trx("room_additions").whereIn("user_id", targets).andWhere("at", "<=", since).delete();
+    const counts = await trx("room_additions")
+      .whereIn("user_id", targets)
+      .andWhere("at", ">", since)
+      .groupBy("user_id")
+      .select<{ user_id: number; n: number | string; first: number | string }[]>(
+        "user_id",
+        trx.raw("count(*) as n"),
+        trx.raw("min(at) as first"),
+      );
+    const full = counts.find((c) => Number(c.n) >= this.roomAddsPerHour);
+    if (full) {
+      const retryAfterS = (Number(full.first) + HOUR_MS - now) / 1000;
+      throw AppError.rateLimited(
+        retryAfterS,
+        `User ${full.user_id} has been added to ${this.roomAddsPerHour} rooms by others in the last hour, ` +
+          "the most allowed; try again later",
+      );
+    }
+    await trx("room_additions").insert(
+      targets.map((userId) => ({ user_id: userId, by_user_id: byUserId, room_id: roomId, at: now })),
+    );
+  }
 
   // ---- rooms -------------------------------------------------------------------------------
 
@@ -146,6 +228,7 @@ export class ChatStore {
         [{ userId: input.createdBy, role: "owner" }, ...others.map((userId) => ({ userId, role: "member" as const }))],
         trace,
       );
+      await this.noteAdditions(trx, roomId, others, input.createdBy);
       await writeOutbox(
         trx,
         CHAT_OUTBOX,
@@ -168,7 +251,9 @@ export class ChatStore {
       return await this.db.transaction(async (trx) => {
         const members = (a === b ? [a] : [a, b]).map((userId) => ({ userId, role: "member" as const }));
         const room = { name, kind: "direct" as const, topic: "", createdBy: a, directKey: key };
-        return { id: await this.insertRoom(trx, room, members, trace), created: true };
+        const id = await this.insertRoom(trx, room, members, trace);
+        await this.noteAdditions(trx, id, [b], a);
+        return { id, created: true };
       });
     } catch (err) {
       if (!isUniqueViolation(err)) throw err;
@@ -200,33 +285,36 @@ export class ChatStore {
       .select("room_id")
       .count<{ room_id: number; n: number | string }[]>({ n: "*" });
     const countOf = new Map(counts.map((c) => [Number(c.room_id), Number(c.n)]));
-    return rows.map((row) => ({
-      id: row.id,
-      name: row.name,
-      kind: row.kind,
-      topic: row.topic,
-      createdBy: row.created_by,
-      createdAt: iso(row.created_at),
-      lastSeq: row.last_seq,
-      memberCount: countOf.get(row.id) ?? 0,
-      directPair: row.direct_key ? (row.direct_key.split(":").map(Number) as [number, number]) : undefined,
-    }));
+    return rows.map((row) => toRecord(row, countOf.get(row.id) ?? 0));
   }
 
-  /** Rooms of a user with their membership, newest activity first. */
-  async roomsOf(userId: number): Promise<{ room: RoomRecord; membership: Membership }[]> {
-    const rows = await this.db("rooms")
-      .join("room_members", "rooms.id", "room_members.room_id")
-      .where("room_members.user_id", userId)
-      .select<(RoomRow & { role: MemberRole; last_read_seq: number })[]>(
-        "rooms.*",
-        "room_members.role",
-        "room_members.last_read_seq",
-      );
-    const records = await this.withCounts(rows);
-    return records.map((room, i) => ({
-      room,
-      membership: { role: rows[i].role, lastReadSeq: rows[i].last_read_seq },
+  /**
+   * Rooms of a user with their membership, member count and last message (unordered). Three
+   * statements whatever the number of rooms: each joins from the user's memberships, so none grows
+   * with it (a list of ids or one OR term per room would: SQLite refuses an expression tree over
+   * 1,000 deep, and a statement over its variable limit).
+   */
+  async roomsOf(userId: number): Promise<{ room: RoomRecord; membership: Membership; lastMessage?: Message }[]> {
+    const mine = () =>
+      this.db("room_members as rm").join("rooms as r", "r.id", "rm.room_id").where("rm.user_id", userId);
+    const lastOfMine = () =>
+      mine().join("messages as m", (j) => j.on("m.room_id", "r.id").andOn("m.seq", "r.last_seq"));
+    const rows = await mine().select<(RoomRow & { role: MemberRole; last_read_seq: number; member_count: number })[]>(
+      "r.*",
+      "rm.role",
+      "rm.last_read_seq",
+      this.db.raw("(select count(*) from room_members c where c.room_id = r.id) as member_count"),
+    );
+    const lastRows = await lastOfMine().select<MessageRow[]>("m.*");
+    const reactionRows = await lastOfMine()
+      .join("message_reactions as mr", "mr.message_id", "m.id")
+      .orderBy("mr.created_at")
+      .select<ReactionRow[]>("mr.message_id", "mr.user_id", "mr.emoji");
+    const last = new Map(this.withReactionRows(lastRows, reactionRows).map((m) => [m.roomId, m]));
+    return rows.map((row) => ({
+      room: toRecord(row, Number(row.member_count)),
+      membership: { role: row.role, lastReadSeq: row.last_read_seq },
+      lastMessage: last.get(row.id),
     }));
   }
 
@@ -283,6 +371,7 @@ export class ChatStore {
           role: "member",
           joined_at: Date.now(),
         });
+        await this.noteAdditions(trx, change.roomId, [change.userId], change.byUserId);
         await writeOutbox(trx, CHAT_OUTBOX, [memberEvent(change, trace)]);
       });
       return true;
@@ -342,15 +431,22 @@ export class ChatStore {
   }
 
   /**
-   * What a send needs to know, in one round trip: the room's kind and pair, the sender's role, and
-   * the message this clientMsgId already made, if any.
+   * What a send needs to know, in one round trip: the room's kind and pair, the sender's role, the
+   * message this clientMsgId already made, if any, and the room of the message replied to.
    */
-  private async sendContext(roomId: number, userId: number, clientMsgId: string) {
+  private async sendContext(roomId: number, userId: number, clientMsgId: string, replyTo: number | null) {
     return this.db("rooms as r")
       .leftJoin("room_members as rm", (j) => j.on("rm.room_id", "r.id").andOnVal("rm.user_id", userId))
       .where("r.id", roomId)
       .first<
-        { kind: RoomKind; direct_key: string | null; role: MemberRole | null; existing_id: number | null } | undefined
+        | {
+            kind: RoomKind;
+            direct_key: string | null;
+            role: MemberRole | null;
+            existing_id: number | null;
+            reply_room_id: number | null;
+          }
+        | undefined
       >(
         "r.kind",
         "r.direct_key",
@@ -359,7 +455,18 @@ export class ChatStore {
           userId,
           clientMsgId,
         ]),
+        this.db.raw("(select m.room_id from messages m where m.id = ?) as reply_room_id", [replyTo ?? 0]),
       );
+  }
+
+  /** The stored message of a repeated clientMsgId, for a sender who may still see it. */
+  private replayed(original: Message | undefined, roomId: number): SendResult {
+    // Only a concurrent delete of the room gets here without one.
+    if (!original) throw AppError.notFound("Room");
+    if (original.roomId !== roomId) {
+      throw AppError.conflict("This clientMsgId was already used for a message in another room");
+    }
+    return { message: original, created: false };
   }
 
   /**
@@ -384,16 +491,20 @@ export class ChatStore {
 
   /**
    * Stores a message of a member with the room's next seq, the sender's read marker moved to it and
-   * its `message.created` event, in one transaction. A repeated clientMsgId returns the stored
-   * original (`created: false`) and changes nothing — even if the sender has left the room since.
-   * Non-members get NOT_FOUND for rooms they cannot see and FORBIDDEN for public ones.
-   * The hot path: one read, then BEGIN, four statements, COMMIT.
+   * its `message.created` event, in one transaction. Membership comes first: non-members get
+   * NOT_FOUND for rooms they cannot see and FORBIDDEN for public ones, whatever else they sent (a
+   * replyTo must not tell them which room a message is in). A repeated clientMsgId then returns
+   * the stored original (`created: false`) and changes nothing, to a sender who is still a member;
+   * sent to another room, it is a CONFLICT. The hot path: one read, then BEGIN, four statements, COMMIT.
    */
   async send(input: SendInput, trace: Trace): Promise<SendResult> {
-    const context = await this.sendContext(input.roomId, input.userId, input.clientMsgId);
-    if (context?.existing_id) return { message: (await this.message(context.existing_id)) as Message, created: false };
+    const context = await this.sendContext(input.roomId, input.userId, input.clientMsgId, input.replyTo ?? null);
     if (!context || !canSee(context.kind, context.role ?? undefined)) throw AppError.notFound("Room");
     if (!context.role) throw AppError.forbidden("Join the room first");
+    if (context.existing_id) return this.replayed(await this.message(context.existing_id), input.roomId);
+    if (input.replyTo && Number(context.reply_room_id) !== input.roomId) {
+      throw AppError.validation([{ field: "replyTo", message: "replyTo must be a message of the same room." }]);
+    }
     try {
       const message = await this.db.transaction(async (trx) => {
         const seq = await this.nextSeq(trx, input.roomId);
@@ -437,7 +548,7 @@ export class ChatStore {
       // A concurrent retry of the same clientMsgId won the race: answer with its message.
       if (isUniqueViolation(err)) {
         const original = await this.findByClientMsgId(input.userId, input.clientMsgId);
-        if (original) return { message: original, created: false };
+        if (original) return this.replayed(original, input.roomId);
       }
       throw err;
     }
@@ -534,13 +645,13 @@ export class ChatStore {
     };
   }
 
-  /** The newest message of each room, for room lists. */
-  async lastMessages(rooms: { id: number; lastSeq: number }[]): Promise<Map<number, Message>> {
-    const wanted = rooms.filter((r) => r.lastSeq > 0);
-    if (wanted.length === 0) return new Map();
-    const rows = await this.db<MessageRow>("messages").where((q) => {
-      for (const r of wanted) q.orWhere({ room_id: r.id, seq: r.lastSeq });
-    });
+  /** The newest message of each of a few rooms (a user's whole list: roomsOf). */
+  async lastMessages(roomIds: number[]): Promise<Map<number, Message>> {
+    if (roomIds.length === 0) return new Map();
+    const rows = await this.db("messages as m")
+      .join("rooms as r", (j) => j.on("r.id", "m.room_id").andOn("r.last_seq", "m.seq"))
+      .whereIn("r.id", roomIds)
+      .select<MessageRow[]>("m.*");
     const messages = await this.withReactions(rows);
     return new Map(messages.map((m) => [m.roomId, m]));
   }
@@ -553,12 +664,19 @@ export class ChatStore {
         rows.map((r) => r.id),
       )
       .orderBy("created_at")
-      .select<{ message_id: number; user_id: number; emoji: string }[]>("message_id", "user_id", "emoji");
-    const byMessage = new Map<number, Record<string, number[]>>();
+      .select<ReactionRow[]>("message_id", "user_id", "emoji");
+    return this.withReactionRows(rows, reactions);
+  }
+
+  /** Messages with their reactions (rows in the order given: oldest first). */
+  private withReactionRows(rows: MessageRow[], reactions: ReactionRow[]): Message[] {
+    const byMessage = new Map<number, Map<string, number[]>>();
     for (const r of reactions) {
-      const map = byMessage.get(r.message_id) ?? {};
-      (map[r.emoji] ??= []).push(r.user_id);
-      byMessage.set(r.message_id, map);
+      let byEmoji = byMessage.get(r.message_id);
+      if (!byEmoji) byMessage.set(r.message_id, (byEmoji = new Map()));
+      let userIds = byEmoji.get(r.emoji);
+      if (!userIds) byEmoji.set(r.emoji, (userIds = []));
+      userIds.push(r.user_id);
     }
     return rows.map((row) => toMessage(row, byMessage.get(row.id)));
   }
