@@ -60,7 +60,22 @@ export type DomainEvent =
   | Envelope<"socket.connected", { userId: number; socketId: string }>
   | Envelope<"socket.disconnected", { userId: number; socketId: string; reason: string }>
   | Envelope<"cluster.node_connected", { node: string; reconnected: boolean }>
-  | Envelope<"cluster.node_disconnected", { node: string; unexpected: boolean }>;
+  | Envelope<"cluster.node_disconnected", { node: string; unexpected: boolean }>
+  // The durable path itself (src/infra/outbox.ts): an event a consumer kept refusing was set aside,
+  // and an admin put it back or dropped it (`userId`: the admin).
+  | Envelope<"outbox.dead_lettered", DeadLetterRef & { attempts: number; error: string }>
+  | Envelope<"outbox.dead_letter_retried", DeadLetterRef & { userId: number | null }>
+  | Envelope<"outbox.dead_letter_dropped", DeadLetterRef & { userId: number | null }>;
+
+/** Which dead letter an `outbox.*` event is about. */
+export interface DeadLetterRef {
+  deadLetterId: string;
+  /** The service whose outbox (and database) holds it. */
+  producer: string;
+  consumer: string;
+  eventId: string;
+  eventType: string;
+}
 
 export type DomainEventType = DomainEvent["type"];
 

@@ -1,23 +1,104 @@
 /**
  * Makes a service a producer of durable domain events: its outbox table is migrated with its other
- * tables (list `outboxMigration(owner)` among them) and a relay delivers the rows to each
- * consumer's `ingest` action. Mix in before sqlMixin (`mixins: [outboxMixin(o), sqlMixin(o, …)]`):
- * the last mixin starts first, so the tables exist before the relay runs.
+ * tables (list `outboxMigration(owner)` among them; later outbox changes and the dead-letter table
+ * come from migrateOutbox here) and a relay delivers the rows to each consumer's `ingest` action.
+ * Mix in before sqlMixin (`mixins: [outboxMixin(o), sqlMixin(o, …)]`): the last mixin starts
+ * first, so the tables exist before the relay runs.
+ *
+ * Each producer also answers for its own dead letters (admin only): `<owner>.outboxDeadLetters`,
+ * `<owner>.outboxRetryDeadLetter`, `<owner>.outboxDropDeadLetter` — gathered across producers and
+ * nodes by `log.deadLetters` & co. (src/infra/dead-letters.ts) — and keeps the gauge
+ * `nochat_dead_letters{producer}` when metrics are enabled.
  */
-import type { ServiceSchema, ServiceSettingSchema } from "moleculer";
+import type { Context, ServiceSchema, ServiceSettingSchema } from "moleculer";
+import { config } from "../config.js";
 import type { DomainEvent } from "../contracts/domain-events.js";
-import { OutboxRelay, writeOutbox, type NewEvent } from "./outbox.js";
+import type { CallMeta } from "./permissions.js";
+import {
+  countDeadLetters,
+  dropDeadLetter,
+  listDeadLetters,
+  migrateOutbox,
+  OutboxRelay,
+  retryDeadLetter,
+  writeOutbox,
+  type DeadLetter,
+  type DeliveryReport,
+  type NewEvent,
+} from "./outbox.js";
 import type { Sql } from "./sql.js";
 import type { WithSql } from "./sql-mixin.js";
+
+export const DEAD_LETTER_GAUGE = "nochat_dead_letters";
 
 export interface WithOutbox extends WithSql {
   outbox: OutboxRelay;
   /** Writes events in `trx` (or on their own) and has the relay deliver them after the commit. */
   publish(trx: Sql | undefined, events: NewEvent[]): Promise<DomainEvent[]>;
+  /** Sets the dead-letter gauge from the table. */
+  countDeadLetters(): Promise<number>;
 }
+
+/** What a producer instance answers to `outboxDeadLetters`. */
+export interface ProducerDeadLetters {
+  producer: string;
+  nodeID: string;
+  count: number;
+  deadLetters: DeadLetter[];
+}
+
+const byWhom = (ctx: Context): { userId: number | null; requestId: string | null } => {
+  const meta = ctx.meta as CallMeta;
+  return { userId: meta.user?.id ?? null, requestId: meta.requestId ?? ctx.requestID ?? null };
+};
 
 export function outboxMixin(owner: string): Partial<ServiceSchema> {
   const mixin: Partial<ServiceSchema<ServiceSettingSchema, object, WithOutbox>> = {
+    actions: {
+      /** Internal (admin): this producer's dead letters in the database this instance uses. */
+      outboxDeadLetters: {
+        roles: ["admin"],
+        visibility: "public",
+        params: { limit: { type: "number", integer: true, min: 1, max: 1000, optional: true, convert: true } },
+        async handler(ctx: Context<{ limit?: number }>): Promise<ProducerDeadLetters> {
+          const [count, deadLetters] = await Promise.all([
+            this.countDeadLetters(),
+            listDeadLetters(this.db, owner, ctx.params.limit ?? 100),
+          ]);
+          return { producer: owner, nodeID: this.broker.nodeID, count, deadLetters };
+        },
+      },
+      /** Internal (admin): back into the outbox for its consumer; null when this database has no such id. */
+      outboxRetryDeadLetter: {
+        roles: ["admin"],
+        visibility: "public",
+        params: { id: { type: "uuid" } },
+        async handler(ctx: Context<{ id: string }>): Promise<DeadLetter | null> {
+          const letter = await retryDeadLetter(this.db, owner, ctx.params.id, byWhom(ctx));
+          if (letter) {
+            this.logger.info(`outbox: dead letter ${letter.id} (${letter.type} → ${letter.consumer}) retried`);
+            this.outbox.kick();
+            await this.countDeadLetters();
+          }
+          return letter;
+        },
+      },
+      /** Internal (admin): deletes a dead letter for good; null when this database has no such id. */
+      outboxDropDeadLetter: {
+        roles: ["admin"],
+        visibility: "public",
+        params: { id: { type: "uuid" } },
+        async handler(ctx: Context<{ id: string }>): Promise<DeadLetter | null> {
+          const letter = await dropDeadLetter(this.db, owner, ctx.params.id, byWhom(ctx));
+          if (letter) {
+            this.logger.info(`outbox: dead letter ${letter.id} (${letter.type} → ${letter.consumer}) dropped`);
+            this.outbox.kick();
+            await this.countDeadLetters();
+          }
+          return letter;
+        },
+      },
+    },
     methods: {
       async publish(trx: Sql | undefined, events: NewEvent[]) {
         const written = await writeOutbox(trx ?? this.db, owner, events);
@@ -26,20 +107,44 @@ export function outboxMixin(owner: string): Partial<ServiceSchema> {
         if (trx === undefined) this.outbox.kick();
         return written;
       },
+      async countDeadLetters() {
+        const n = await countDeadLetters(this.db, owner);
+        if (this.broker.isMetricsEnabled()) this.broker.metrics.set(DEAD_LETTER_GAUGE, n, { producer: owner });
+        return n;
+      },
     },
     async started() {
+      await migrateOutbox(this.db, owner);
+      if (this.broker.isMetricsEnabled() && !this.broker.metrics.hasMetric(DEAD_LETTER_GAUGE)) {
+        this.broker.metrics.register({
+          type: "gauge",
+          name: DEAD_LETTER_GAUGE,
+          labelNames: ["producer"],
+          description: "Durable events set aside after their consumer kept refusing them",
+        });
+      }
+      const c = config();
       this.outbox = new OutboxRelay(
         this.db,
         owner,
         this.broker.nodeID,
-        async (consumer, events) => {
-          await this.broker.call(`${consumer}.ingest`, { events }, { timeout: 15_000, retries: 0 });
-        },
+        async (consumer, events) =>
+          (await this.broker.call(`${consumer}.ingest`, { events }, { timeout: 15_000, retries: 0 })) as DeliveryReport,
         {
+          maxAttempts: c.outboxMaxAttempts,
+          retryBaseMs: c.outboxRetryMs,
           onError: (consumer, err) =>
             this.logger.debug(`outbox: delivery to ${consumer} failed, will retry`, (err as Error).message),
+          onDeadLetter: (letter) => {
+            this.logger.warn(
+              `outbox: ${letter.type} ${letter.eventId} dead-lettered for ${letter.consumer} after ` +
+                `${letter.attempts} attempts (dead letter ${letter.id}): ${letter.lastError.slice(0, 300)}`,
+            );
+            void this.countDeadLetters().catch(() => undefined);
+          },
         },
       );
+      await this.countDeadLetters();
       this.outbox.start();
     },
     async stopped() {

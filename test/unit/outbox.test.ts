@@ -8,12 +8,21 @@ import os from "node:os";
 import path from "node:path";
 import { after, before, beforeEach, describe, it } from "node:test";
 import knexFactory, { type Knex } from "knex";
+import { Errors } from "moleculer";
 import type { DomainEvent } from "../../src/contracts/domain-events.js";
 import {
+  countDeadLetters,
+  deadLetterTable,
+  dropDeadLetter,
+  isTransientDeliveryError,
+  listDeadLetters,
+  migrateOutbox,
   OutboxRelay,
   outboxMigration,
   outboxTable,
+  retryDeadLetter,
   writeOutbox,
+  type DeadLetter,
   type Deliver,
   type NewEvent,
   type RelayOptions,
@@ -68,6 +77,15 @@ interface Row {
   lease_until: number | null;
 }
 
+/** What a consumer that is down (or unreachable) answers: transient, never held against an event. */
+const downError = (consumer: string): Error => new Errors.ServiceNotFoundError({ action: `${consumer}.ingest` });
+
+/** What a consumer that refuses an event answers: permanent (here, the params validator's error). */
+const refusal = (what: string): Error =>
+  new Errors.ValidationError("Parameters validation error!", "VALIDATION_ERROR", [
+    { field: "usernames", message: `${what}: at most 100 items`, type: "arrayMax" },
+  ]);
+
 /** Records every delivery per consumer; a consumer can be made to fail. */
 class Consumers {
   readonly received = new Map<string, DomainEvent[]>();
@@ -77,7 +95,7 @@ class Consumers {
 
   deliver: Deliver = async (consumer, events) => {
     this.attempts.set(consumer, (this.attempts.get(consumer) ?? 0) + 1);
-    if (this.failing.has(consumer)) throw new Error(`${consumer} is down`);
+    if (this.failing.has(consumer)) throw downError(consumer);
     this.batches.push({ consumer, ids: events.map((e) => e.id) });
     this.received.set(consumer, [...(this.received.get(consumer) ?? []), ...events]);
   };
@@ -98,6 +116,7 @@ describe("transactional outbox on SQLite", () => {
     target = { databaseUrl: undefined, dataDir };
     db = openSql(target);
     await migrate(db, OWNER, [outboxMigration(OWNER)]);
+    await migrateOutbox(db, OWNER);
   });
 
   after(async () => {
@@ -109,6 +128,7 @@ describe("transactional outbox on SQLite", () => {
   beforeEach(async () => {
     await Promise.all(relays.splice(0).map((r) => r.stop()));
     await db(TABLE).delete();
+    await db(deadLetterTable(OWNER)).delete();
   });
 
   const relay = (deliver: Deliver, opts: RelayOptions = {}, nodeId = "node-a", on: Knex = db): OutboxRelay => {
@@ -429,5 +449,261 @@ describe("transactional outbox on SQLite", () => {
     await sleep(100);
     assert.equal((await rows()).length, 1, "a stopped relay delivers nothing; the row waits for the next start");
     await r.stop(); // idempotent
+  });
+  // ---- isolating a failing event: retry alone with backoff, dead letters -------------------------
+
+  it("transient and permanent failures are told apart", () => {
+    for (const err of [
+      downError("notify"),
+      new Errors.RequestTimeoutError({ action: "notify.ingest", nodeID: "n1" }),
+      new Errors.ServiceNotAvailableError({ action: "notify.ingest" }),
+      Object.assign(new Error("x"), { type: "UNAVAILABLE" }),
+      Object.assign(new Error("full"), { name: "BufferFullError" }),
+      Object.assign(new Error("connect ECONNREFUSED"), { code: "ECONNREFUSED" }),
+    ]) {
+      assert.equal(isTransientDeliveryError(err), true, `${(err as Error).name}: transient`);
+    }
+    for (const err of [refusal("x"), new TypeError("Cannot read properties of undefined"), new Error("a bug"), null]) {
+      assert.equal(isTransientDeliveryError(err), false, `${String(err)}: permanent`);
+    }
+  });
+
+  it("a poison event among 500 good ones: all good ones arrive, it is retried alone with backoff and dead-lettered after N attempts with its error; nothing is lost", async () => {
+    const events = Array.from({ length: 501 }, (_, i) => (i % 3 ? logEvent(i) : bothEvent(i)));
+    const written = await writeOutbox(db, OWNER, events);
+    const poison = written[250];
+    assert.equal(poison.type, "user.updated");
+    const received = new Map<string, string[]>(); // consumer → event ids, in arrival order
+    const calls: { consumer: string; ids: string[]; at: number }[] = [];
+    const deadLettered: DeadLetter[] = [];
+    const deliver: Deliver = async (consumer, batch) => {
+      calls.push({ consumer, ids: batch.map((e) => e.id), at: Date.now() });
+      // log refuses the whole batch that holds the poison event, as a params validator would.
+      if (consumer === "log" && batch.some((e) => e.id === poison.id)) throw refusal("events[0].data.mentions");
+      received.set(consumer, [...(received.get(consumer) ?? []), ...batch.map((e) => e.id)]);
+    };
+    const r = relay(deliver, {
+      pollMs: 10,
+      maxAttempts: 4,
+      retryBaseMs: 100,
+      onDeadLetter: (d) => deadLettered.push(d),
+    });
+    r.start();
+
+    // The 500 good events reach log at once (not after the poison one's retries), each once.
+    await until("the good events at log", () => (received.get("log") ?? []).length >= 500, 5_000);
+    const good = written.filter((e) => e.id !== poison.id).map((e) => e.id);
+    assert.deepEqual(received.get("log")?.slice(0, 500), good, "every good event, once, in order");
+    assert.deepEqual(
+      received.get("notify"),
+      written.filter((e) => e.type === "message.created").map((e) => e.id),
+      "notify was never held up",
+    );
+
+    await until("the poison event dead-lettered", () => deadLettered.length === 1, 10_000);
+    await until("an empty outbox", async () => (await r.backlog()) === 0);
+    const alone = calls.filter((c) => c.consumer === "log" && c.ids.length === 1 && c.ids[0] === poison.id);
+    assert.equal(alone.length, 4, "offered alone 4 times (once found by splitting its batch, then 3 retries)");
+    const gaps = alone.slice(1).map((c, i) => c.at - alone[i].at);
+    assert.ok(gaps[0] >= 80 && gaps[1] >= 180 && gaps[2] >= 380, `exponential backoff: ${gaps.join(", ")} ms`);
+    const splitting = calls.filter((c) => c.consumer === "log" && c.ids.includes(poison.id)).length;
+    assert.ok(splitting <= 4 + 2 * Math.ceil(Math.log2(200)), `${splitting} calls carried the poison event`);
+
+    const [letter] = await listDeadLetters(db, OWNER);
+    assert.equal(await countDeadLetters(db, OWNER), 1);
+    assert.deepEqual(
+      {
+        producer: letter.producer,
+        consumer: letter.consumer,
+        eventId: letter.eventId,
+        type: letter.type,
+        requestId: letter.requestId,
+        attempts: letter.attempts,
+      },
+      { producer: OWNER, consumer: "log", eventId: poison.id, type: "user.updated", requestId: "req-250", attempts: 4 },
+    );
+    assert.deepEqual(letter.event, poison, "the event as it was written");
+    assert.match(
+      letter.lastError,
+      /^ValidationError: Parameters validation error! \[VALIDATION_ERROR\].*at most 100 items/,
+    );
+    assert.ok(letter.firstFailedAt < letter.lastFailedAt);
+    assert.deepEqual(deadLettered[0], letter);
+
+    // Recorded in the audit log: one outbox.dead_lettered event went to log.
+    const notices = (received.get("log") ?? []).filter((id) => !written.some((e) => e.id === id));
+    assert.equal(notices.length, 1, "one audit notice");
+
+    // Nothing lost: every event is delivered or dead-lettered, and only the poison one is missing.
+    assert.equal(new Set(received.get("log")).size, 501, "500 good events + the audit notice");
+    assert.equal(received.get("log")?.includes(poison.id), false);
+  });
+
+  it("the audit notice of a dead letter carries what it is about", async () => {
+    const [poison] = await writeOutbox(db, OWNER, [logEvent(7)]);
+    const got: DomainEvent[] = [];
+    const r = relay(
+      async (_consumer, batch) => {
+        if (batch.some((e) => e.id === poison.id)) throw new TypeError("Cannot read properties of undefined");
+        got.push(...batch);
+      },
+      { maxAttempts: 1 },
+    );
+    await r.deliverBatch(Date.now() + 10);
+    await r.deliverBatch(Date.now() + 20);
+    const [letter] = await listDeadLetters(db, OWNER);
+    assert.equal(got.length, 1);
+    assert.deepEqual(
+      { type: got[0].type, requestId: got[0].requestId, source: got[0].source, data: got[0].data },
+      {
+        type: "outbox.dead_lettered",
+        requestId: "req-7",
+        source: OWNER,
+        data: {
+          deadLetterId: letter.id,
+          producer: OWNER,
+          consumer: "log",
+          eventId: poison.id,
+          eventType: "user.updated",
+          attempts: 1,
+          error: "TypeError: Cannot read properties of undefined",
+        },
+      },
+    );
+  });
+
+  it("a consumer that is down never counts against events: no dead letters however long it lasts", async () => {
+    const written = await writeOutbox(db, OWNER, [bothEvent(1), bothEvent(2)]);
+    const consumers = new Consumers();
+    consumers.failing.add("notify");
+    const r = relay(consumers.deliver, { maxAttempts: 2, retryBaseMs: 10, maxBackoffMs: 50 });
+    let now = Date.now() + 10;
+    for (let i = 0; i < 10; i++, now += 1_000) await r.deliverBatch(now);
+    assert.equal(consumers.attempts.get("notify"), 10);
+    assert.equal(await countDeadLetters(db, OWNER), 0);
+    const left = await rows();
+    assert.deepEqual(
+      left.map((x) => [x.pending, (x as Row & { failures: string | null }).failures]),
+      [
+        ["notify", null],
+        ["notify", null],
+      ],
+    );
+    consumers.failing.delete("notify");
+    await r.deliverBatch(now);
+    assert.deepEqual(
+      consumers.ids("notify"),
+      written.map((e) => e.id),
+    );
+    assert.deepEqual(await rows(), []);
+  });
+
+  it("a consumer may name the events it refused: the rest are acknowledged in one call, the refused one retried alone", async () => {
+    const written = await writeOutbox(db, OWNER, [bothEvent(1), bothEvent(2), bothEvent(3)]);
+    const calls: string[][] = [];
+    let refuse = true;
+    const r = relay(
+      async (consumer, batch) => {
+        if (consumer !== "notify") return;
+        calls.push(batch.map((e) => e.id));
+        return { failed: refuse ? [{ id: written[1].id, error: "ValidationError: too many mentions" }] : [] };
+      },
+      { retryBaseMs: 1_000 },
+    );
+    const t0 = Date.now() + 10;
+    await r.deliverBatch(t0);
+    assert.deepEqual(calls, [written.map((e) => e.id)], "one call, not split");
+    let left = (await rows()) as (Row & { failures: string | null })[];
+    assert.equal(left.length, 1);
+    assert.equal(left[0].event_id, written[1].id);
+    assert.equal(left[0].pending, "notify");
+    assert.equal(Number(left[0].next_attempt_at), t0 + 1_000);
+    const failure = JSON.parse(left[0].failures ?? "{}") as Record<string, { attempts: number; error: string }>;
+    assert.deepEqual(
+      { attempts: failure.notify.attempts, error: failure.notify.error },
+      { attempts: 1, error: "ValidationError: too many mentions" },
+    );
+    // Not due before its backoff; then offered alone, twice as long a wait after the next refusal.
+    assert.equal(await r.deliverBatch(t0 + 999), 0);
+    await r.deliverBatch(t0 + 1_000);
+    assert.deepEqual(calls[1], [written[1].id]);
+    left = (await rows()) as (Row & { failures: string | null })[];
+    assert.equal(Number(left[0].next_attempt_at), t0 + 1_000 + 2_000);
+    refuse = false;
+    await r.deliverBatch(t0 + 3_000);
+    assert.deepEqual(await rows(), []);
+    assert.equal(await countDeadLetters(db, OWNER), 0);
+  });
+
+  it("retry puts a dead letter back for its consumer (fresh attempts) and it is delivered once accepted; drop removes it; both audited", async () => {
+    const [a, b] = await writeOutbox(db, OWNER, [bothEvent(1), bothEvent(2)]);
+    const got = new Map<string, string[]>();
+    let poisoned = true;
+    const r = relay(
+      async (consumer, batch) => {
+        if (consumer === "notify" && poisoned) throw new TypeError("a bug in notify");
+        got.set(consumer, [...(got.get(consumer) ?? []), ...batch.map((e) => e.id)]);
+      },
+      { maxAttempts: 1 },
+    );
+    await r.deliverBatch(Date.now() + 10);
+    // Dead-lettered in the same moment: in event order for the test.
+    const letters = (await listDeadLetters(db, OWNER)).sort(
+      (x, y) => [a.id, b.id].indexOf(x.eventId) - [a.id, b.id].indexOf(y.eventId),
+    );
+    assert.deepEqual(
+      letters.map((l) => [l.eventId, l.consumer, l.attempts]),
+      [
+        [a.id, "notify", 1],
+        [b.id, "notify", 1],
+      ],
+    );
+    assert.deepEqual(got.get("log"), [a.id, b.id], "log got both: dead-lettering is per consumer");
+    await r.deliverBatch(Date.now() + 20); // the two audit notices
+    assert.equal(await r.backlog(), 0);
+
+    // The bug is fixed; an admin retries one and drops the other.
+    poisoned = false;
+    const by = { userId: 42, requestId: "req-admin" };
+    const retried = await retryDeadLetter(db, OWNER, letters[0].id, by);
+    assert.equal(retried?.eventId, a.id);
+    assert.equal(await retryDeadLetter(db, OWNER, letters[0].id, by), null, "only once");
+    const dropped = await dropDeadLetter(db, OWNER, letters[1].id, by);
+    assert.equal(dropped?.eventId, b.id);
+    assert.equal(await dropDeadLetter(db, OWNER, letters[1].id, by), null);
+    assert.equal(await countDeadLetters(db, OWNER), 0);
+    await r.deliverBatch(Date.now() + 30);
+    assert.deepEqual(got.get("notify"), [a.id], "the retried event reached notify, once; the dropped one never");
+    assert.equal(
+      got.get("log")?.includes(a.id) && got.get("log")?.filter((id) => id === a.id).length,
+      1,
+      "log not sent it again",
+    );
+    assert.equal(got.get("log")?.length, 2 + 2 + 2, "both events, two dead-letter notices, a retry and a drop notice");
+    assert.equal(await r.backlog(), 0);
+  });
+
+  it("retrying a dead letter whose event still waits for another consumer adds the consumer back to that row", async () => {
+    const [a] = await writeOutbox(db, OWNER, [bothEvent(1)]);
+    const consumers = new Consumers();
+    const r = relay(
+      async (consumer, batch) => {
+        if (consumer === "notify") throw new TypeError("bug");
+        return consumers.deliver(consumer, batch);
+      },
+      { maxAttempts: 1 },
+    );
+    consumers.failing.add("log"); // log is down: the row stays for it
+    await r.deliverBatch(Date.now() + 10);
+    const [letter] = await listDeadLetters(db, OWNER);
+    assert.deepEqual(
+      (await rows()).filter((x) => x.event_id === a.id).map((x) => x.pending),
+      ["log"],
+    );
+    await retryDeadLetter(db, OWNER, letter.id, { userId: 1, requestId: null });
+    assert.deepEqual(
+      (await rows()).filter((x) => x.event_id === a.id).map((x) => x.pending),
+      ["log,notify"],
+    );
   });
 });
