@@ -51,14 +51,13 @@ export type RoomRecord = Pick<
 const iso = (ms: number | string): string => new Date(Number(ms)).toISOString();
 
 /**
- * A message's reactions as the contract's object, emoji → user ids. Emoji are user input: the
- * object has no prototype, so `__proto__`, `constructor` or `toString` are plain keys like any
- * other (on a `{}` they hit Object.prototype's members). It serializes as a plain JSON object.
+ * A message's reactions as the contract's object, emoji → user ids. Emoji are user input: they are
+ * grouped in a Map (on a `{}`, `__proto__`, `constructor` or `toString` hit Object.prototype's
+ * members), and Object.fromEntries defines each as an own key, whatever its name — the same plain
+ * object a JSON.parse of the contract gives on the other side of the bus.
  */
 function reactionsObject(entries: Iterable<[string, number[]]> = []): Record<string, number[]> {
-  const out = Object.create(null) as Record<string, number[]>;
-  for (const [emoji, userIds] of entries) out[emoji] = userIds;
-  return out;
+  return Object.fromEntries(entries) as Record<string, number[]>;
 }
 
 function toMessage(row: MessageRow, reactions: Map<string, number[]> = new Map()): Message {

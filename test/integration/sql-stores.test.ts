@@ -503,7 +503,7 @@ function storeSuite(engine: Engine): void {
       assert.equal(event.event.data.peerId, 5);
     });
 
-    it("only members send: NOT_FOUND for a private room, FORBIDDEN for a public one; a retry after leaving still answers", async () => {
+    it("only members send: NOT_FOUND for a private room, FORBIDDEN for a public one, also for a retry after leaving", async () => {
       const priv = await chat.createRoom({ name: "closed", kind: "private", createdBy: 7 }, TRACE);
       const pub = await chat.createRoom({ name: "open", kind: "public", createdBy: 7 }, TRACE);
       const send = (room: number, user: number, clientMsgId: string) =>
@@ -512,10 +512,14 @@ function storeSuite(engine: Engine): void {
       await assert.rejects(send(pub, 8, "nm-000002"), (e: { type?: string }) => e.type === "FORBIDDEN");
       assert.equal((await chat.after(pub, 0, 10)).messages.length, 0, "nothing stored");
       const first = await send(pub, 7, "nm-000003");
-      await chat.removeMember({ roomId: pub, userId: 7, byUserId: 7, action: "left", roomKind: "public" }, TRACE);
       const again = await send(pub, 7, "nm-000003");
       assert.equal(again.created, false);
-      assert.equal(again.message.id, first.message.id, "the original, though the sender has left");
+      assert.equal(again.message.id, first.message.id, "the original, to a member");
+      // The same clientMsgId in another room is a conflict, not the original.
+      await assert.rejects(send(priv, 7, "nm-000003"), (e: { type?: string }) => e.type === "CONFLICT");
+      // Once the sender has left, a retry is refused like any send of a non-member (issue 10).
+      await chat.removeMember({ roomId: pub, userId: 7, byUserId: 7, action: "left", roomKind: "public" }, TRACE);
+      await assert.rejects(send(pub, 7, "nm-000003"), (e: { type?: string }) => e.type === "FORBIDDEN");
     });
 
     it("30 concurrent sends in one room → seqs exactly 1..30, one event each", async () => {
