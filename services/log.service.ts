@@ -4,7 +4,9 @@ import type { DomainEvent } from "../src/contracts/domain-events.js";
 import { rules } from "../src/contracts/limits.js";
 import type { AppEvent } from "../src/contracts/objects.js";
 import { AppError } from "../src/errors.js";
+import { actOnDeadLetter, gatherDeadLetters, type DeadLetterListing } from "../src/infra/dead-letters.js";
 import { openDocStore, type DocStore } from "../src/infra/docstore.js";
+import type { DeadLetter } from "../src/infra/outbox.js";
 import { outboxMigration, type NewEvent } from "../src/infra/outbox.js";
 import { outboxMixin, type WithOutbox } from "../src/infra/outbox-mixin.js";
 import { sqlMixin } from "../src/infra/sql-mixin.js";
@@ -106,6 +108,37 @@ const LogService: ServiceSchema<ServiceSettingSchema, object, Vars> = {
         const from = ctx.params.from ?? new Date(to.getTime() - 24 * 3_600_000);
         if (from >= to) throw AppError.validation([{ field: "from", message: "'from' must be before 'to'." }]);
         return { from: from.toISOString(), to: to.toISOString(), counts: await this.ready().hourlyCounts(from, to) };
+      },
+    },
+
+    /**
+     * GET /api/admin/dead-letters: durable events set aside after a consumer kept refusing them,
+     * gathered from every producer on every node (src/infra/dead-letters.ts), oldest failure first.
+     */
+    deadLetters: {
+      idempotent: true,
+      roles: ["admin"],
+      params: { limit: rules.limit(1000), $$strict: "remove" },
+      async handler(ctx: Context<{ limit?: number }>): Promise<DeadLetterListing> {
+        return gatherDeadLetters(ctx, this.broker, ctx.params.limit ?? 100);
+      },
+    },
+
+    /** POST /api/admin/dead-letters/:id/retry: back into its producer's outbox for its consumer (audited). */
+    retryDeadLetter: {
+      roles: ["admin"],
+      params: { id: { type: "uuid" }, $$strict: "remove" },
+      async handler(ctx: Context<{ id: string }>): Promise<DeadLetter> {
+        return actOnDeadLetter(ctx, this.broker, ctx.params.id, "retry");
+      },
+    },
+
+    /** DELETE /api/admin/dead-letters/:id: gone for good (audited). */
+    dropDeadLetter: {
+      roles: ["admin"],
+      params: { id: { type: "uuid" }, $$strict: "remove" },
+      async handler(ctx: Context<{ id: string }>): Promise<void> {
+        await actOnDeadLetter(ctx, this.broker, ctx.params.id, "drop");
       },
     },
 

@@ -64,6 +64,10 @@ export const REST_ROUTES: Record<string, RestRoute> = {
   "GET /admin/events/stats": { action: "log.stats" },
   // Extension: run the retention purge now (operators, tests); answers { deleted }.
   "POST /admin/events/purge": { action: "log.purge" },
+  // Extension: durable events a consumer kept refusing (list, deliver again, drop; audited).
+  "GET /admin/dead-letters": { action: "log.deadLetters" },
+  "POST /admin/dead-letters/:id/retry": { action: "log.retryDeadLetter" },
+  "DELETE /admin/dead-letters/:id": { action: "log.dropDeadLetter", status: 204 },
 };
 
 /** moleculer-web aliases (`"GET users/:id": "users.get"`) for the routes mounted under /api. */
