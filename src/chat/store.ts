@@ -162,14 +162,14 @@ export class ChatStore {
       .whereIn("user_id", targets)
       .andWhere("at", ">", since)
       .groupBy("user_id")
-      .select<{ user_id: number; n: number | string; first: number | string }[]>(
+      .select<{ user_id: number; n: number | string; oldest: number | string }[]>(
         "user_id",
         trx.raw("count(*) as n"),
-        trx.raw("min(at) as first"),
+        trx.raw("min(at) as oldest"),
       );
     const full = counts.find((c) => Number(c.n) >= this.roomAddsPerHour);
     if (full) {
-      const retryAfterS = (Number(full.first) + HOUR_MS - now) / 1000;
+      const retryAfterS = (Number(full.oldest) + HOUR_MS - now) / 1000;
       throw AppError.rateLimited(
         retryAfterS,
         `User ${full.user_id} has been added to ${this.roomAddsPerHour} rooms by others in the last hour, ` +
