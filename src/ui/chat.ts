@@ -106,6 +106,12 @@ export function loadRooms(): Promise<void> {
         if (local) next.set(id, local);
         else next.delete(id);
       }
+      // Nor does an answer computed before our latest read move the read marker back.
+      for (const [id, room] of next) {
+        const local = rooms.value.get(id);
+        if (local && (local.lastReadSeq ?? 0) > (room.lastReadSeq ?? 0))
+          next.set(id, { ...room, unread: local.unread, mentions: local.mentions, lastReadSeq: local.lastReadSeq });
+      }
       for (const id of rooms.value.keys()) if (!next.has(id)) forgetRoom(id);
       rooms.value = next;
       ensureUsers(list.flatMap((r) => (r.lastMessage ? [r.lastMessage.userId] : [])));
@@ -483,7 +489,11 @@ function connectSocket(): void {
     if (rooms.value.has(room.id)) setRoom(room);
   });
   s.on("room:member", (change) => void onMember(change).catch(reportQuietly));
-  s.on("unread", ({ roomId, unread, mentions, lastReadSeq }) => patchRoom(roomId, { unread, mentions, lastReadSeq }));
+  s.on("unread", ({ roomId, unread, mentions, lastReadSeq }) => {
+    // Events of this user's reads can arrive out of order with newer ones: keep the furthest.
+    if (lastReadSeq >= (rooms.value.get(roomId)?.lastReadSeq ?? 0))
+      patchRoom(roomId, { unread, mentions, lastReadSeq });
+  });
   s.on("notification", onNotification);
   s.on("session:revoked", () => endSession("Your session was ended. Please sign in again."));
 }
@@ -639,16 +649,25 @@ export async function toggleReaction(message: Message, emoji: string): Promise<v
   onMessageChanged(await call("reaction:toggle", { messageId: message.id, emoji }));
 }
 
+/** Read markers on their way, per room: one request per seq, however often the view asks. */
 const readSent = new Map<number, number>();
 
-/** Moves the read marker (forward only, once per seq). */
+/** Moves the read marker (forward only). */
 export function markRead(roomId: number, seq: number): void {
   const room = rooms.value.get(roomId);
   if (!room || seq <= (room.lastReadSeq ?? 0) || seq <= (readSent.get(roomId) ?? 0) || !socket?.connected) return;
   readSent.set(roomId, seq);
+  const settle = () => {
+    if (readSent.get(roomId) === seq) readSent.delete(roomId);
+  };
   call("room:read", { roomId, seq })
-    .then((state) => patchRoom(roomId, { unread: state.unread, lastReadSeq: state.lastReadSeq }))
-    .catch(() => readSent.delete(roomId));
+    .then((state) => {
+      settle();
+      const now = rooms.value.get(roomId);
+      if (now && state.lastReadSeq >= (now.lastReadSeq ?? 0))
+        patchRoom(roomId, { unread: state.unread, mentions: state.mentions, lastReadSeq: state.lastReadSeq });
+    })
+    .catch(settle);
 }
 
 let typingSentAt = 0;

@@ -83,13 +83,15 @@ export function setRoom(room: Room): void {
   const next = new Map(rooms.value);
   const old = next.get(room.id);
   // room:updated carries no per-caller fields; keep ours.
+  // The read marker only moves forward: an answer computed before our last read is older.
+  const readFresher = old !== undefined && (old.lastReadSeq ?? 0) > (room.lastReadSeq ?? 0);
   next.set(room.id, {
     ...old,
     ...room,
     role: room.role ?? old?.role,
-    unread: room.unread ?? old?.unread,
-    mentions: room.mentions ?? old?.mentions,
-    lastReadSeq: room.lastReadSeq ?? old?.lastReadSeq,
+    unread: readFresher ? old.unread : (room.unread ?? old?.unread),
+    mentions: readFresher ? old.mentions : (room.mentions ?? old?.mentions),
+    lastReadSeq: readFresher ? old.lastReadSeq : (room.lastReadSeq ?? old?.lastReadSeq),
     lastMessage: room.lastMessage ?? old?.lastMessage,
   });
   rooms.value = next;

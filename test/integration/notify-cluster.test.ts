@@ -53,6 +53,7 @@ test("notify in a cluster: exactly once with two instances, catch-up after downt
     NAMESPACE: uniqueNamespace("nochat-notify"),
     DATABASE_URL: database.url,
     MONGO_URL: undefined, // the log keeps its events in the backend's DATA_DIR
+    HEALTH_DETAILS: "public", // the per-node details of /api/health
   };
   const [p1, p2] = [await freePort(), await freePort()];
   const g1Base = `http://127.0.0.1:${p1}`;
@@ -287,12 +288,19 @@ test("notify in a cluster: exactly once with two instances, catch-up after downt
       // Nothing acknowledged is missing from history; nothing is there twice; no gap.
       const history: Message[] = [];
       for (let after = 0; ;) {
-        const res = await api<{ messages: Message[]; hasMore: boolean }>(
-          g1Base,
-          "GET",
-          `/api/rooms/${room.id}/messages?after=${after}&limit=100`,
-          { token: bob.accessToken },
-        );
+        // Right after the outage a node may still be re-announcing itself: 503 is "try again".
+        const page = () =>
+          api<{ messages: Message[]; hasMore: boolean }>(
+            g1Base,
+            "GET",
+            `/api/rooms/${room.id}/messages?after=${after}&limit=100`,
+            { token: bob.accessToken },
+          );
+        let res = await page();
+        for (let tries = 0; res.status === 503 && tries < 30; tries++) {
+          await sleep(500);
+          res = await page();
+        }
         assert.equal(res.status, 200, res.text);
         history.push(...res.body.messages);
         if (!res.body.hasMore) break;
