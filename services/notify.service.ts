@@ -4,6 +4,7 @@ import { broadcastEvent } from "../src/contracts/events.js";
 import { rules } from "../src/contracts/limits.js";
 import type { Notification } from "../src/contracts/objects.js";
 import { AppError } from "../src/errors.js";
+import { describeFailure, isTransientDeliveryError } from "../src/infra/outbox.js";
 import { principalOf } from "../src/infra/permissions.js";
 import { sqlMixin, type WithSql } from "../src/infra/sql-mixin.js";
 import { notifyMigrations } from "../src/notify/migrations.js";
@@ -28,14 +29,28 @@ const NotifyService: ServiceSchema<ServiceSettingSchema, object, Vars> = {
       idempotent: true,
       visibility: "public",
       params: { events: { type: "array", items: "object", max: 1000 } },
-      async handler(ctx: Context<{ events: DomainEvent[] }>): Promise<{ applied: number }> {
+      async handler(
+        ctx: Context<{ events: DomainEvent[] }>,
+      ): Promise<{ applied: number; failed: { id: string; error: string }[] }> {
         let applied = 0;
+        // An event this service cannot apply (a bad event, a bug) is named in the answer and the
+        // rest go on: the relay retries it alone and dead-letters it in the end. A service or store
+        // that is down fails the whole call instead (the relay waits; nothing counts against events).
+        const failed: { id: string; error: string }[] = [];
         for (const event of ctx.params.events) {
-          const items = await notificationsFor(event, this.directory(ctx));
-          // An event that notifies nobody has no effect to apply twice: no need to remember it (most
-          // messages — this saves a transaction per message).
-          if (items.length === 0) continue;
-          const created = await this.store.applyOnce(event.id, items);
+          let created: Awaited<ReturnType<NotifyStore["applyOnce"]>>;
+          try {
+            const items = await notificationsFor(event, this.directory(ctx));
+            // An event that notifies nobody has no effect to apply twice: no need to remember it (most
+            // messages — this saves a transaction per message).
+            if (items.length === 0) continue;
+            created = await this.store.applyOnce(event.id, items);
+          } catch (err) {
+            if (isTransientDeliveryError(err)) throw err;
+            this.logger.warn(`notify.ingest: ${event.type} ${event.id} refused`, describeFailure(err));
+            failed.push({ id: event.id, error: describeFailure(err) });
+            continue;
+          }
           if (created === null) continue;
           applied += 1;
           for (const { userId, ...notification } of created) {
@@ -47,7 +62,7 @@ const NotifyService: ServiceSchema<ServiceSettingSchema, object, Vars> = {
             }
           }
         }
-        return { applied };
+        return { applied, failed };
       },
     },
 

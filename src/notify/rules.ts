@@ -13,6 +13,18 @@ export interface Directory {
   levels(userIds: number[], roomId: number): Promise<Map<number, NotifyLevel>>;
 }
 
+/**
+ * Names (and user ids) looked up per call: users.findManyByUsername takes at most 100. A message
+ * may mention as many people as its 4,000 characters hold (about 800); they are looked up in chunks.
+ */
+export const LOOKUP_CHUNK = 100;
+
+function chunks<T>(items: T[], size = LOOKUP_CHUNK): T[][] {
+  const out: T[][] = [];
+  for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
+  return out;
+}
+
 export async function notificationsFor(event: DomainEvent, dir: Directory): Promise<NewNotification[]> {
   const wanted: NewNotification[] = [];
   if (event.type === "message.created") {
@@ -22,8 +34,12 @@ export async function notificationsFor(event: DomainEvent, dir: Directory): Prom
       wanted.push({ ...base, userId: data.peerId, kind: "direct" });
     }
     if (data.mentions.length > 0) {
-      const named = (await dir.usersByName(data.mentions)).map((u) => u.id).filter((id) => id !== data.userId);
-      const members = named.length > 0 ? await dir.membersAmong(data.roomId, named) : [];
+      const named: number[] = [];
+      for (const names of chunks([...new Set(data.mentions)])) {
+        for (const u of await dir.usersByName(names)) if (u.id !== data.userId) named.push(u.id);
+      }
+      const members: number[] = [];
+      for (const ids of chunks(named)) members.push(...(await dir.membersAmong(data.roomId, ids)));
       for (const userId of members) {
         // In a direct room the peer already gets the "direct" notification for this message.
         if (!(data.roomKind === "direct" && userId === data.peerId)) wanted.push({ ...base, userId, kind: "mention" });
