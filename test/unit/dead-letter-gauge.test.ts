@@ -23,8 +23,8 @@ import { outboxMigration, type DeadLetter } from "../../src/infra/outbox.js";
 import { PermissionMiddleware } from "../../src/infra/permissions.js";
 import { sqlMixin } from "../../src/infra/sql-mixin.js";
 
-const admin: Principal = { id: 1, username: "boss", roles: ["admin"] } as Principal;
-const user: Principal = { id: 2, username: "ann", roles: [] } as Principal;
+const admin: Principal = { id: 1, username: "boss", roles: ["admin"], sessionId: "s-boss" };
+const user: Principal = { id: 2, username: "ann", roles: [], sessionId: "s-ann" };
 
 async function poll<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs = 5_000): Promise<T> {
   const deadline = Date.now() + timeoutMs;
