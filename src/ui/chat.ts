@@ -413,7 +413,7 @@ export function notificationText(n: Notification): string {
   const where = room ? (room.kind === "direct" ? "" : ` in ${roomTitle(room)}`) : "";
   if (n.kind === "mention") return `${who} mentioned you${where}`;
   if (n.kind === "direct") return `${who} sent you a direct message`;
-  return `${who} invited you${where}`;
+  return `${who} added you${where ? ` to ${where.slice(4)}` : ""}`;
 }
 
 function showDesktopNotification(n: Notification): void {

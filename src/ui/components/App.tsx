@@ -66,6 +66,10 @@ function ChatScreen() {
     const room = currentRoom.value;
     document.title = `${unread ? `(${unread}) ` : ""}${room ? `${roomTitle(room)} – ` : ""}NoChat`;
   });
+  // A dialog opened from the drawer replaces it.
+  useEffect(() => {
+    if (openDialog.value) drawerOpen.value = false;
+  }, [openDialog.value]);
   // With no room in the address, open the most recent one.
   useEffect(() => {
     if (!location.hash && sortedRooms.value.length > 0) location.replace(`#/rooms/${sortedRooms.value[0].id}`);

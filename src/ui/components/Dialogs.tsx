@@ -9,6 +9,7 @@ import { Field, formFailure, type FormFailure } from "./Field.js";
 import { Avatar } from "./Presence.js";
 
 const close = () => (openDialog.value = null);
+const whenFormat = new Intl.DateTimeFormat(undefined, { dateStyle: "medium", timeStyle: "short" });
 
 /** Results of a search that follows what is typed, a moment after the typing stops. */
 function useSearch<T>(
@@ -435,7 +436,7 @@ function NotificationsDialog() {
             <button type="button" class="result" onClick={() => go(n)}>
               <span>{notificationText(n)}</span>
               <time class="muted" dateTime={n.createdAt}>
-                {new Date(n.createdAt).toLocaleString()}
+                {whenFormat.format(new Date(n.createdAt))}
               </time>
             </button>
           </li>
