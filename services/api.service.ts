@@ -22,6 +22,7 @@ import { SendRateLimiter } from "../src/gateway/rate-limit.js";
 import { sanitizeRequest } from "../src/gateway/sanitize.js";
 import { clientAddress } from "../src/gateway/client-address.js";
 import { TypingTracker } from "../src/gateway/typing.js";
+import { RefusalSampler } from "../src/log/sampler.js";
 import { socketRooms } from "../src/contracts/socket.js";
 import { broadcastEvent } from "../src/contracts/events.js";
 
@@ -37,6 +38,7 @@ interface Vars extends SocketHost, WithOutbox {
   unavailableLog: { since: number; more: number };
   tokens: TokenCache;
   accessLog: AccessLog;
+  refusals: RefusalSampler;
   sendLimiter: SendRateLimiter;
   checkSendRate(userId: number): void;
   typing: TypingTracker;
@@ -133,9 +135,12 @@ const ApiService: ServiceSchema<ApiSettingsSchema, object, Vars> = {
 
     health: {
       params: {},
-      handler(ctx: Context<unknown, { $statusCode?: number }>): Health {
+      handler(ctx: Context<unknown, CallMeta & { $statusCode?: number }>): Health {
         const health = healthOf(this.broker.registry, ALL_SERVICES);
         if (health.status !== "ok") ctx.meta.$statusCode = 503;
+        // Node ids and their services are for admins (or everyone with HEALTH_DETAILS=public).
+        const details = config().healthDetails === "public" || ctx.meta.user?.roles.includes("admin");
+        if (!details) delete health.nodes;
         return health;
       },
     },
@@ -377,9 +382,16 @@ const ApiService: ServiceSchema<ApiSettingsSchema, object, Vars> = {
   created() {
     this.tokens = new TokenCache(2_000);
     this.unavailableLog = { since: 0, more: 0 };
-    this.accessLog = new AccessLog(async (events) => {
-      await this.publish(undefined, events);
-    });
+    this.accessLog = new AccessLog(
+      async (events) => {
+        await this.publish(undefined, events);
+      },
+      undefined,
+      // Its summaries (audit.suppressed) go the same buffered way as the records.
+      (this.refusals = new RefusalSampler(config().auditRefusalsPerMinute, (events) => {
+        for (const event of events) this.accessLog.add({ ...event, at: Date.now() });
+      })),
+    );
     this.server.prependListener("request", (req, res) => this.accessLog.observe(req as AccessRequest, res));
     // Before anything answers; socket.io's requests get theirs in started() (it takes them over).
     this.server.prependListener("request", (_req, res) => setSecurityHeaders(res));
@@ -398,6 +410,7 @@ const ApiService: ServiceSchema<ApiSettingsSchema, object, Vars> = {
     this.io.engine.on("initial_headers", addSecurityHeaders);
     this.io.engine.on("headers", addSecurityHeaders);
     this.accessLog.start();
+    this.refusals.start();
     this.sweepTimer = setInterval(() => this.sendLimiter.sweep(), 60_000);
     this.sweepTimer.unref();
     this.sessionCheck = setInterval(() => {
@@ -412,6 +425,7 @@ const ApiService: ServiceSchema<ApiSettingsSchema, object, Vars> = {
     clearInterval(this.sweepTimer);
     clearInterval(this.sessionCheck);
     this.typing.stop();
+    this.refusals.stop();
     await this.accessLog.stop();
   },
 };

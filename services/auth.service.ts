@@ -9,14 +9,19 @@ import { authMigrations } from "../src/auth/migrations.js";
 import { AuthStore, throttleKeys } from "../src/auth/store.js";
 import { TokenSigner } from "../src/auth/tokens.js";
 import { AppError } from "../src/errors.js";
+import { usernameTag } from "../src/auth/audit.js";
+import { RefusalSampler } from "../src/log/sampler.js";
 import { principalOf } from "../src/infra/permissions.js";
 import { sqlMixin } from "../src/infra/sql-mixin.js";
 import { outboxMixin, type WithOutbox } from "../src/infra/outbox-mixin.js";
-import type { Trace } from "../src/infra/outbox.js";
+import type { NewEvent, Trace } from "../src/infra/outbox.js";
 import { ownUser, type UserRecord } from "../src/users/store.js";
 
 interface Vars extends WithOutbox {
   store: AuthStore;
+  sampler: RefusalSampler;
+  /** Publishes a refusal's audit event unless its kind is past the sampling rate (counted instead). */
+  audit(ctx: Context, kind: string, event: NewEvent): Promise<void>;
   signer: TokenSigner;
   issue(user: UserRecord, sessionId: string, refreshToken: string): Promise<TokenPair>;
 }
@@ -102,10 +107,14 @@ const AuthService: ServiceSchema<ServiceSettingSchema, object, Vars> = {
               : byUser.count >= perUser && byPair.count > 0
                 ? byUser.retryAfter
                 : 0;
+        const hash = usernameTag(config().jwtSecret, username);
         if (wait > 0) {
-          await this.publish(undefined, [
-            { type: "auth.throttled", requestId: ctx.requestID ?? null, data: { username, retryAfter: wait } },
-          ]);
+          const known = await ctx.call<UserRecord | null, { username: string }>("users.findByUsername", { username });
+          await this.audit(ctx, "throttled", {
+            type: "auth.throttled",
+            requestId: ctx.requestID ?? null,
+            data: { username: known?.username ?? null, usernameTag: hash, retryAfter: wait },
+          });
           throw AppError.rateLimited(wait, "Too many failed logins; try again later");
         }
 
@@ -116,13 +125,12 @@ const AuthService: ServiceSchema<ServiceSettingSchema, object, Vars> = {
         if (!user || !ok) {
           await this.store.count(Object.values(keys), windowMs);
           const reason = user ? "bad_password" : "unknown_user";
-          await this.publish(undefined, [
-            {
-              type: "auth.login_failed",
-              requestId: ctx.requestID ?? null,
-              data: { username, reason, userId: user?.id ?? null },
-            },
-          ]);
+          // An unknown name is whatever was typed: only its keyed hash is kept.
+          await this.audit(ctx, reason, {
+            type: "auth.login_failed",
+            requestId: ctx.requestID ?? null,
+            data: { username: user?.username ?? null, usernameTag: hash, reason, userId: user?.id ?? null },
+          });
           throw AppError.unauthorized(INVALID_LOGIN);
         }
         await this.store.clearCounts([keys.pair, keys.user]);
@@ -178,9 +186,11 @@ const AuthService: ServiceSchema<ServiceSettingSchema, object, Vars> = {
       params: { token: { type: "string", min: 1, max: 4096 } },
       async handler(ctx: Context<ResolveTokenParams>): Promise<ResolvedToken> {
         const refuse = async (reason: string, userId: number | null): Promise<never> => {
-          await this.publish(undefined, [
-            { type: "auth.token_refused", requestId: ctx.requestID ?? null, data: { reason, userId } },
-          ]);
+          await this.audit(ctx, reason, {
+            type: "auth.token_refused",
+            requestId: ctx.requestID ?? null,
+            data: { reason, userId },
+          });
           throw AppError.unauthorized(reason === "session_ended" ? "Session has ended" : "Invalid or expired token");
         };
         const claims = await this.signer.verify(ctx.params.token).catch(() => refuse("invalid_token", null));
@@ -205,6 +215,10 @@ const AuthService: ServiceSchema<ServiceSettingSchema, object, Vars> = {
   },
 
   methods: {
+    async audit(_ctx: Context, kind: string, event: NewEvent) {
+      if (this.sampler.admit(event.type, kind)) await this.publish(undefined, [event]);
+    },
+
     async issue(user: UserRecord, sessionId: string, refreshToken: string): Promise<TokenPair> {
       const principal: Principal = {
         id: user.id,
@@ -226,7 +240,17 @@ const AuthService: ServiceSchema<ServiceSettingSchema, object, Vars> = {
   },
 
   async started() {
+    this.sampler = new RefusalSampler(config().auditRefusalsPerMinute, (events) => {
+      this.publish(undefined, events).catch((err: unknown) =>
+        this.logger.warn("could not record suppressed refusals", (err as Error).message),
+      );
+    });
+    this.sampler.start();
     this.store = new AuthStore(this.db, config().refreshTokenTtlDays * 24 * 3600 * 1000);
+  },
+
+  stopped() {
+    this.sampler?.stop();
   },
 };
 

@@ -45,7 +45,8 @@ interface QueryParams {
   limit?: number;
 }
 
-const PURGE_EVERY_MS = 60 * 60 * 1000;
+/** Retention and the size bound: checked this often (and at start). */
+const PURGE_EVERY_MS = 10 * 60 * 1000;
 const date = { type: "date", convert: true, optional: true } as const;
 
 const LogService: ServiceSchema<ServiceSettingSchema, object, Vars> = {
@@ -206,6 +207,10 @@ const LogService: ServiceSchema<ServiceSettingSchema, object, Vars> = {
         if (!this.eventLog) return;
         const deleted = await this.eventLog.purge();
         if (deleted > 0) this.logger.info(`retention: purged ${deleted} events`);
+        const max = config().logMaxEvents;
+        const trimmed = await this.eventLog.trimTo(max);
+        if (trimmed > 0)
+          this.logger.warn(`the audit log holds at most ${max} events (LOG_MAX_EVENTS): dropped the ${trimmed} oldest`);
       } catch (err) {
         this.logger.warn("retention purge failed; will retry", (err as Error).message);
       }

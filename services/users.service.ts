@@ -1,7 +1,7 @@
 import type { Context, ServiceBroker, ServiceSchema, ServiceSettingSchema } from "moleculer";
 import { config } from "../src/config.js";
 import type { CreateUserParams } from "../src/contracts/actions.js";
-import type { Role, User, UserStatus } from "../src/contracts/objects.js";
+import type { User, UserStatus } from "../src/contracts/objects.js";
 import { LIMITS, rules } from "../src/contracts/limits.js";
 import { AppError } from "../src/errors.js";
 import { noteDatabaseError } from "../src/infra/database-outage.js";
@@ -9,6 +9,8 @@ import { principalOf } from "../src/infra/permissions.js";
 import { sqlMixin } from "../src/infra/sql-mixin.js";
 import { outboxMixin, type WithOutbox } from "../src/infra/outbox-mixin.js";
 import { usersMigrations } from "../src/users/migrations.js";
+import { applyAdminList, setAdmin } from "../src/users/admins.js";
+import type { CallMeta } from "../src/infra/permissions.js";
 import { ownUser, publicUser, UserStore, type UserRecord } from "../src/users/store.js";
 import { PRESENCE_GRACE_MS, PresenceStore } from "../src/users/presence.js";
 import { broadcastEvent } from "../src/contracts/events.js";
@@ -51,13 +53,48 @@ const UsersService: ServiceSchema<ServiceSettingSchema, object, Vars> = {
       },
       async handler(ctx: Context<CreateUserParams>): Promise<UserRecord> {
         const { username } = ctx.params;
-        const roles: Role[] = config().admins.includes(username.toLowerCase()) ? ["admin"] : [];
+        // Never admin: NOCHAT_ADMINS applies at start to accounts that exist, setAdmin afterwards.
         const user = await this.store.create(
-          { username, displayName: ctx.params.displayName ?? username, roles },
+          { username, displayName: ctx.params.displayName ?? username, roles: [] },
           { requestId: ctx.requestID ?? null },
         );
         this.outbox.kick();
         return user;
+      },
+    },
+
+    /**
+     * Operators only (REPL: `call users.setAdmin {"username":"ann","admin":true}`, or an admin's
+     * call on the bus); not published on REST. Grants or revokes admin for an existing account.
+     */
+    setAdmin: {
+      visibility: "public",
+      params: {
+        id: { ...rules.id, optional: true },
+        username: { type: "string", min: 1, max: 32, optional: true },
+        admin: { type: "boolean" },
+        $$strict: "remove",
+      },
+      async handler(
+        ctx: Context<{ id?: number; username?: string; admin: boolean }, CallMeta>,
+      ): Promise<{ id: number; username: string; admin: boolean; changed: boolean }> {
+        const caller = ctx.meta.user;
+        // No caller: the REPL or a service. A user on the bus must be an admin.
+        if (caller && !caller.roles.includes("admin")) throw AppError.forbidden();
+        const { id, username, admin } = ctx.params;
+        if ((id === undefined) === (username === undefined)) {
+          throw AppError.validation([{ field: "id", message: "Give exactly one of 'id' and 'username'." }]);
+        }
+        const by = caller ? `user:${caller.id}` : "operator";
+        const result = await setAdmin(this.db, { id, username }, admin, { requestId: ctx.requestID ?? null }, by);
+        if (!result) throw AppError.notFound("User");
+        if (result.changed) this.outbox.kick();
+        const listed = config().admins.includes(result.username);
+        if (!admin && listed) {
+          this.logger.warn(`${result.username} is in NOCHAT_ADMINS: the next start makes them admin again`);
+        }
+        this.logger.info(`admin ${admin ? "granted to" : "revoked from"} ${result.username} by ${by}`);
+        return result;
       },
     },
 
@@ -247,7 +284,16 @@ const UsersService: ServiceSchema<ServiceSettingSchema, object, Vars> = {
     this.presence = new PresenceStore(this.db);
     this.graceTimers = new Map();
     this.startedAt = Date.now();
-    await this.store.grantAdmins(config().admins);
+    const admins = await applyAdminList(this.db, config().admins, { requestId: null });
+    this.outbox.kick();
+    for (const name of admins.granted) this.logger.info(`NOCHAT_ADMINS: ${name} is now an admin`);
+    for (const name of admins.demoted)
+      this.logger.warn(`NOCHAT_ADMINS: ${name} is no longer listed and is no longer an admin`);
+    if (admins.missing.length > 0) {
+      this.logger.warn(
+        `NOCHAT_ADMINS: no account named ${admins.missing.join(", ")}; nothing granted (registering that name later grants nothing either)`,
+      );
+    }
     this.sweepTimer = setInterval(() => {
       this.sweepPresence().catch((err: unknown) => {
         if (!noteDatabaseError(this, err)) this.logger.warn("presence sweep failed", err);

@@ -45,8 +45,6 @@ export interface Config {
   logRetentionDays: number;
   /** Per-user message sends on one gateway node: burst, sustained per second, per minute. */
   sendLimit: { burst: number; perSecond: number; perMinute: number };
-  /** ROOM_ADDS_PER_HOUR: rooms others may put one user in per hour (invites, initial members, direct rooms). */
-  roomAddsPerHour: number;
   /** Proxies in front of the gateway whose X-Forwarded-For is believed (0: the peer address is the client). */
   trustProxy: number;
   /** Failed logins per window: per client address, per username from one address, per username from all. */
@@ -59,6 +57,14 @@ export interface Config {
   socketEventLimit: { perSecond: number; burst: number; typingPerSecond: number };
   /** Rooms one `sync` call may ask for. */
   syncMaxRooms: number;
+  /** Refusals (bad tokens, unknown usernames, unauthenticated 4xx) recorded one by one per kind per minute per node. */
+  auditRefusalsPerMinute: number;
+  /** Events the audit log keeps at most (the oldest beyond go), besides the retention in days. */
+  logMaxEvents: number;
+  /** Who sees `/api/health`'s per-node details: "admins" (default) or "public". */
+  healthDetails: "admins" | "public";
+  /** ROOM_ADDS_PER_HOUR: rooms others may put one user in per hour (invites, initial members, direct rooms). */
+  roomAddsPerHour: number;
   /** Refusals of one durable event by one consumer before it is dead-lettered (OUTBOX_MAX_ATTEMPTS). */
   outboxMaxAttempts: number;
   /** First retry of a refused durable event after this many ms, doubling up to 60 s (OUTBOX_RETRY_MS). */
@@ -146,6 +152,11 @@ function jwtSecret(env: Env, dataDir: string, clustered: boolean): string {
   const given = env.JWT_SECRET;
   if (given) {
     if (given.length < 32) throw new Error("JWT_SECRET must be at least 32 characters");
+    if (isPlaceholderSecret(given)) {
+      throw new Error(
+        "JWT_SECRET is a placeholder (as in .env.example); set a random one, e.g. `openssl rand -base64 48`",
+      );
+    }
     return given;
   }
   if (clustered) throw new Error("JWT_SECRET is required when TRANSPORTER is set");
@@ -155,6 +166,21 @@ function jwtSecret(env: Env, dataDir: string, clustered: boolean): string {
   const secret = randomBytes(48).toString("base64url");
   writeFileSync(file, secret + "\n", { mode: 0o600 });
   return secret;
+}
+
+/**
+ * Secrets copied from examples instead of generated: .env.example's, anything saying change-me /
+ * your-secret / placeholder / example, or a run of x's.
+ */
+function isPlaceholderSecret(secret: string): boolean {
+  const s = secret.toLowerCase();
+  return /change-?me|your[-_]?secret|placeholder|example|xxxxxxxx/.test(s);
+}
+
+function healthDetails(raw: string | undefined): Config["healthDetails"] {
+  if (!raw) return "admins";
+  if (raw === "admins" || raw === "public") return raw;
+  throw new Error(`HEALTH_DETAILS must be "admins" or "public", got "${raw}"`);
 }
 
 export function loadConfig(env: Env = process.env): Config {
@@ -189,7 +215,6 @@ export function loadConfig(env: Env = process.env): Config {
       perSecond: int(env, "SEND_PER_SECOND", 10, 1),
       perMinute: int(env, "SEND_PER_MINUTE", 100, 1),
     },
-    roomAddsPerHour: int(env, "ROOM_ADDS_PER_HOUR", 50, 1),
     outboxMaxAttempts: int(env, "OUTBOX_MAX_ATTEMPTS", 8, 1, 100),
     outboxRetryMs: int(env, "OUTBOX_RETRY_MS", 1_000, 10, 600_000),
     metrics: env.METRICS === "true" || env.METRICS === "1",
@@ -214,6 +239,10 @@ export function loadConfig(env: Env = process.env): Config {
       typingPerSecond: int(env, "SOCKET_TYPING_PER_SECOND", 5, 1),
     },
     syncMaxRooms: int(env, "SYNC_MAX_ROOMS", 100, 1),
+    auditRefusalsPerMinute: int(env, "AUDIT_REFUSALS_PER_MINUTE", 20, 0),
+    logMaxEvents: int(env, "LOG_MAX_EVENTS", 1_000_000, 1000),
+    healthDetails: healthDetails(env.HEALTH_DETAILS),
+    roomAddsPerHour: int(env, "ROOM_ADDS_PER_HOUR", 50, 1),
   };
 }
 

@@ -22,9 +22,16 @@ interface Envelope<T extends string, D> {
 export type DomainEvent =
   | Envelope<"user.registered", { userId: number; username: string; admin: boolean }>
   | Envelope<"user.updated", { userId: number; fields: string[] }>
+  // Admin granted or revoked (src/users/admins.ts); `by`: "NOCHAT_ADMINS" at start, or the operator.
+  | Envelope<"user.admin_changed", { userId: number; username: string; admin: boolean; by: string }>
   | Envelope<"auth.login", { userId: number; sessionId: string }>
-  | Envelope<"auth.login_failed", { username: string; reason: "unknown_user" | "bad_password"; userId: number | null }>
-  | Envelope<"auth.throttled", { username: string; retryAfter: number }>
+  // `username` only when such an account exists (a password typed into the username field must not
+  // land in the log); `usernameTag` (a keyed hash, src/auth/audit.ts) correlates attempts on one name.
+  | Envelope<
+      "auth.login_failed",
+      { username: string | null; usernameTag: string; reason: "unknown_user" | "bad_password"; userId: number | null }
+    >
+  | Envelope<"auth.throttled", { username: string | null; usernameTag: string; retryAfter: number }>
   | Envelope<"auth.refreshed", { userId: number; sessionId: string }>
   | Envelope<"auth.logout", { userId: number; sessionId: string }>
   | Envelope<"auth.session_revoked", { userId: number; sessionId: string; reason: "reuse" }>
@@ -53,6 +60,8 @@ export type DomainEvent =
   | Envelope<"message.deleted", { messageId: number; roomId: number; seq: number; userId: number; authorId: number }>
   | Envelope<"reaction.toggled", { messageId: number; roomId: number; userId: number; emoji: string }>
   | Envelope<"auth.token_refused", { reason: string; userId: number | null }>
+  // Refusals past the sampling rate (src/log/sampler.ts): how many of a type and kind were not recorded.
+  | Envelope<"audit.suppressed", { type: string; kind: string; suppressed: number; from: string; to: string }>
   | Envelope<
       "http.access",
       { method: string; route: string; status: number; durationMs: number; userId: number | null }

@@ -9,6 +9,7 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { performance } from "node:perf_hooks";
 import type { NewEvent } from "../infra/outbox.js";
+import type { RefusalSampler } from "../log/sampler.js";
 
 export interface AccessRequest extends IncomingMessage {
   /** Set by moleculer-web, which rewrites `url` to the part after the route's path ("/api"). */
@@ -27,6 +28,8 @@ export class AccessLog {
   constructor(
     private readonly persist: (events: NewEvent[]) => Promise<void>,
     private readonly opts = { maxBatch: 500, intervalMs: 1000, maxBuffered: 20_000 },
+    /** Samples refused anonymous requests (4xx without a user), so a flood cannot fill the log. */
+    private readonly sampler?: RefusalSampler,
   ) {}
 
   start(): void {
@@ -47,6 +50,10 @@ export class AccessLog {
   }
 
   private record(req: AccessRequest, res: ServerResponse, started: number): void {
+    const userId = req.$ctx?.meta.user?.id ?? null;
+    if (userId === null && res.statusCode >= 400 && res.statusCode < 500) {
+      if (this.sampler && !this.sampler.admit("http.access", String(res.statusCode))) return;
+    }
     const route = req.$alias
       ? `/api/${req.$alias.path.replace(/^\//, "")}`
       : (req.originalUrl ?? req.url ?? "").split("?")[0];
@@ -59,7 +66,7 @@ export class AccessLog {
         route: route.slice(0, 200),
         status: res.statusCode,
         durationMs: Math.round((performance.now() - started) * 10) / 10,
-        userId: req.$ctx?.meta.user?.id ?? null,
+        userId,
       },
     });
   }

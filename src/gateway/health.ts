@@ -5,7 +5,8 @@ export interface Health {
   status: "ok" | "degraded";
   services: string[];
   missing: string[];
-  nodes: { id: string; local: boolean; services: string[] }[];
+  /** Admins only, unless HEALTH_DETAILS=public. */
+  nodes?: { id: string; local: boolean; services: string[] }[];
 }
 
 interface ServiceItem {

@@ -140,6 +140,21 @@ export class EventLog {
     return this.purgeOlderThan(new Date(now.getTime() - this.retentionDays * 86_400_000));
   }
 
+  /**
+   * The size bound (LOG_MAX_EVENTS): deletes the oldest events beyond `max`, in batches, so a flood
+   * the sampling let through still cannot fill the disk (the embedded store keeps all in memory).
+   */
+  async trimTo(max: number, batch = 10_000): Promise<number> {
+    let deleted = 0;
+    for (;;) {
+      const excess = (await this.events.count({})) - max;
+      if (excess <= 0) return deleted;
+      const oldest = await this.events.find({}, { sort: { ts: 1, _id: 1 }, limit: Math.min(excess, batch) });
+      if (oldest.length === 0) return deleted;
+      deleted += await this.events.deleteMany({ _id: { $in: oldest.map((d) => d._id) } });
+    }
+  }
+
   async purgeOlderThan(cutoff: Date): Promise<number> {
     return this.events.deleteMany({ ts: { $lt: cutoff } });
   }

@@ -1,5 +1,6 @@
 import { outboxMigration } from "../infra/outbox.js";
 import type { Migration } from "../infra/sql.js";
+import { adminSourceMigration } from "./admins.js";
 
 export const usersMigrations: Migration[] = [
   {
@@ -33,5 +34,6 @@ export const usersMigrations: Migration[] = [
       });
     },
   },
+  adminSourceMigration,
   outboxMigration("users"),
 ];

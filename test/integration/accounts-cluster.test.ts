@@ -40,7 +40,12 @@ describe("accounts across a cluster (RabbitMQ + MariaDB)", async () => {
   before(async () => {
     if (skip) return;
     db = await createTestDatabase();
-    const shared = { TRANSPORTER: rabbitUrl(), NAMESPACE: uniqueNamespace("accounts"), DATABASE_URL: db.url };
+    const shared = {
+      TRANSPORTER: rabbitUrl(),
+      NAMESPACE: uniqueNamespace("accounts"),
+      DATABASE_URL: db.url,
+      HEALTH_DETAILS: "public", // the per-node details of /api/health
+    };
     // JWT_SECRET: startNode gives every node the same TEST_JWT_SECRET.
     nodes.push(
       await startNode({

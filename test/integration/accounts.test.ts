@@ -7,6 +7,9 @@
  */
 /* eslint-disable @typescript-eslint/no-explicit-any -- JSON bodies of a black-box HTTP API */
 import assert from "node:assert/strict";
+import { mkdtempSync, rmSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
 import { after, before, describe, it } from "node:test";
 import { decodeJwt, SignJWT } from "jose";
 import {
@@ -111,15 +114,18 @@ for (const engine of ENGINES) {
     let node: NodeHandle | undefined;
     let cleanup: (() => Promise<void>) | undefined;
     let base = "";
+    let dataDir = "";
 
     before(async () => {
       if (skip) return;
       const prepared = await engine.prepare();
       cleanup = prepared.cleanup;
       const port = await freePort();
+      // Its own DATA_DIR, kept over the restart in the admins test (NOCHAT_ADMINS applies at start).
+      dataDir = mkdtempSync(path.join(os.tmpdir(), "nochat-accounts-"));
       node = await startNode({
         name: `accounts-${engine.server ?? "sqlite"}`,
-        env: { ...prepared.env, PORT: String(port), NOCHAT_ADMINS: "boss" },
+        env: { ...prepared.env, DATA_DIR: dataDir, PORT: String(port), NOCHAT_ADMINS: "boss" },
         ready: { http: port },
         timeoutMs: 60_000,
       });
@@ -129,6 +135,7 @@ for (const engine of ENGINES) {
     after(async () => {
       await node?.stop();
       await cleanup?.();
+      if (dataDir) rmSync(dataDir, { recursive: true, force: true });
     });
 
     const me = (token: string) => api(base, "GET", "/api/users/me", { token });
@@ -499,8 +506,20 @@ for (const engine of ENGINES) {
     });
 
     it("admins: NOCHAT_ADMINS users get role admin and /api/admin/events", { skip }, async () => {
-      const boss = await register(base, "Boss");
-      assertPublicUser(boss.user, { username: "boss" });
+      const registered = await register(base, "Boss");
+      assertPublicUser(registered.user, { username: "boss" });
+      // Registering a listed name grants nothing; the list applies at start to accounts that exist.
+      assert.equal((await me(registered.accessToken)).body.roles, undefined, "not an admin by registering");
+      const port = new URL(base).port;
+      const env = node!.env;
+      await node!.stop();
+      node = await startNode({
+        name: env.NODE_ID,
+        env: { ...env, PORT: port },
+        ready: { http: Number(port) },
+        timeoutMs: 60_000,
+      });
+      const boss = await login(base, "boss");
       const bossMe = await me(boss.accessToken);
       assert.equal(bossMe.status, 200, bossMe.text);
       assertPublicUser(bossMe.body, { username: "boss", roles: ["admin"] });

@@ -247,9 +247,15 @@ describe("services in one broker (SQLite + embedded log store)", () => {
     await broker.call("notify.markSeen", { all: true }, as(alicePrincipal));
   });
 
-  it("an admin from NOCHAT_ADMINS gets the admin role", async () => {
-    const boss = await broker.call<AuthResult, object>("auth.register", {
+  it("registering a NOCHAT_ADMINS name grants nothing; an operator's users.setAdmin does", async () => {
+    const registered = await broker.call<AuthResult, object>("auth.register", {
       username: "Boss",
+      password: "the boss password",
+    });
+    assert.deepEqual((await principalOf(registered.accessToken)).roles, []);
+    await broker.call("users.setAdmin", { username: "boss", admin: true });
+    const boss = await broker.call<AuthResult, object>("auth.login", {
+      username: "boss",
       password: "the boss password",
     });
     bossPrincipal = await principalOf(boss.accessToken);
@@ -272,7 +278,7 @@ describe("services in one broker (SQLite + embedded log store)", () => {
     assert.deepEqual(created.map((e) => e.data.username).sort(), ["alice", "bob", "boss"], "each exactly once");
     const aliceEvent = created.find((e) => e.userId === alice.user.id)!;
     assert.deepEqual(aliceEvent.data, { userId: alice.user.id, username: "alice", admin: false });
-    assert.equal(created.find((e) => e.data.username === "boss")?.data.admin, true);
+    assert.equal(created.find((e) => e.data.username === "boss")?.data.admin, false);
     assert.equal(aliceEvent.nodeId, "unit-broker");
     assert.ok(Math.abs(Date.parse(aliceEvent.ts) - Date.now()) < 60_000);
     // Newest first.

@@ -117,6 +117,24 @@ describe("loadConfig", () => {
       );
     });
 
+    it("refuses the .env.example placeholder and other known placeholders", () => {
+      const example = readFileSync(path.join(__dirname, "..", "..", ".env.example"), "utf8");
+      const placeholder = /^#?\s*JWT_SECRET=(\S+)/m.exec(example)?.[1];
+      assert.ok(placeholder, ".env.example shows a JWT_SECRET");
+      for (const secret of [
+        placeholder,
+        "changeme-changeme-changeme-changeme",
+        "x".repeat(40),
+        "your-secret-here-0000000000000000000",
+      ]) {
+        assert.throws(
+          () => loadConfig({ DATA_DIR: freshDir(), TRANSPORTER: "amqp://x", JWT_SECRET: secret }),
+          /placeholder/,
+          secret,
+        );
+      }
+    });
+
     it("embedded: generated once, kept in DATA_DIR and reused on the next load", () => {
       const dir = freshDir();
       const first = loadConfig({ DATA_DIR: dir }).jwtSecret;
