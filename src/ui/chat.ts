@@ -57,6 +57,9 @@ const TYPING_TTL_MS = 6_000;
 const PAGE = 50;
 /** Sync pages per room on reconnect; past that the room restarts from its newest page. */
 const MAX_SYNC_ROUNDS = 3;
+const SYNC_ROOMS_PER_CALL = 50;
+/** Read markers are sent at most this often per room (scrolling through history asks many times). */
+const READ_EVERY_MS = 500;
 
 let socket: ChatSocket | null = null;
 
@@ -259,12 +262,17 @@ async function syncRooms(roomIds: readonly number[]): Promise<void> {
       await Promise.all([...want.keys()].map((id) => loadLatest(id)));
       return;
     }
-    const res = await call("sync", { rooms: Object.fromEntries([...want].map(([id, seq]) => [String(id), seq])) });
     const next = new Map<number, number>();
-    for (const [id, { messages, hasMore }] of Object.entries(res.rooms)) {
-      const roomId = Number(id);
-      receiveMessages(roomId, messages);
-      if (hasMore && messages.length > 0) next.set(roomId, messages[messages.length - 1].seq);
+    // The server bounds the rooms per call (SYNC_MAX_ROOMS): ask in slices well under it.
+    const entries = [...want];
+    for (let i = 0; i < entries.length; i += SYNC_ROOMS_PER_CALL) {
+      const slice = entries.slice(i, i + SYNC_ROOMS_PER_CALL);
+      const res = await call("sync", { rooms: Object.fromEntries(slice.map(([id, seq]) => [String(id), seq])) });
+      for (const [id, { messages, hasMore }] of Object.entries(res.rooms)) {
+        const roomId = Number(id);
+        receiveMessages(roomId, messages);
+        if (hasMore && messages.length > 0) next.set(roomId, messages[messages.length - 1].seq);
+      }
     }
     want = next;
   }
@@ -529,6 +537,8 @@ export function stopClient(): void {
   socket = null;
   startedFor = null;
   readSent.clear();
+  for (const { timer } of readWanted.values()) clearTimeout(timer);
+  readWanted.clear();
   pendingSync.clear();
   internalFailures.clear();
   resetState();
@@ -652,8 +662,26 @@ export async function toggleReaction(message: Message, emoji: string): Promise<v
 /** Read markers on their way, per room: one request per seq, however often the view asks. */
 const readSent = new Map<number, number>();
 
-/** Moves the read marker (forward only). */
+const readWanted = new Map<number, { seq: number; timer: ReturnType<typeof setTimeout> }>();
+
+/** Moves the read marker (forward only), sending the furthest seq asked for every READ_EVERY_MS. */
 export function markRead(roomId: number, seq: number): void {
+  const pending = readWanted.get(roomId);
+  if (pending) {
+    pending.seq = Math.max(pending.seq, seq);
+    return;
+  }
+  const entry = {
+    seq,
+    timer: setTimeout(() => {
+      readWanted.delete(roomId);
+      sendRead(roomId, entry.seq);
+    }, READ_EVERY_MS),
+  };
+  readWanted.set(roomId, entry);
+}
+
+function sendRead(roomId: number, seq: number): void {
   const room = rooms.value.get(roomId);
   if (!room || seq <= (room.lastReadSeq ?? 0) || seq <= (readSent.get(roomId) ?? 0) || !socket?.connected) return;
   readSent.set(roomId, seq);
