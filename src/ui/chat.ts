@@ -472,9 +472,17 @@ function connectSocket(): void {
       }, 300);
     }
   });
-  s.on("connect_error", (err) => {
+  s.on("connect_error", (err: Error & { data?: { retryAfter?: number } }) => {
     down();
-    if (err.message !== "UNAUTHORIZED") return;
+    if (err.message !== "UNAUTHORIZED") {
+      // Refused by the server (e.g. RATE_LIMITED: too many open sockets) rather than unreachable:
+      // socket.io does not retry those by itself.
+      if (!s.active) {
+        const wait = (err.data?.retryAfter ?? 5) * 1000;
+        setTimeout(() => socket === s && !s.connected && s.connect(), wait);
+      }
+      return;
+    }
     const used = session.value?.accessToken ?? "";
     refreshSession(used)
       .then((fresh) => {
