@@ -3,7 +3,7 @@
  * last message, Esc leaves edit or reply mode, `@` suggests the room's members. Drafts are kept
  * per room while the page lives.
  */
-import { useEffect, useRef, useState } from "preact/hooks";
+import { useEffect, useLayoutEffect, useRef, useState } from "preact/hooks";
 import { LIMITS } from "../../contracts/limits.js";
 import type { Room, User } from "../../contracts/objects.js";
 import { errorText } from "../api.js";
@@ -59,14 +59,16 @@ export function Composer({ room }: { room: Room }) {
     if (matchMedia("(pointer: fine)").matches) ref.current?.focus();
   }, [room.id]);
 
-  // Entering edit mode puts the message's text in the box.
-  useEffect(() => {
+  // Entering edit mode puts the message's text in the box, caret at the end — in one step, so
+  // whatever the user does next (select all, type) applies to it.
+  useLayoutEffect(() => {
     if (!edit) return;
     setValue(edit.body);
-    requestAnimationFrame(() => {
-      const el = ref.current;
-      if (el) el.setSelectionRange(el.value.length, el.value.length);
-    });
+    const el = ref.current;
+    if (el) {
+      el.value = edit.body;
+      el.setSelectionRange(edit.body.length, edit.body.length);
+    }
   }, [edit?.id]);
 
   const update = (next: string, caret: number) => {
