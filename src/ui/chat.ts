@@ -25,7 +25,6 @@ import {
   contiguousSeq,
   currentRoomId,
   displayNameOf,
-  forgetTimeline,
   loadedTimelines,
   me,
   members,
@@ -90,8 +89,7 @@ function call<E extends CallEvent>(event: E, payload: PayloadOf<E>, timeoutMs = 
 
 /** We are no longer in the room: its timeline, and sends that can no longer go there, go. */
 function forgetRoom(roomId: number): void {
-  removeRoom(roomId);
-  forgetTimeline(roomId);
+  removeRoom(roomId); // its timeline too
   dropFromOutbox((e) => e.roomId !== roomId);
 }
 

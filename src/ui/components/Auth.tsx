@@ -5,12 +5,11 @@ import { api } from "../api.js";
 import { signedOutReason, storeTokens } from "../session.js";
 import { me, putUsers } from "../state.js";
 import { FormError } from "./Dialog.js";
-import { Field, formFailure, type FormFailure } from "./Field.js";
+import { Field, useFormAction } from "./Field.js";
 
 export function AuthScreen() {
   const [mode, setMode] = useState<"signin" | "signup">("signin");
-  const [failure, setFailure] = useState<FormFailure | null>(null);
-  const [busy, setBusy] = useState(false);
+  const { failure, setFailure, busy, run } = useFormAction();
   const signingUp = mode === "signup";
 
   const switchTo = (next: "signin" | "signup") => {
@@ -24,8 +23,7 @@ export function AuthScreen() {
     const username = String(form.get("username") ?? "").trim();
     const password = String(form.get("password") ?? "");
     const displayName = String(form.get("displayName") ?? "").trim();
-    setBusy(true);
-    try {
+    await run(async () => {
       const result = signingUp
         ? await api<AuthResult>(
             "POST",
@@ -37,10 +35,7 @@ export function AuthScreen() {
       me.value = result.user;
       putUsers([result.user]);
       storeTokens(result, result.user.id);
-    } catch (err) {
-      setFailure(formFailure(err));
-      setBusy(false);
-    }
+    });
   };
 
   return (

@@ -4,7 +4,7 @@
  */
 import type { ComponentChildren } from "preact";
 import { useLayoutEffect, useRef } from "preact/hooks";
-import { Icon } from "./icons.js";
+import { IconButton } from "./icons.js";
 
 let nextId = 0;
 
@@ -38,9 +38,7 @@ export function Dialog(props: { title: string; onClose: () => void; children: Co
     >
       <div class="dialog-head">
         <h2 id={titleId}>{props.title}</h2>
-        <button type="button" class="icon-button" aria-label="Close" onClick={props.onClose}>
-          <Icon name="close" />
-        </button>
+        <IconButton label="Close" icon="close" onClick={props.onClose} />
       </div>
       <div class="dialog-body">{props.children}</div>
     </dialog>

@@ -5,7 +5,7 @@ import { api, errorText } from "../api.js";
 import { adoptRoom, leaveRoom, loadMembers, markNotificationsSeen, notificationText } from "../chat.js";
 import { currentRoom, me, notifications, openDialog, putUsers, rooms, setRoom, showToast } from "../state.js";
 import { Dialog, FormError } from "./Dialog.js";
-import { Field, formFailure, type FormFailure } from "./Field.js";
+import { Field, useFormAction } from "./Field.js";
 import { Avatar } from "./Presence.js";
 
 const close = () => (openDialog.value = null);
@@ -41,8 +41,7 @@ const searchUsers = async (q: string): Promise<User[]> => {
 };
 
 function NewRoomDialog() {
-  const [failure, setFailure] = useState<FormFailure | null>(null);
-  const [busy, setBusy] = useState(false);
+  const { failure, busy, run } = useFormAction();
   const [query, setQuery] = useState("");
   const [picked, setPicked] = useState<User[]>([]);
   const { results } = useSearch(query, searchUsers);
@@ -50,8 +49,7 @@ function NewRoomDialog() {
     e.preventDefault();
     const form = new FormData(e.currentTarget as HTMLFormElement);
     const topic = String(form.get("topic") ?? "").trim();
-    setBusy(true);
-    try {
+    await run(async () => {
       const room = await api<Room>("POST", "/rooms", {
         name: String(form.get("name") ?? "").trim(),
         kind: form.get("private") ? "private" : "public",
@@ -60,10 +58,7 @@ function NewRoomDialog() {
       });
       close();
       adoptRoom(room);
-    } catch (err) {
-      setFailure(formFailure(err));
-      setBusy(false);
-    }
+    });
   };
   return (
     <Dialog title="New room" onClose={close}>
@@ -242,8 +237,7 @@ function DirectDialog() {
 }
 
 function InviteDialog({ room }: { room: Room }) {
-  const [failure, setFailure] = useState<FormFailure | null>(null);
-  const [busy, setBusy] = useState(false);
+  const { failure, setFailure, busy, run } = useFormAction();
   const submit = async (e: SubmitEvent) => {
     e.preventDefault();
     const username = String(new FormData(e.currentTarget as HTMLFormElement).get("username") ?? "")
@@ -254,23 +248,18 @@ function InviteDialog({ room }: { room: Room }) {
       setFailure({ message: "Enter a username.", fields: new Map([["username", "Enter a username."]]) });
       return;
     }
-    setBusy(true);
-    try {
+    await run(async () => {
       const { users: found } = await api<{ users: User[] }>("GET", `/users?q=${encodeURIComponent(username)}&limit=20`);
       const user = found.find((u) => u.username === username);
       if (!user) {
         setFailure({ message: `No user named ${username}.`, fields: new Map([["username", "No such user."]]) });
-        setBusy(false);
         return;
       }
       await api("POST", `/rooms/${room.id}/members`, { userId: user.id });
       putUsers([user]);
       showToast(`Invited ${user.displayName} to ${room.name}.`);
       close();
-    } catch (err) {
-      setFailure(formFailure(err));
-      setBusy(false);
-    }
+    });
   };
   return (
     <Dialog title={`Invite to ${room.name}`} onClose={close}>
@@ -301,11 +290,10 @@ function InviteDialog({ room }: { room: Room }) {
 type Level = "all" | "mentions" | "none";
 
 function SettingsDialog({ room }: { room: Room }) {
-  const [failure, setFailure] = useState<FormFailure | null>(null);
+  const { failure, busy, run } = useFormAction();
   /** The saved level, and the one picked in the form (kept across re-renders). */
   const [level, setLevel] = useState<Level | null>(null);
   const [chosen, setChosen] = useState<Level | null>(null);
-  const [busy, setBusy] = useState(false);
   const moderator = room.role === "owner" || room.role === "admin";
   const editable = moderator && room.kind !== "direct";
   useEffect(() => {
@@ -316,8 +304,7 @@ function SettingsDialog({ room }: { room: Room }) {
   const submit = async (e: SubmitEvent) => {
     e.preventDefault();
     const form = new FormData(e.currentTarget as HTMLFormElement);
-    setBusy(true);
-    try {
+    await run(async () => {
       if (editable) {
         const name = String(form.get("name") ?? "").trim();
         const topic = String(form.get("topic") ?? "").trim();
@@ -326,19 +313,13 @@ function SettingsDialog({ room }: { room: Room }) {
       }
       if (chosen && chosen !== level) await api("PUT", `/rooms/${room.id}/notifications`, { level: chosen });
       close();
-    } catch (err) {
-      setFailure(formFailure(err));
-      setBusy(false);
-    }
+    });
   };
-  const leave = async () => {
-    try {
+  const leave = () =>
+    run(async () => {
       await leaveRoom(room.id);
       close();
-    } catch (err) {
-      setFailure(formFailure(err));
-    }
-  };
+    });
   return (
     <Dialog title="Room settings" onClose={close}>
       <FormError text={failure?.message ?? null} />

@@ -1,4 +1,4 @@
-import { useRef } from "preact/hooks";
+import { useRef, useState } from "preact/hooks";
 import { ApiError, errorText } from "../api.js";
 
 let nextId = 0;
@@ -64,4 +64,21 @@ export function formFailure(err: unknown): FormFailure {
   const fields = new Map<string, string>();
   if (err instanceof ApiError) for (const f of err.body.fields ?? []) fields.set(f.field, f.message);
   return { message: errorText(err), fields };
+}
+
+/** A form's submission: busy while it runs, and its failure (message and fields) when refused. */
+export function useFormAction() {
+  const [failure, setFailure] = useState<FormFailure | null>(null);
+  const [busy, setBusy] = useState(false);
+  /** Runs `action`; a throw becomes the form's failure. On success the caller moves on (closes). */
+  const run = async (action: () => Promise<void>): Promise<void> => {
+    setBusy(true);
+    try {
+      await action();
+    } catch (err) {
+      setFailure(formFailure(err));
+    }
+    setBusy(false);
+  };
+  return { failure, setFailure, busy, run };
 }

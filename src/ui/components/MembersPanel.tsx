@@ -3,7 +3,7 @@ import type { MemberRole, User } from "../../contracts/objects.js";
 import { errorText } from "../api.js";
 import { kickMember } from "../chat.js";
 import { currentRoom, me, members, membersOpen, showToast, users } from "../state.js";
-import { Icon } from "./icons.js";
+import { IconButton } from "./icons.js";
 import { Avatar, PresenceDot } from "./Presence.js";
 
 const ORDER = { online: 0, away: 1, offline: 2 } as const;
@@ -27,14 +27,7 @@ export function MembersPanel() {
       <div class="members-head">
         <h2>Members</h2>
         <span class="muted">{room.memberCount}</span>
-        <button
-          type="button"
-          class="icon-button small"
-          aria-label="Hide members"
-          onClick={() => (membersOpen.value = false)}
-        >
-          <Icon name="close" size={16} />
-        </button>
+        <IconButton label="Hide members" icon="close" size={16} small onClick={() => (membersOpen.value = false)} />
       </div>
       {!roomMembers && <p class="muted pad">Loading…</p>}
       <ul class="member-list">
@@ -53,15 +46,15 @@ export function MembersPanel() {
             </span>
             {role !== "member" && <span class="role-badge">{role}</span>}
             {moderator && user.id !== mine && role !== "owner" && room.kind !== "direct" && (
-              <button
-                type="button"
-                class="icon-button small danger"
-                aria-label={`Kick ${user.displayName}`}
+              <IconButton
+                label={`Kick ${user.displayName}`}
+                icon="close"
+                size={14}
+                small
+                danger
                 title={`Remove ${user.displayName} from the room`}
                 onClick={() => kickMember(room.id, user.id).catch((e: unknown) => showToast(errorText(e)))}
-              >
-                <Icon name="close" size={14} />
-              </button>
+              />
             )}
           </li>
         ))}

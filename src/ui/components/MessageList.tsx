@@ -12,7 +12,7 @@ import { deleteMessage, discardSend, loadOlder, markRead, retrySend, toggleReact
 import { renderMarkdown } from "../markdown.js";
 import { outbox, type OutboxEntry } from "../outbox.js";
 import { editing, me, members, replyingTo, showToast, timeline, users } from "../state.js";
-import { Icon } from "./icons.js";
+import { IconButton } from "./icons.js";
 import { Avatar } from "./Presence.js";
 
 const GROUP_MS = 5 * 60_000;
@@ -222,46 +222,26 @@ const MessageItem = memo(function MessageItem(props: ItemProps) {
       </div>
       {!message.deleted && (
         <div class="message-actions" role="toolbar" aria-label="Message actions">
-          <button
-            type="button"
-            class="icon-button small"
-            aria-label="Reply"
-            title="Reply"
-            onClick={() => startReply(message)}
-          >
-            <Icon name="reply" size={16} />
-          </button>
-          <button
-            type="button"
-            class="icon-button small"
-            aria-label="React"
-            title="React"
-            aria-expanded={picking}
+          <IconButton label="Reply" icon="reply" size={16} small onClick={() => startReply(message)} />
+          <IconButton
+            label="React"
+            icon="smile"
+            size={16}
+            small
+            expanded={picking}
+            buttonRef={reactRef}
             onClick={() => setPicking(!picking)}
-          >
-            <Icon name="smile" size={16} />
-          </button>
-          {own && (
-            <button
-              type="button"
-              class="icon-button small"
-              aria-label="Edit"
-              title="Edit"
-              onClick={() => startEdit(message)}
-            >
-              <Icon name="edit" size={16} />
-            </button>
-          )}
+          />
+          {own && <IconButton label="Edit" icon="edit" size={16} small onClick={() => startEdit(message)} />}
           {(own || canModerate) && (
-            <button
-              type="button"
-              class="icon-button small danger"
-              aria-label="Delete"
-              title="Delete"
+            <IconButton
+              label="Delete"
+              icon="trash"
+              size={16}
+              small
+              danger
               onClick={() => deleteMessage(message).catch((e: unknown) => showToast(errorText(e)))}
-            >
-              <Icon name="trash" size={16} />
-            </button>
+            />
           )}
         </div>
       )}

@@ -12,7 +12,7 @@ import {
   typing,
 } from "../state.js";
 import { Composer } from "./Composer.js";
-import { Icon } from "./icons.js";
+import { Icon, IconButton } from "./icons.js";
 import { MessageList } from "./MessageList.js";
 
 function typingText(roomId: number): string {
@@ -73,15 +73,7 @@ function RoomHeader({ room }: { room: Room }) {
           <Icon name="users" size={16} />
           <span aria-hidden="true">{room.memberCount}</span>
         </button>
-        <button
-          type="button"
-          class="icon-button"
-          aria-label="Room settings"
-          title="Room settings"
-          onClick={() => (openDialog.value = "settings")}
-        >
-          <Icon name="settings" />
-        </button>
+        <IconButton label="Room settings" icon="settings" onClick={() => (openDialog.value = "settings")} />
       </div>
     </header>
   );

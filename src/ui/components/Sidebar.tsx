@@ -13,7 +13,7 @@ import {
   unseenCount,
 } from "../state.js";
 import { errorText } from "../api.js";
-import { Icon } from "./icons.js";
+import { Icon, IconButton } from "./icons.js";
 import { Avatar, PresenceDot } from "./Presence.js";
 
 /** "general" or "general, 3 unread" (UI.md); mentions go in the description. */
@@ -88,24 +88,14 @@ export function Sidebar() {
       <nav aria-label="Rooms" class="room-nav">
         <div class="section-head">
           <h2>Rooms</h2>
-          <button
-            type="button"
-            class="icon-button small"
-            aria-label="Browse rooms"
-            title="Browse rooms"
+          <IconButton
+            label="Browse rooms"
+            icon="search"
+            size={16}
+            small
             onClick={() => (openDialog.value = "browse")}
-          >
-            <Icon name="search" size={16} />
-          </button>
-          <button
-            type="button"
-            class="icon-button small"
-            aria-label="New room"
-            title="New room"
-            onClick={() => (openDialog.value = "new-room")}
-          >
-            <Icon name="plus" size={16} />
-          </button>
+          />
+          <IconButton label="New room" icon="plus" size={16} small onClick={() => (openDialog.value = "new-room")} />
         </div>
         <ul class="room-list">
           {channels.map((r) => (
@@ -115,15 +105,13 @@ export function Sidebar() {
         </ul>
         <div class="section-head">
           <h2>Direct messages</h2>
-          <button
-            type="button"
-            class="icon-button small"
-            aria-label="New direct message"
-            title="New direct message"
+          <IconButton
+            label="New direct message"
+            icon="plus"
+            size={16}
+            small
             onClick={() => (openDialog.value = "direct")}
-          >
-            <Icon name="plus" size={16} />
-          </button>
+          />
         </div>
         <ul class="room-list">
           {direct.map((r) => (
@@ -141,24 +129,14 @@ export function Sidebar() {
             <bdi class="me-name">{user.displayName}</bdi>
             <span class="me-status">{away ? "Away" : "Online"}</span>
           </div>
-          <button
-            type="button"
-            class="icon-button small"
-            aria-label={away ? "Set yourself online" : "Set yourself away"}
-            title={away ? "Set yourself online" : "Set yourself away"}
+          <IconButton
+            label={away ? "Set yourself online" : "Set yourself away"}
+            icon={away ? "sun" : "moon"}
+            size={16}
+            small
             onClick={() => setMyStatus(away ? "online" : "away").catch((e: unknown) => showToast(errorText(e)))}
-          >
-            <Icon name={away ? "sun" : "moon"} size={16} />
-          </button>
-          <button
-            type="button"
-            class="icon-button small"
-            aria-label="Sign out"
-            title="Sign out"
-            onClick={() => void signOut()}
-          >
-            <Icon name="logout" size={16} />
-          </button>
+          />
+          <IconButton label="Sign out" icon="logout" size={16} small onClick={() => void signOut()} />
         </div>
       )}
     </div>

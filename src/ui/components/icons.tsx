@@ -1,4 +1,5 @@
 /** Inline SVG icons (no icon font: the UI must work offline and under a strict CSP). */
+import type { Ref } from "preact";
 const paths = {
   menu: "M3 6h18M3 12h18M3 18h18",
   plus: "M12 5v14M5 12h14",
@@ -41,5 +42,33 @@ export function Icon({ name, size = 18 }: { name: IconName; size?: number }) {
     >
       <path d={paths[name]} />
     </svg>
+  );
+}
+
+/** A button showing only an icon: its label is its accessible name and, unless given, its tooltip. */
+export function IconButton(props: {
+  label: string;
+  icon: IconName;
+  onClick: () => void;
+  size?: number;
+  small?: boolean;
+  danger?: boolean;
+  title?: string;
+  expanded?: boolean;
+  buttonRef?: Ref<HTMLButtonElement>;
+}) {
+  const classes = ["icon-button", props.small ? "small" : "", props.danger ? "danger" : ""].filter(Boolean).join(" ");
+  return (
+    <button
+      type="button"
+      ref={props.buttonRef}
+      class={classes}
+      aria-label={props.label}
+      title={props.title ?? props.label}
+      aria-expanded={props.expanded}
+      onClick={props.onClick}
+    >
+      <Icon name={props.icon} size={props.size} />
+    </button>
   );
 }
