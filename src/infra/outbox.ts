@@ -686,6 +686,14 @@ export async function countDeadLetters(db: Sql, owner: string): Promise<number> 
   return Number(row?.n ?? 0);
 }
 
+/** Removes a dead letter and returns it; null when another instance took it first or it never was here. */
+async function takeDeadLetter(trx: Sql, owner: string, id: string): Promise<DeadLetterRow | null> {
+  const row = await trx<DeadLetterRow>(deadLetterTable(owner)).where({ id }).first();
+  if (!row) return null;
+  const deleted = await trx(deadLetterTable(owner)).where({ id }).delete();
+  return deleted === 0 ? null : row;
+}
+
 /**
  * Puts a dead letter back into the outbox for its consumer, with a fresh count of attempts (the
  * relay must be kicked after), and audits it; null when this database has no such dead letter
@@ -698,10 +706,8 @@ export async function retryDeadLetter(
   by: { userId: number | null; requestId: string | null },
 ): Promise<DeadLetter | null> {
   return db.transaction(async (trx) => {
-    const row = await trx<DeadLetterRow>(deadLetterTable(owner)).where({ id }).first();
+    const row = await takeDeadLetter(trx, owner, id);
     if (!row) return null;
-    const deleted = await trx(deadLetterTable(owner)).where({ id }).delete();
-    if (deleted === 0) return null;
     const now = Date.now();
     const existing = await trx<OutboxRow>(outboxTable(owner))
       .where({ event_id: row.event_id })
@@ -749,10 +755,8 @@ export async function dropDeadLetter(
   by: { userId: number | null; requestId: string | null },
 ): Promise<DeadLetter | null> {
   return db.transaction(async (trx) => {
-    const row = await trx<DeadLetterRow>(deadLetterTable(owner)).where({ id }).first();
+    const row = await takeDeadLetter(trx, owner, id);
     if (!row) return null;
-    const deleted = await trx(deadLetterTable(owner)).where({ id }).delete();
-    if (deleted === 0) return null;
     const letter = toDeadLetter(owner, row);
     await writeOutbox(trx, owner, [
       {

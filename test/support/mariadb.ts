@@ -21,7 +21,7 @@ import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readFileSync,
 import os from "node:os";
 import path from "node:path";
 import mysql from "mysql2/promise";
-import { freePort, isCI } from "./servers.js";
+import { freePort, isCI, onPath } from "./servers.js";
 
 const START_TIMEOUT_MS = 30_000;
 const STOP_TIMEOUT_MS = 30_000;
@@ -32,14 +32,6 @@ const live = new Set<ChildProcess>();
 process.on("exit", () => {
   for (const child of live) child.kill("SIGKILL");
 });
-
-function onPath(name: string): string | undefined {
-  for (const dir of (process.env.PATH ?? "").split(path.delimiter)) {
-    const file = path.join(dir, name);
-    if (dir && existsSync(file)) return file;
-  }
-  return undefined;
-}
 
 interface Binaries {
   mariadbd: string;

@@ -24,7 +24,7 @@ import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, wr
 import os from "node:os";
 import path from "node:path";
 import type { RabbitCtl } from "./rabbitmq.js";
-import { freePort, isCI, tcpConnect } from "./servers.js";
+import { freePort, isCI, onPath, tcpConnect } from "./servers.js";
 
 const START_TIMEOUT_MS = 60_000;
 const CTL_TIMEOUT_MS = 90_000;
@@ -37,14 +37,6 @@ process.on("exit", () => {
     child.kill("SIGKILL");
   }
 });
-
-function onPath(name: string): string | undefined {
-  for (const dir of (process.env.PATH ?? "").split(path.delimiter)) {
-    const file = path.join(dir, name);
-    if (dir && existsSync(file)) return file;
-  }
-  return undefined;
-}
 
 interface Binaries {
   server: string;

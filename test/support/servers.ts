@@ -16,7 +16,9 @@
  *   });
  */
 import { randomBytes } from "node:crypto";
+import { existsSync } from "node:fs";
 import net from "node:net";
+import path from "node:path";
 import { MongoClient } from "mongodb";
 import mysql from "mysql2/promise";
 
@@ -37,6 +39,15 @@ export function mysqlUrl(): string {
 /** Set by scripts/test.mjs, which starts FerretDB for the run when it is not given. */
 export function mongoUrl(): string | undefined {
   return process.env.TEST_MONGO_URL || undefined;
+}
+
+/** The first `name` on the PATH, or undefined. */
+export function onPath(name: string): string | undefined {
+  for (const dir of (process.env.PATH ?? "").split(path.delimiter)) {
+    const file = path.join(dir, name);
+    if (dir && existsSync(file)) return file;
+  }
+  return undefined;
 }
 
 export function isCI(): boolean {
