@@ -71,8 +71,7 @@ function NewRoomDialog() {
             <input type="checkbox" name="private" aria-describedby="private-hint" /> Private
           </label>
           <span class="muted" id="private-hint">
-            {" "}
-            — only invited people can join
+            Only invited people can see and join it
           </span>
         </div>
         <Field
