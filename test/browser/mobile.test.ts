@@ -44,18 +44,38 @@ test(
       deviceScaleFactor: 2,
     });
     const A = alice.page;
+    // Hold the first room list back, so the drawer is opened before the latest room opens by itself.
+    let releaseRooms!: () => void;
+    const roomsHeld = new Promise<void>((resolve) => (releaseRooms = resolve));
+    await A.route(
+      (url) => url.pathname === "/api/rooms",
+      async (route) => {
+        await roomsHeld;
+        await route.continue();
+      },
+    );
     await signIn(A, { username: "alice" });
 
     const menu = ui.menu(A);
     await visible(menu);
     const link = ui.roomLink(A, "random");
 
-    // Open the drawer (it may start open when no room is chosen yet).
-    if ((await menu.getAttribute("aria-expanded")) !== "true") await menu.click();
+    // Open the drawer at once; the latest room opening meanwhile leaves it open.
+    await menu.click();
     await eventually("Menu says the drawer is open", async () => {
       assert.equal(await menu.getAttribute("aria-expanded"), "true");
     });
+    releaseRooms();
+    await ui.title(A, "random").waitFor();
+    assert.equal(await menu.getAttribute("aria-expanded"), "true", "the drawer stays open");
     await eventually("the room list is on screen", () => onScreen(link));
+    await ui.roomLink(A, "general").click();
+    await ui.title(A, "general").waitFor();
+    await eventually("Menu says the drawer is closed", async () => {
+      assert.equal(await menu.getAttribute("aria-expanded"), "false");
+    });
+    await menu.click();
+    await eventually("the room list is on screen again", () => onScreen(link));
 
     // Pick a room: the drawer closes and the room is there.
     await link.click();

@@ -532,9 +532,11 @@ export async function signIn(page: Page, who: Credentials): Promise<void> {
 
 /** Opens a room from `Rooms` (through `Menu` first when the list is in a closed drawer). */
 export async function openRoom(page: Page, name: string): Promise<void> {
-  const link = ui.roomLink(page, name);
-  if (!(await link.first().isVisible()) && (await ui.menu(page).isVisible())) await ui.menu(page).click();
-  await link.first().click();
+  const link = ui.roomLink(page, name).first();
+  const menu = ui.menu(page);
+  if ((await menu.isVisible()) && (await menu.getAttribute("aria-expanded")) !== "true") await menu.click();
+  await link.waitFor({ state: "visible" });
+  await link.click();
   await ui.title(page, name).waitFor();
 }
 

@@ -1,6 +1,6 @@
 /** The whole UI: sign-in when signed out, otherwise the sidebar, the open room and its members. */
 import { useEffect, useState } from "preact/hooks";
-import { startClient, stopClient } from "../chat.js";
+import { applyRoute, startClient, stopClient } from "../chat.js";
 import { session } from "../session.js";
 import {
   caughtUp,
@@ -70,9 +70,12 @@ function ChatScreen() {
   useEffect(() => {
     if (openDialog.value) drawerOpen.value = false;
   }, [openDialog.value]);
-  // With no room in the address, open the most recent one.
+  // With no room in the address, open the most recent one. replaceState fires no `hashchange`, so a
+  // drawer the user opened meanwhile stays open (navigating closes it).
   useEffect(() => {
-    if (!location.hash && sortedRooms.value.length > 0) location.replace(`#/rooms/${sortedRooms.value[0].id}`);
+    if (location.hash || sortedRooms.value.length === 0) return;
+    history.replaceState(history.state, "", `#/rooms/${sortedRooms.value[0].id}`);
+    applyRoute();
   }, [sortedRooms.value.length > 0]);
   return (
     <div class="app">
