@@ -7,6 +7,9 @@
  *   node scripts/test.mjs integration          test/integration/**\/*.test.ts
  *   node scripts/test.mjs faults               test/faults/**\/*.test.ts (`npm run test:faults`: the fault
  *                                              suite under load, minutes long; CI runs it after `npm test`)
+ *   node scripts/test.mjs ops                  test/ops/**\/*.test.ts (`npm run test:ops`: ops/ansible, the
+ *                                              Vagrantfile and ops/rex linted, then deployed onto systemd-nspawn
+ *                                              hosts; needs root and Debian's ansible, systemd-container…)
  *   node scripts/test.mjs test/x.test.ts dir/  given files, and the *.test.ts under given folders
  *   node scripts/test.mjs -- --test-name-pattern=login   options after `--` go to `node --test`
  *
@@ -46,17 +49,17 @@ function findTests(dir) {
   return found.sort();
 }
 
-/** Run only when asked for (`faults`, or the folder or a file in it), never by a plain `npm test`. */
-const FAULTS_DIR = path.join(TEST_DIR, "faults");
+/** Run only when asked for (by name, or the folder or a file in it), never by a plain `npm test`. */
+const ON_REQUEST = ["faults", "ops"].map((name) => path.join(TEST_DIR, name) + path.sep);
 
 function selectFiles(args) {
   if (args.length === 0) {
-    const files = findTests(TEST_DIR).filter((f) => !f.startsWith(FAULTS_DIR + path.sep));
-    return { files, what: "all tests (without test/faults)" };
+    const files = findTests(TEST_DIR).filter((f) => !ON_REQUEST.some((dir) => f.startsWith(dir)));
+    return { files, what: "all tests (without test/faults and test/ops)" };
   }
   const files = [];
   for (const arg of args) {
-    if (arg === "unit" || arg === "integration" || arg === "faults") {
+    if (["unit", "integration", "faults", "ops"].includes(arg)) {
       files.push(...findTests(path.join(TEST_DIR, arg)));
       continue;
     }
