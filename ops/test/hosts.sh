@@ -20,7 +20,7 @@
 set -euo pipefail
 
 # Bump when the way the root filesystem is built changes: a new cache directory follows.
-ROOTFS_VERSION=1
+ROOTFS_VERSION=2
 SUITE=bookworm
 PACKAGES=(
   systemd systemd-sysv dbus libpam-systemd openssh-server python3 python3-apt sudo iproute2 iputils-ping
@@ -29,8 +29,13 @@ PACKAGES=(
   # Ansible (become_user needs acl; the common role wants tzdata), the backup timer's tools, debugging.
   acl tzdata cron logrotate openssl netcat-openbsd unzip
 )
-# Installed but not started at boot: the roles enable them.
-DISABLED_UNITS=(rabbitmq-server.service mariadb.service nginx.service)
+# Installed but not started at boot: the roles enable them (epmd.service takes epmd.socket along; RabbitMQ
+# wants the socket itself).
+DISABLED_UNITS=(rabbitmq-server.service mariadb.service nginx.service epmd.service)
+# Never at boot on a test host: timers that would reach for the network or hold dpkg's lock during a
+# play, and units with nothing to do in a container.
+MASKED_UNITS=(apt-daily.timer apt-daily-upgrade.timer dpkg-db-backup.timer e2scrub_all.timer e2scrub_reap.service
+  fstrim.timer)
 
 NET=${NOCHAT_OPS_NET:-10.199.0}
 BRIDGE=${NOCHAT_OPS_BRIDGE:-ncbr0}
@@ -58,7 +63,7 @@ declare -A TOOL_PACKAGE=([systemd-nspawn]=systemd-container [debootstrap]=deboot
 # ---- root filesystem ---------------------------------------------------------------------------------
 
 rootfs_hash() {
-  printf '%s\n' "$ROOTFS_VERSION" "$SUITE" "${PACKAGES[@]}" "${DISABLED_UNITS[@]}" | sha256sum | cut -c1-16
+  printf '%s\n' "$ROOTFS_VERSION" "$SUITE" "${PACKAGES[@]}" "${DISABLED_UNITS[@]}" "${MASKED_UNITS[@]}" | sha256sum | cut -c1-16
 }
 rootfs_dir() { printf '%s/rootfs-%s' "$CACHE" "$(rootfs_hash)"; }
 
@@ -87,6 +92,21 @@ apt_mirrors() {
   fi
 }
 
+# Older root filesystems no running host uses (as an overlay's lower directory) are removed.
+prune_rootfs() {
+  local keep=$1 old
+  for old in "$CACHE"/rootfs-*/; do
+    old=${old%/}
+    [[ -d $old && $old != "$keep" ]] || continue
+    if grep -qF "lowerdir=$old," /proc/self/mounts; then
+      log "keeping $old: a host still runs on it"
+      continue
+    fi
+    log "removing the outdated $old"
+    rm -rf "$old" "$old.lock"
+  done
+}
+
 cmd_rootfs() {
   need_root
   need debootstrap flock chroot unshare sha256sum
@@ -113,6 +133,7 @@ cmd_rootfs() {
   [[ -n $mirror ]] || die "no $SUITE mirror found in $SOURCES or /etc/apt/sources.list"
   local started=$SECONDS tmp
   tmp=$(mktemp -d "$CACHE/.rootfs-build.XXXXXX")
+  chmod 0755 "$tmp" # the image's / (mktemp's 0700 locks every non-root user out, mysql and _apt among them)
   # shellcheck disable=SC2064 # expand now: the trap must remove this build's directory
   trap "rm -rf '$tmp'" EXIT
   log "building the root filesystem in $tmp (debootstrap $SUITE from $mirror${security:+, security from $security})"
@@ -148,11 +169,18 @@ cmd_rootfs() {
     chroot "$root" apt-get update
     chroot "$root" apt-get -y upgrade
     chroot "$root" apt-get install -y --no-install-recommends "$@"
+    # mariadb-server'"'"'s postinst runs mysql_install_db and ignores its failure: make sure of the tables.
+    if [[ -x $root/usr/bin/mysql_install_db && ! -d $root/var/lib/mysql/mysql ]]; then
+      TMPDIR= chroot "$root" bash /usr/bin/mysql_install_db --rpm --cross-bootstrap --user=mysql --disable-log-bin \
+        --skip-test-db
+    fi
+    [[ ! -x $root/usr/bin/mysql_install_db || -d $root/var/lib/mysql/mysql ]]
     chroot "$root" apt-get clean
   ' install "$tmp" "${PACKAGES[@]}" >&2
   log "packages installed after $((SECONDS - started)) s"
 
   chroot "$tmp" systemctl disable "${DISABLED_UNITS[@]}" >&2
+  chroot "$tmp" systemctl mask "${MASKED_UNITS[@]}" >&2
   chroot "$tmp" systemctl enable systemd-networkd.service ssh.service >&2
   # Per-host identity comes at boot (`up`): no machine id, no host keys in the image.
   rm -f "$tmp"/etc/ssh/ssh_host_*
@@ -166,6 +194,7 @@ cmd_rootfs() {
   trap - EXIT
   exec 9>&-
   log "root filesystem ready: $dir (built in $((SECONDS - started)) s)"
+  prune_rootfs "$dir"
   printf '%s\n' "$dir"
 }
 
