@@ -202,8 +202,13 @@ cmd_rootfs() {
 
 host_pairs() {
   local pair
+  local -A seen=()
   for pair in $HOSTS; do
-    [[ $pair =~ ^([a-zA-Z0-9][a-zA-Z0-9-]*):([0-9]{1,3})$ ]] || die "bad NOCHAT_OPS_HOSTS entry: $pair (want name:octet)"
+    [[ $pair =~ ^([a-zA-Z0-9][a-zA-Z0-9-]{0,30}):([0-9]{1,3})$ ]] || die "bad NOCHAT_OPS_HOSTS entry: $pair (want name:octet)"
+    ((BASH_REMATCH[2] >= 2 && BASH_REMATCH[2] <= 254)) || die "$pair: the last octet must be 2..254 (.1 is this machine)"
+    [[ -z ${seen[${BASH_REMATCH[1]}]:-} && -z ${seen[${BASH_REMATCH[2]}]:-} ]] || die "$pair: name or address twice"
+    seen[${BASH_REMATCH[1]}]=1
+    seen[${BASH_REMATCH[2]}]=1
     printf '%s %s\n' "${BASH_REMATCH[1]}" "${BASH_REMATCH[2]}"
   done
 }
@@ -271,6 +276,12 @@ Name=host0
 Address=$NET.$octet/24
 LinkLocalAddressing=no
 IPv6AcceptRA=no
+
+# A default route without a gateway: Ansible's ansible_default_ipv4 (and \`ip route get\`) name host0 as on
+# a real host, while nothing answers ARP for outside addresses, so nothing leaves the bridge.
+[Route]
+Destination=0.0.0.0/0
+Scope=link
 EOF
 }
 
@@ -311,15 +322,19 @@ remove_cgroups() {
 }
 
 boot_host() {
-  local name=$1 dir=$2 leaf
-  leaf=$(printf '%s' "$STATE" | sha256sum | cut -c1-8)-$name
+  local name=$1 dir=$2 tag leaf
+  tag=$(printf '%s' "$STATE" | sha256sum | cut -c1-8)
+  leaf=$tag-$name
   log "$name: booting"
   # In the background, from its own cgroup, in its own session (setsid: it outlives this script); all
   # its output goes to the console log.
   (
     join_cgroup "$leaf" >"$dir/cgroups"
+    # The machine name (the host side of the veth is vb-<machine>, shortened with a hash when long) is
+    # tagged with the state directory: two sets of hosts may both have an "infra". The host's own name
+    # comes from its /etc/hostname.
     exec setsid systemd-nspawn --quiet --boot --register=no --keep-unit --link-journal=no --console=read-only \
-      --network-bridge="$BRIDGE" --resolv-conf=off --timezone=off -M "$name" -D "$dir/root"
+      --network-bridge="$BRIDGE" --resolv-conf=off --timezone=off -M "$name-${tag:0:4}" -D "$dir/root"
   ) </dev/null >>"$dir/console.log" 2>&1 9>&- &
   printf '%s\n' "$!" >"$dir/pid"
 }
