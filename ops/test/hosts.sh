@@ -215,12 +215,12 @@ host_pairs() {
 
 # The pid in a pid file if that process is still a systemd-nspawn.
 running_pid() {
-  local pidfile=$1 pid
+  local pidfile=$1 pid cmdline
   [[ -f $pidfile ]] || return 1
   pid=$(<"$pidfile")
-  [[ $pid =~ ^[0-9]+$ ]] || return 1
-  [[ -r /proc/$pid/cmdline ]] || return 1
-  tr '\0' ' ' <"/proc/$pid/cmdline" | grep -q systemd-nspawn || return 1
+  [[ $pid =~ ^[0-9]+$ && -r /proc/$pid/cmdline ]] || return 1
+  cmdline=$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null) || return 1
+  [[ $cmdline == *systemd-nspawn* ]] || return 1
   printf '%s\n' "$pid"
 }
 
@@ -311,6 +311,32 @@ join_cgroup() {
   done </proc/self/cgroup
 }
 
+# The processes still in a host's cgroups (a container whose systemd-nspawn was killed keeps running).
+cgroup_pids() {
+  local file=$1 dir
+  [[ -f $file ]] || return 0
+  while read -r dir; do
+    [[ -d $dir ]] && find "$dir" -name cgroup.procs -exec cat {} + 2>/dev/null
+  done <"$file"
+  return 0
+}
+
+kill_cgroups() {
+  local file=$1 dir pid i
+  [[ -f $file ]] || return 0
+  for ((i = 0; i < 50; i++)); do
+    [[ -n $(cgroup_pids "$file") ]] || return 0
+    while read -r dir; do
+      if [[ -f $dir/cgroup.kill ]]; then
+        printf '1\n' >"$dir/cgroup.kill" 2>/dev/null || true
+      fi
+    done <"$file"
+    for pid in $(cgroup_pids "$file"); do kill -KILL "$pid" 2>/dev/null || true; done
+    sleep 0.1
+  done
+  log "processes left in $(xargs <"$file"): $(cgroup_pids "$file" | xargs)"
+}
+
 remove_cgroups() {
   local file=$1 dir
   [[ -f $file ]] || return 0
@@ -335,15 +361,26 @@ boot_host() {
     # comes from its /etc/hostname.
     exec setsid systemd-nspawn --quiet --boot --register=no --keep-unit --link-journal=no --console=read-only \
       --network-bridge="$BRIDGE" --resolv-conf=off --timezone=off -M "$name-${tag:0:4}" -D "$dir/root"
-  ) </dev/null >>"$dir/console.log" 2>&1 9>&- &
+  ) </dev/null >>"$dir/console.log" 2>&1 8>&- 9>&- &
   printf '%s\n' "$!" >"$dir/pid"
+}
+
+# up and down of one state directory take turns (fd 8; booted hosts don't inherit it).
+lock_state() {
+  mkdir -p "$STATE"
+  exec 8>"$STATE/lock"
+  if ! flock -n 8; then
+    log "waiting for another up/down on $STATE"
+    flock 8
+  fi
 }
 
 cmd_up() {
   need_root
-  need systemd-nspawn ssh ssh-keygen ip
+  need systemd-nspawn ssh ssh-keygen ip flock
   local rootfs started=$SECONDS name octet dir
   rootfs=$(cmd_rootfs)
+  lock_state
   mkdir -p "$STATE/hosts"
   [[ -f $KEY ]] || ssh-keygen -q -t ed25519 -N '' -C "nochat-ops@$(hostname)" -f "$KEY"
   bridge_up
@@ -391,8 +428,10 @@ teardown_host() {
   [[ -d $dir ]] || return 0
   if pid=$(running_pid "$dir/pid"); then
     log "$(basename "$dir"): powering off"
-    kill -TERM "$pid" 2>/dev/null || true
+    # systemd-nspawn turns each SIGTERM into an orderly poweroff request to the container's systemd,
+    # which ignores it while it is still starting up: asked again every 5 s.
     for ((i = 0; i < 300; i++)); do
+      ((i % 50)) || kill -TERM "$pid" 2>/dev/null || true
       kill -0 "$pid" 2>/dev/null || break
       sleep 0.1
     done
@@ -405,6 +444,7 @@ teardown_host() {
       done
     fi
   fi
+  kill_cgroups "$dir/cgroups"
   remove_cgroups "$dir/cgroups"
   if mountpoint -q "$dir/root"; then
     umount "$dir/root" 2>/dev/null || umount -l "$dir/root"
@@ -416,6 +456,7 @@ cmd_down() {
   local dir bridge
   if [[ -d $STATE/hosts ]]; then
     need_root
+    lock_state
     for dir in "$STATE"/hosts/*/; do
       [[ -d $dir ]] && teardown_host "${dir%/}" &
     done
@@ -424,11 +465,15 @@ cmd_down() {
   fi
   for bridge in "$(cat "$STATE/bridge" 2>/dev/null || true)" "$BRIDGE"; do
     [[ -n $bridge ]] || continue
-    if ip link show dev "$bridge" >/dev/null 2>&1; then
-      need_root
-      log "deleting bridge $bridge"
-      ip link del "$bridge"
+    ip link show dev "$bridge" >/dev/null 2>&1 || continue
+    need_root
+    # Another set of hosts (another state directory) may share it: kept while anything is attached.
+    if [[ -n $(ip -o link show master "$bridge" 2>/dev/null) ]]; then
+      log "keeping bridge $bridge: other hosts are attached to it"
+      continue
     fi
+    log "deleting bridge $bridge"
+    ip link del "$bridge"
   done
   rm -f "$STATE/bridge"
 }
