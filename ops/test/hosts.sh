@@ -15,6 +15,7 @@
 #   NOCHAT_OPS_HOSTS   "name:lastoctet ..." (default "infra:10 gw1:11 gw2:12 worker1:21")
 #   NOCHAT_OPS_CACHE   where root filesystems are cached (default $XDG_CACHE_HOME/nochat/ops or ~/.cache/nochat/ops)
 #   NOCHAT_OPS_BOOT_TIMEOUT  seconds `up` waits for every host's sshd (default 90)
+#   NOCHAT_OPS_OVERLAY       0: copy the root filesystem for each host instead of an overlay on it
 #
 # Logs go to stderr; stdout carries only what callers use (the rootfs path, the export lines).
 set -euo pipefail
@@ -98,10 +99,8 @@ prune_rootfs() {
   for old in "$CACHE"/rootfs-*/; do
     old=${old%/}
     [[ -d $old && $old != "$keep" ]] || continue
-    if grep -qF "lowerdir=$old," /proc/self/mounts; then
-      log "keeping $old: a host still runs on it"
-      continue
-    fi
+    # Still a running host's lower directory: kept.
+    grep -qF "lowerdir=$old," /proc/self/mounts && continue
     log "removing the outdated $old"
     rm -rf "$old" "$old.lock"
   done
@@ -113,6 +112,7 @@ cmd_rootfs() {
   local dir
   dir=$(rootfs_dir)
   if [[ -f $dir/.nochat-rootfs ]]; then
+    prune_rootfs "$dir"
     printf '%s\n' "$dir"
     return
   fi
@@ -243,7 +243,8 @@ bridge_up() {
 prepare_root() {
   local rootfs=$1 dir=$2
   mkdir -p "$dir/upper" "$dir/work" "$dir/root"
-  if mount -t overlay overlay -o "lowerdir=$rootfs,upperdir=$dir/upper,workdir=$dir/work" "$dir/root" 2>/dev/null; then
+  if [[ ${NOCHAT_OPS_OVERLAY:-1} != 0 ]] &&
+    mount -t overlay overlay -o "lowerdir=$rootfs,upperdir=$dir/upper,workdir=$dir/work" "$dir/root" 2>/dev/null; then
     printf 'overlay\n' >"$dir/mode"
   else
     log "$(basename "$dir"): overlayfs not available here, copying the root filesystem"
@@ -362,7 +363,15 @@ boot_host() {
     exec setsid systemd-nspawn --quiet --boot --register=no --keep-unit --link-journal=no --console=read-only \
       --network-bridge="$BRIDGE" --resolv-conf=off --timezone=off -M "$name-${tag:0:4}" -D "$dir/root"
   ) </dev/null >>"$dir/console.log" 2>&1 8>&- 9>&- &
-  printf '%s\n' "$!" >"$dir/pid"
+  local pid=$! i
+  printf '%s\n' "$pid" >"$dir/pid"
+  # Until the subshell has become systemd-nspawn, running_pid would take it for gone.
+  for ((i = 0; i < 100; i++)); do
+    running_pid "$dir/pid" >/dev/null && return 0
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.05
+  done
+  running_pid "$dir/pid" >/dev/null || die "$name: systemd-nspawn did not start; see $dir/console.log"
 }
 
 # up and down of one state directory take turns (fd 8; booted hosts don't inherit it).
@@ -398,16 +407,22 @@ cmd_up() {
     boot_host "$name" "$dir"
   done < <(host_pairs)
 
-  local -a opts pending
+  # Every pending host probed at once each round (a host still without its address costs a connect timeout).
+  local -a opts pending left
+  local -A probe=()
   mapfile -t opts < <(ssh_opts)
   mapfile -t pending < <(host_pairs | awk '{ print $1 }')
-  local deadline=$((SECONDS + BOOT_TIMEOUT)) left
+  local deadline=$((SECONDS + BOOT_TIMEOUT))
   while ((${#pending[@]})); do
-    left=()
     for name in "${pending[@]}"; do
       dir=$STATE/hosts/$name
       running_pid "$dir/pid" >/dev/null || die "$name: systemd-nspawn exited; see $dir/console.log"
-      if ssh "${opts[@]}" "root@$(<"$dir/ip")" true </dev/null 2>/dev/null; then
+      ssh "${opts[@]}" "root@$(<"$dir/ip")" true </dev/null >/dev/null 2>&1 8>&- &
+      probe[$name]=$!
+    done
+    left=()
+    for name in "${pending[@]}"; do
+      if wait "${probe[$name]}"; then
         log "$name: sshd answers ($((SECONDS - started)) s)"
       else
         left+=("$name")
@@ -524,7 +539,7 @@ cmd_status() {
   done
 }
 
-usage() { sed -n '2,20s/^# \{0,1\}//p' "$0" >&2; }
+usage() { sed -n '2,/^set -euo/{/^#/s/^# \{0,1\}//p}' "$0" >&2; }
 
 case ${1:-} in
   rootfs) cmd_rootfs ;;
