@@ -10,9 +10,10 @@
 # Native modules (better-sqlite3, @node-rs/argon2) are built/installed here for this machine's
 # platform: Node 24, linux-x64, glibc — the hosts must match (Debian bookworm, like the controller).
 #
-# Name: nochat-<package version>-<git short sha>.tar.gz when the inputs (sources, package files) are
-# committed, else nochat-<version>-<sha>-<hash of the inputs>.tar.gz. An existing tarball of that name
-# is reused (the build is skipped). Prints the tarball's path on stdout (everything else on stderr).
+# Name: nochat-<package version>-<short sha of the last commit that changed an input>.tar.gz when the
+# inputs (sources, package files) are committed, else nochat-<version>-<sha>-<hash of the inputs>.tar.gz.
+# An existing tarball of that name is reused (the build is skipped); the newest 5 are kept. Prints the
+# tarball's path on stdout (everything else on stderr).
 #
 #   scripts/release.sh [--force]      rebuild even when a tarball of that name exists
 #   NOCHAT_RELEASE_DIR                where tarballs go (default dist/release, gitignored)
@@ -25,7 +26,7 @@ for arg in "$@"; do
   case "$arg" in
     --force) FORCE=1 ;;
     -h | --help)
-      sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'
+      sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'
       exit 0
       ;;
     *)
@@ -48,7 +49,8 @@ existing_inputs=()
 for p in "${INPUTS[@]}"; do [ -e "$p" ] && existing_inputs+=("$p"); done
 
 version="$(node -p 'require("./package.json").version')"
-sha="$(git rev-parse --short=10 HEAD)"
+# The last commit that changed an input: commits elsewhere (docs, ops, tests) keep the release's name.
+sha="$(git log -1 --format=%h --abbrev=10 -- "${existing_inputs[@]}")"
 if [ -z "$(git status --porcelain --untracked-files=normal -- "${existing_inputs[@]}")" ]; then
   id="$sha"
 else
@@ -108,5 +110,8 @@ log "checking the native modules load under $(node -v) ($(uname -m))"
 log "packing"
 tar -C "$STAGE/$name" --owner=0 --group=0 --numeric-owner --sort=name -czf "$STAGE/$name.tar.gz" .
 mv "$STAGE/$name.tar.gz" "$tarball"
+# Older tarballs beyond the newest 5 go.
+find "$OUT_DIR" -maxdepth 1 -name 'nochat-*.tar.gz' -printf '%T@ %p\n' | sort -rn | tail -n +6 | cut -d' ' -f2- |
+  xargs -r rm -f --
 log "built $tarball ($(du -h "$tarball" | cut -f1)) in $((SECONDS - start)) s"
 echo "$tarball"
