@@ -47,7 +47,7 @@ const CLIENT_ADDRESSES = [2, 3, 4, 5, 6, 7, 8, 9].map((n) => `${NET}.${n}`);
 const COMPARED_TABLES = ["auth_credentials", "rooms", "room_members", "messages", "message_reactions"];
 
 const secret = () => randomBytes(24).toString("base64url");
-const ENV = {
+const ENV: Record<string, string> = {
   NOCHAT_OPS_NET: NET,
   NOCHAT_OPS_BRIDGE: BRIDGE,
   NOCHAT_OPS_STATE: OPS_STATE,
@@ -92,7 +92,8 @@ async function sshOk(host: HostName, command: string, timeoutMs?: number): Promi
 }
 
 function playbook(file: string, extra: string[] = [], name = file) {
-  return run("ansible-playbook", ["-i", INVENTORY, file, ...extra], {
+  const release = ENV.NOCHAT_RELEASE ? ["-e", `nochat_release_tarball=${ENV.NOCHAT_RELEASE}`] : [];
+  return run("ansible-playbook", ["-i", INVENTORY, file, ...release, ...extra], {
     cwd: ANSIBLE_DIR,
     env: ENV,
     timeoutMs: 1_500_000,
@@ -106,7 +107,13 @@ function getFrom(localAddress: string, urlPath: string): Promise<{ status: numbe
     const req = http.get(`${BASE}${urlPath}`, { localAddress, timeout: 10_000 }, (res) => {
       res.resume();
       res.on("end", () =>
-        resolve({ status: res.statusCode ?? 0, upstream: String(res.headers["x-nochat-upstream"] ?? "") }),
+        // $upstream_addr lists every gateway tried ("a:3000, b:3000"): the last one answered.
+        resolve({
+          status: res.statusCode ?? 0,
+          upstream: String(res.headers["x-nochat-upstream"] ?? "")
+            .split(", ")
+            .pop()!,
+        }),
       );
     });
     req.on("timeout", () => req.destroy(new Error(`GET ${urlPath} from ${localAddress}: timeout`)));
@@ -215,6 +222,15 @@ test(
     await runOk("bash", [HOSTS_SH, "up"], { env: ENV, timeoutMs: 300_000, name: "hosts-up" });
     t.diagnostic(`4 hosts up in ${Math.round((Date.now() - booted) / 1000)} s`);
     for (const address of CLIENT_ADDRESSES) await runOk("ip", ["addr", "replace", `${address}/24`, "dev", BRIDGE]);
+
+    // ---- the release, built once (a tree edited meanwhile must not make the second run differ) --------
+    const release = (
+      await runOk("bash", [path.join(REPO_ROOT, "scripts", "release.sh")], { timeoutMs: 900_000 })
+    ).stdout
+      .trim()
+      .split("\n")
+      .pop()!;
+    ENV.NOCHAT_RELEASE = release;
 
     // ---- site.yml, twice ---------------------------------------------------------------------------
     const first = Date.now();
