@@ -45,7 +45,7 @@ export function run(cmd: string, args: string[], options: RunOptions = {}): Prom
     const child = spawn(cmd, args, {
       cwd: options.cwd ?? REPO_ROOT,
       env: { ...process.env, ...options.env },
-      stdio: [options.input === undefined ? "ignore" : "pipe", "pipe", "pipe"],
+      stdio: ["pipe", "pipe", "pipe"],
     });
     let stdout = "";
     let stderr = "";
@@ -57,10 +57,8 @@ export function run(cmd: string, args: string[], options: RunOptions = {}): Prom
       stderr += chunk.toString();
       file.write(chunk);
     });
-    if (child.stdin) {
-      child.stdin.on("error", () => undefined); // a command that exits without reading its input
-      child.stdin.end(options.input);
-    }
+    child.stdin.on("error", () => undefined); // EPIPE: a command that exits without reading its input
+    child.stdin.end(options.input);
     const timer = setTimeout(() => {
       file.write(`\n[killed after ${options.timeoutMs} ms]\n`);
       child.kill("SIGKILL");
