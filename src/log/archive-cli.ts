@@ -4,14 +4,17 @@
  *
  *   node dist/src/log/archive-cli.js export [--out FILE]         gzip NDJSON to FILE or stdout
  *   node dist/src/log/archive-cli.js import [--replace] [FILE]   from FILE or stdin ("-"), gzipped or not
+ *   node dist/src/log/archive-cli.js check [FILE]                 read and check an archive, no store
  *   node dist/src/log/archive-cli.js count                        how many events the store holds
  *
  * The store is the one the log service opens, from the same configuration (src/config.ts): MONGO_URL,
  * else the embedded store under DATA_DIR. Run it with the node's environment, e.g.
  * `node --env-file=/etc/nochat/nochat.env …`. One line per event in MongoDB Extended JSON (relaxed),
  * so dates come back as dates; lines are in `_id` order, read in pages, so memory stays flat.
- * Importing is idempotent on the event id (a repeated event is skipped); `--replace` first deletes every
- * event in the store, so the log becomes exactly the archive (a restore). Progress and counts go to stderr.
+ * Importing is idempotent on the event id (a repeated event is skipped); `--replace` reads and checks the
+ * whole archive first, then deletes every event in the store and imports it, so the log becomes exactly
+ * the archive (a restore) and a damaged archive leaves the store untouched. `check` reads and checks an
+ * archive without opening the store. Progress and counts go to stderr.
  */
 import { createReadStream, createWriteStream, renameSync, rmSync } from "node:fs";
 import { createInterface } from "node:readline";
@@ -93,25 +96,14 @@ export interface ImportResult {
   deleted: number;
 }
 
-/** Reads an archive written by exportEvents (gzipped or plain NDJSON) into the store. */
-export async function importEvents(
-  store: DocStore,
-  input: AsyncIterable<Buffer>,
-  opts: { replace?: boolean; batch?: number } = {},
-): Promise<ImportResult> {
-  const events = store.collection<EventDoc>(EVENTS);
-  const batchSize = opts.batch ?? PAGE;
-  // Archives can be large, so lines are checked as they stream in: a broken one fails the import with
-  // its line number (after `replace` deleted the old events: restore from a verified backup; the backup
-  // script checks each file's checksum).
-  const deleted = opts.replace ? await events.deleteMany({}) : 0;
-  const result: ImportResult = { read: 0, inserted: 0, deleted };
-  let batch: EventDoc[] = [];
-  const flush = async (): Promise<void> => {
-    if (batch.length === 0) return;
-    result.inserted += (await events.insertMany(batch)).inserted;
-    batch = [];
-  };
+/**
+ * An archive: its bytes once, or a function that reads them again on each call (a file). `replace`
+ * reads an archive twice; one given once is kept in memory (its gzipped bytes) for the second pass.
+ */
+export type ArchiveSource = AsyncIterable<Buffer> | (() => AsyncIterable<Buffer>);
+
+/** The archive's events, each checked; a broken line or a damaged gzip stream throws (with its line). */
+async function* parseArchive(input: AsyncIterable<Buffer>): AsyncGenerator<EventDoc> {
   const lines = createInterface({ input: Readable.from(maybeGunzip(input)), crlfDelay: Infinity });
   let lineNo = 0;
   for await (const line of lines) {
@@ -126,6 +118,60 @@ export async function importEvents(
     if (typeof doc !== "object" || doc === null || typeof doc._id !== "string" || !(doc.ts instanceof Date)) {
       throw new Error(`line ${lineNo}: not an audit event (a string _id and a date ts expected)`);
     }
+    yield doc;
+  }
+}
+
+/** A source that can be read more than once. */
+async function rereadable(input: ArchiveSource): Promise<() => AsyncIterable<Buffer>> {
+  if (typeof input === "function") return input;
+  const chunks: Buffer[] = [];
+  for await (const chunk of input) chunks.push(chunk);
+  return async function* () {
+    yield* chunks;
+  };
+}
+
+/** Reads the whole archive without a store; resolves with its number of events, rejects if it is broken. */
+export async function checkArchive(input: ArchiveSource): Promise<number> {
+  let count = 0;
+  for await (const doc of parseArchive(typeof input === "function" ? input() : input)) {
+    void doc;
+    count += 1;
+  }
+  return count;
+}
+
+/** Reads an archive written by exportEvents (gzipped or plain NDJSON) into the store. */
+export async function importEvents(
+  store: DocStore,
+  input: ArchiveSource,
+  opts: { replace?: boolean; batch?: number } = {},
+): Promise<ImportResult> {
+  const events = store.collection<EventDoc>(EVENTS);
+  const batchSize = opts.batch ?? PAGE;
+  let source: AsyncIterable<Buffer>;
+  let deleted = 0;
+  if (opts.replace) {
+    // The whole archive is read and checked before anything is deleted: a damaged archive fails the
+    // import with the store as it was.
+    const open = await rereadable(input);
+    await checkArchive(open);
+    source = open();
+    deleted = await events.deleteMany({});
+  } else {
+    // Without `replace`, lines are checked as they stream in (importing is idempotent: a failed
+    // import can be repeated).
+    source = typeof input === "function" ? input() : input;
+  }
+  const result: ImportResult = { read: 0, inserted: 0, deleted };
+  let batch: EventDoc[] = [];
+  const flush = async (): Promise<void> => {
+    if (batch.length === 0) return;
+    result.inserted += (await events.insertMany(batch)).inserted;
+    batch = [];
+  };
+  for await (const doc of parseArchive(source)) {
     batch.push(doc);
     result.read += 1;
     if (batch.length >= batchSize) await flush();
@@ -136,13 +182,14 @@ export async function importEvents(
 
 const USAGE = `usage: archive-cli export [--out FILE]
        archive-cli import [--replace] [FILE|-]
+       archive-cli check [FILE|-]
        archive-cli count
 The store is MONGO_URL's, else the embedded one under DATA_DIR (as the log service's).`;
 
 class UsageError extends Error {}
 
 interface Args {
-  command: "export" | "import" | "count";
+  command: "export" | "import" | "check" | "count";
   out?: string;
   file?: string;
   replace: boolean;
@@ -150,7 +197,7 @@ interface Args {
 
 export function parseArgs(argv: string[]): Args {
   const [command, ...rest] = argv;
-  if (command !== "export" && command !== "import" && command !== "count") {
+  if (command !== "export" && command !== "import" && command !== "check" && command !== "count") {
     throw new UsageError(command ? `unknown command "${command}"` : "no command");
   }
   const args: Args = { command, replace: false };
@@ -161,7 +208,11 @@ export function parseArgs(argv: string[]): Args {
       if (!args.out) throw new UsageError(`${arg} needs a file name`);
     } else if (command === "import" && arg === "--replace") {
       args.replace = true;
-    } else if (command === "import" && args.file === undefined && (arg === "-" || !arg.startsWith("-"))) {
+    } else if (
+      (command === "import" || command === "check") &&
+      args.file === undefined &&
+      (arg === "-" || !arg.startsWith("-"))
+    ) {
       args.file = arg;
     } else {
       throw new UsageError(`unexpected argument "${arg}"`);
@@ -183,7 +234,18 @@ async function exportToFile(store: DocStore, file: string): Promise<number> {
   }
 }
 
+/** The archive named by FILE (read again on each call), or stdin. */
+function archiveOf(file: string | undefined): ArchiveSource {
+  return file && file !== "-" ? () => createReadStream(file) : process.stdin;
+}
+
 async function run(args: Args): Promise<void> {
+  if (args.command === "check") {
+    // No store: a restore checks its archive before it stops anything.
+    const count = await checkArchive(archiveOf(args.file));
+    process.stderr.write(`archive-cli: ${args.file ?? "-"} holds ${count} events, all readable\n`);
+    return;
+  }
   const c = config();
   const store = await openDocStore({ mongoUrl: c.mongoUrl, dataDir: c.dataDir });
   const where = c.mongoUrl ? "MongoDB" : `the embedded store in ${c.dataDir}`;
@@ -194,8 +256,7 @@ async function run(args: Args): Promise<void> {
       const count = args.out ? await exportToFile(store, args.out) : await exportEvents(store, process.stdout);
       process.stderr.write(`archive-cli: exported ${count} events from ${where}\n`);
     } else {
-      const input = args.file && args.file !== "-" ? createReadStream(args.file) : process.stdin;
-      const r = await importEvents(store, input, { replace: args.replace });
+      const r = await importEvents(store, archiveOf(args.file), { replace: args.replace });
       process.stderr.write(
         `archive-cli: imported ${r.read} events into ${where} (${r.inserted} new` +
           (args.replace ? `, ${r.deleted} deleted first)\n` : ")\n"),

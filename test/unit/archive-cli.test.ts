@@ -12,7 +12,7 @@ import path from "node:path";
 import { Writable } from "node:stream";
 import { after, before, describe, it } from "node:test";
 import { gunzipSync, gzipSync } from "node:zlib";
-import { exportEvents, importEvents, parseArgs } from "../../src/log/archive-cli.js";
+import { checkArchive, exportEvents, importEvents, parseArgs } from "../../src/log/archive-cli.js";
 import type { EventDoc } from "../../src/log/event-log.js";
 import { openDocStore, type DocStore } from "../../src/infra/docstore.js";
 
@@ -108,6 +108,40 @@ describe("archive-cli", () => {
     await store.close();
   });
 
+  it("--replace of a damaged archive fails before it deletes anything; check reads without a store", async () => {
+    const store = await open("h");
+    const kept = [event(1), event(2), event(3)];
+    await store.collection<EventDoc>("events").insertMany(kept);
+    const out = sink();
+    await exportEvents(store, out.stream);
+    const archive = out.bytes();
+    const good = (d: EventDoc): string => JSON.stringify({ ...d, ts: { $date: d.ts.toISOString() } });
+    const damaged: [string, Buffer, RegExp][] = [
+      ["a truncated gzip stream", archive.subarray(0, archive.length - 12), /unexpected end of file/],
+      ["a broken last line", gzipSync(`${good(event(4))}\n${good(event(5))}\n{oops\n`), /line 3: not JSON/],
+      ["a line that is no event", Buffer.from(`${good(event(4))}\n{"_id":6}\n`), /line 2: not an audit event/],
+    ];
+    for (const [what, bytes, error] of damaged) {
+      await assert.rejects(importEvents(store, once(bytes), { replace: true }), error, what);
+      await assert.rejects(
+        importEvents(store, () => once(bytes), { replace: true }),
+        error,
+        what,
+      );
+      await assert.rejects(checkArchive(once(bytes)), error, what);
+      assert.deepEqual(await all(store), kept, `${what}: the events are untouched`);
+    }
+    assert.equal(await checkArchive(() => once(archive)), 3);
+    // A source read twice (a file) gives the same result as one kept in memory (stdin).
+    const r = await importEvents(store, () => once(gzipSync(good(event(9)))), { replace: true });
+    assert.deepEqual(r, { read: 1, inserted: 1, deleted: 3 });
+    assert.deepEqual(
+      (await all(store)).map((d) => d._id),
+      ["ev-0009"],
+    );
+    await store.close();
+  });
+
   it("an empty store exports an empty archive, and an empty archive imports nothing", async () => {
     const store = await open("d");
     const out = sink();
@@ -131,7 +165,15 @@ describe("archive-cli", () => {
     assert.deepEqual(parseArgs(["export", "-o", "f.gz"]), { command: "export", out: "f.gz", replace: false });
     assert.deepEqual(parseArgs(["import", "--replace", "f.gz"]), { command: "import", file: "f.gz", replace: true });
     assert.deepEqual(parseArgs(["import", "-"]), { command: "import", file: "-", replace: false });
-    for (const bad of [[], ["dump"], ["export", "--replace"], ["import", "a", "b"], ["export", "--out"]]) {
+    assert.deepEqual(parseArgs(["check", "f.gz"]), { command: "check", file: "f.gz", replace: false });
+    for (const bad of [
+      [],
+      ["dump"],
+      ["export", "--replace"],
+      ["import", "a", "b"],
+      ["export", "--out"],
+      ["check", "--replace"],
+    ]) {
       assert.throws(() => parseArgs(bad), Error, bad.join(" "));
     }
   });
@@ -145,8 +187,14 @@ describe("archive-cli", () => {
       DATA_DIR: path.join(dir, "f"),
       JWT_SECRET: "a-test-secret-of-more-than-32-characters-0123456789",
     };
-    const cli = (args: string[], input?: Buffer): ReturnType<typeof spawnSync> =>
-      spawnSync(process.execPath, ["--import", "tsx", CLI, ...args], { cwd: ROOT, env, input, timeout: 60_000 });
+    // check needs no store, so no configuration either (`only` replaces the environment).
+    const cli = (args: string[], input?: Buffer, only?: NodeJS.ProcessEnv): ReturnType<typeof spawnSync> =>
+      spawnSync(process.execPath, ["--import", "tsx", CLI, ...args], {
+        cwd: ROOT,
+        env: only ?? env,
+        input,
+        timeout: 60_000,
+      });
 
     const file = path.join(dir, "f.ndjson.gz");
     const exported = cli(["export", "--out", file]);
@@ -167,5 +215,13 @@ describe("archive-cli", () => {
     const broken = cli(["import", path.join(dir, "broken")]);
     assert.equal(broken.status, 1);
     assert.match(String(broken.stderr), /line 1: not JSON/);
+    const replaced = cli(["import", "--replace", path.join(dir, "broken")]);
+    assert.equal(replaced.status, 1);
+    assert.equal(String(cli(["count"]).stdout).trim(), "3", "a damaged archive leaves the events");
+
+    const checked = cli(["check", file], undefined, { PATH: process.env.PATH });
+    assert.equal(checked.status, 0, String(checked.stderr));
+    assert.match(String(checked.stderr), /holds 3 events, all readable/);
+    assert.equal(cli(["check", "-"], Buffer.from("{nope\n"), { PATH: process.env.PATH }).status, 1);
   });
 });
