@@ -374,9 +374,28 @@ boot_host() {
   running_pid "$dir/pid" >/dev/null || die "$name: systemd-nspawn did not start; see $dir/console.log"
 }
 
+# The state directory holds the key every host trusts: this user's own, 0700, or nothing. One that
+# another user made (/tmp is everyone's: they could plant a key there) or may write is refused.
+secure_state() {
+  [[ -e $STATE || -L $STATE ]] || install -d -m 0700 "$STATE"
+  check_state
+}
+
+check_state() {
+  [[ -d $STATE && ! -L $STATE ]] || die "$STATE is not a directory"
+  local owner mode
+  read -r owner mode < <(stat -c '%u %a' "$STATE")
+  [[ $owner == "$(id -u)" ]] || die "$STATE belongs to uid $owner, not to $(id -un): remove it or set NOCHAT_OPS_STATE"
+  (((8#$mode & 8#022) == 0)) || die "$STATE is writable by others (mode $mode): remove it or set NOCHAT_OPS_STATE"
+  chmod 0700 "$STATE"
+  if [[ -e $KEY || -L $KEY ]]; then
+    [[ -f $KEY && ! -L $KEY && $(stat -c %u "$KEY") == "$(id -u)" ]] || die "$KEY is not $(id -un)'s own file"
+  fi
+}
+
 # up and down of one state directory take turns (fd 8; booted hosts don't inherit it).
 lock_state() {
-  mkdir -p "$STATE"
+  secure_state
   exec 8>"$STATE/lock"
   if ! flock -n 8; then
     log "waiting for another up/down on $STATE"
@@ -388,6 +407,7 @@ cmd_up() {
   need_root
   need systemd-nspawn ssh ssh-keygen ip flock
   local rootfs started=$SECONDS name octet dir
+  secure_state
   rootfs=$(cmd_rootfs)
   lock_state
   mkdir -p "$STATE/hosts"
@@ -469,6 +489,7 @@ teardown_host() {
 
 cmd_down() {
   local dir bridge
+  if [[ -e $STATE || -L $STATE ]]; then check_state; fi
   if [[ -d $STATE/hosts ]]; then
     need_root
     lock_state
