@@ -4,6 +4,7 @@
 #
 #   dist/src, dist/services, dist/moleculer.config.js   `npm run build` (tsc), with source maps
 #   public/                                             the built browser UI
+#   docs/openapi.json                                   served at GET /api/openapi.json
 #   package.json, package-lock.json
 #   node_modules/                                       `npm ci --omit=dev` in a staging copy
 #
@@ -26,7 +27,7 @@ for arg in "$@"; do
   case "$arg" in
     --force) FORCE=1 ;;
     -h | --help)
-      sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'
+      sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'
       exit 0
       ;;
     *)
@@ -44,7 +45,7 @@ source scripts/node-env.sh >&2
 OUT_DIR="${NOCHAT_RELEASE_DIR:-$ROOT/dist/release}"
 # What goes into a release: a change elsewhere (docs, ops, tests) does not make a new one.
 INPUTS=(src services moleculer.config.ts package.json package-lock.json tsconfig.json
-  tsconfig.build.json scripts/build-ui.mjs)
+  tsconfig.build.json scripts/build-ui.mjs docs/openapi.json)
 existing_inputs=()
 for p in "${INPUTS[@]}"; do [ -e "$p" ] && existing_inputs+=("$p"); done
 
@@ -85,6 +86,9 @@ cp -a dist/moleculer.config.js* "$STAGE/$name/dist/"
 # Tests compiled by other builds (tsc -p tsconfig.json) have no place in a release.
 rm -rf "$STAGE/$name/dist/test"
 cp -a public package.json package-lock.json "$STAGE/$name/"
+# The gateway serves it at GET /api/openapi.json (read from <root>/docs/ at start).
+mkdir -p "$STAGE/$name/docs"
+cp -a docs/openapi.json "$STAGE/$name/docs/"
 
 log "installing production dependencies (npm ci --omit=dev)"
 (cd "$STAGE/$name" && npm ci --omit=dev --no-audit --no-fund --loglevel=error >&2)

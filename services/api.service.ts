@@ -7,9 +7,18 @@ import type { ResolvedToken } from "../src/contracts/actions.js";
 import type { BusEvents } from "../src/contracts/events.js";
 import { LIMITS } from "../src/contracts/limits.js";
 import type { Principal } from "../src/contracts/objects.js";
-import { AppError, toErrorBody } from "../src/errors.js";
+import { AppError, DATABASE_RETRY_AFTER_S, toErrorBody } from "../src/errors.js";
 import type { CallMeta, GuardedAction } from "../src/infra/permissions.js";
-import { healthOf, type Health } from "../src/gateway/health.js";
+import {
+  healthOf,
+  notReadyReasons,
+  READY_CALL_TIMEOUT_MS,
+  READY_PROBED,
+  type Health,
+  type Liveness,
+  type Readiness,
+} from "../src/gateway/health.js";
+import { loadOpenApi, OPENAPI_CACHE_CONTROL, type OpenApiDocument } from "../src/gateway/openapi.js";
 import { aliasesOf, REST_ROUTES, routeOf } from "../src/gateway/routes.js";
 import { SocketMixin, type ChatSocket, type SocketCall, type SocketHost } from "../src/gateway/socket-mixin.js";
 import { TokenCache } from "../src/gateway/token-cache.js";
@@ -45,6 +54,8 @@ interface Vars extends SocketHost, WithOutbox {
   sweepTimer: NodeJS.Timeout;
   sessionCheck: NodeJS.Timeout;
   checkSocketSessions(): Promise<void>;
+  /** docs/openapi.json, read at creation; undefined when it could not be read (404). */
+  openapi: OpenApiDocument | undefined;
 }
 
 /** How often open sockets' sessions are re-checked (the safety net under revocation broadcasts). */
@@ -142,6 +153,54 @@ const ApiService: ServiceSchema<ApiSettingsSchema, object, Vars> = {
         const details = config().healthDetails === "public" || ctx.meta.user?.roles.includes("admin");
         if (!details) delete health.nodes;
         return health;
+      },
+    },
+
+    /** For load balancers and systemd: the process answers. */
+    healthLive: {
+      params: {},
+      handler(): Liveness {
+        return { status: "ok" };
+      },
+    },
+
+    /**
+     * For load balancers: 200 while every required service is available and the databases this
+     * gateway needs answer (each service's `ready`, src/infra/sql-mixin.ts), else 503 UNAVAILABLE
+     * naming the reasons, with Retry-After.
+     */
+    healthReady: {
+      params: {},
+      retryPolicy: { enabled: false },
+      async handler(ctx: Context): Promise<Readiness> {
+        const health = healthOf(this.broker.registry, ALL_SERVICES);
+        const { reasons, checked } = await notReadyReasons(health, READY_PROBED, (service) =>
+          ctx.call(
+            `${service}.ready`,
+            {},
+            {
+              timeout: READY_CALL_TIMEOUT_MS,
+              retries: 0,
+              // Its own database through its own service, not another gateway's.
+              ...(service === this.name ? { nodeID: this.broker.nodeID } : {}),
+            },
+          ),
+        );
+        if (reasons.length > 0) {
+          throw AppError.unavailable(`Not ready: ${reasons.join("; ")}`, DATABASE_RETRY_AFTER_S);
+        }
+        return { status: "ok", checked };
+      },
+    },
+
+    /** docs/openapi.json, public; cacheable, revalidated with its ETag (304). */
+    openapi: {
+      params: {},
+      handler(ctx: Context<unknown, { $responseType?: string; $responseHeaders?: Record<string, string> }>): string {
+        if (!this.openapi) throw AppError.notFound("The OpenAPI document");
+        ctx.meta.$responseType = "application/json; charset=utf-8";
+        ctx.meta.$responseHeaders = { "Cache-Control": OPENAPI_CACHE_CONTROL, ETag: this.openapi.etag };
+        return this.openapi.body;
       },
     },
   },
@@ -380,6 +439,13 @@ const ApiService: ServiceSchema<ApiSettingsSchema, object, Vars> = {
   },
 
   created() {
+    try {
+      this.openapi = loadOpenApi();
+    } catch (err) {
+      // A missing document must not keep the chat down: GET /api/openapi.json answers 404.
+      this.openapi = undefined;
+      this.logger.error(`GET /api/openapi.json will answer 404: ${(err as Error).message}`);
+    }
     this.tokens = new TokenCache(2_000);
     this.unavailableLog = { since: 0, more: 0 };
     this.accessLog = new AccessLog(

@@ -13,6 +13,10 @@ export interface RestRoute {
 
 export const REST_ROUTES: Record<string, RestRoute> = {
   "GET /health": { action: "api.health" },
+  // Extensions: for load balancers and systemd (200 / 503), and the API's own description.
+  "GET /health/live": { action: "api.healthLive" },
+  "GET /health/ready": { action: "api.healthReady" },
+  "GET /openapi.json": { action: "api.openapi" },
 
   "POST /auth/register": {
     action: "auth.register",

@@ -7,6 +7,7 @@
 import { mkdirSync } from "node:fs";
 import path from "node:path";
 import knexFactory, { type Knex } from "knex";
+import { AppError, DATABASE_RETRY_AFTER_S } from "../errors.js";
 
 export type Sql = Knex;
 
@@ -97,6 +98,27 @@ export async function releaseSql(target: SqlTarget): Promise<void> {
   if (entry.users <= 0) {
     open.delete(key);
     await entry.db.destroy();
+  }
+}
+
+/**
+ * The cheapest statement that proves the database answers (readiness, `<service>.ready`): resolves,
+ * or rejects with the driver's error (a refused connection, a dead pooled one, …) or, past
+ * `timeoutMs`, with UNAVAILABLE — a server that accepts connections but does not answer (stopped
+ * with SIGSTOP, a full disk, a lock) must not hold a readiness probe for knex's acquire timeout.
+ */
+export async function pingSql(db: Knex, timeoutMs: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_resolve, reject) => {
+    timer = setTimeout(
+      () => reject(AppError.unavailable(`The database did not answer within ${timeoutMs} ms`, DATABASE_RETRY_AFTER_S)),
+      timeoutMs,
+    );
+  });
+  try {
+    await Promise.race([db.raw("SELECT 1"), late]);
+  } finally {
+    clearTimeout(timer);
   }
 }
 

@@ -9,7 +9,15 @@ import { describe, it } from "node:test";
 import { REST_ROUTES } from "../../src/gateway/routes.js";
 
 const DOC_PATH = path.resolve(__dirname, "..", "..", "docs", "openapi.json");
-const PUBLIC_ACTIONS = new Set(["api.health", "auth.register", "auth.login", "auth.refresh"]);
+const PUBLIC_ACTIONS = new Set([
+  "api.health",
+  "api.healthLive",
+  "api.healthReady",
+  "api.openapi",
+  "auth.register",
+  "auth.login",
+  "auth.refresh",
+]);
 const METHODS = ["get", "put", "post", "delete", "options", "head", "patch", "trace"] as const;
 
 interface Operation {
