@@ -31,6 +31,7 @@ import {
   waitSubscribed,
   type ChatSocket,
 } from "../support/chat-helpers.js";
+import { eventually } from "../support/browser.js";
 import { REPO_ROOT } from "../support/processes.js";
 import { ANSIBLE_DIR, HOSTS_SH, OPS_DIR, OPS_STATE, playRecap, run, runOk, tail, toolsSkip } from "../support/ops.js";
 
@@ -173,27 +174,14 @@ async function countAuditEvents(): Promise<number> {
   }
 }
 
-/** Retries `check` until it passes; fails with its last error after `timeoutMs`. */
-async function until(what: string, check: () => Promise<void>, timeoutMs = 60_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    try {
-      return await check();
-    } catch (err) {
-      if (Date.now() > deadline) throw new Error(`${what}: not within ${timeoutMs} ms: ${String(err)}`);
-      await sleep(1_000);
-    }
-  }
-}
-
 async function healthy(): Promise<void> {
-  await until(
+  await eventually(
     "the cluster answers /api/health through nginx",
     async () => {
       const res = await api(BASE, "GET", "/api/health");
       assert.equal(res.status, 200, res.text);
     },
-    120_000,
+    { timeoutMs: 120_000, intervalMs: 1_000 },
   );
 }
 
@@ -332,9 +320,13 @@ test(
     await send(socketA, room.id, "back, through gw2");
     await arriving;
     await sshOk(gatewayOfA, "systemctl start nochat");
-    await until("gw1 serves again", async () => {
-      assert.equal((await getFrom(addressA, "/api/health")).upstream, `${HOSTS.gw1}:3000`);
-    });
+    await eventually(
+      "gw1 serves again",
+      async () => {
+        assert.equal((await getFrom(addressA, "/api/health")).upstream, `${HOSTS.gw1}:3000`);
+      },
+      { timeoutMs: 60_000, intervalMs: 1_000 },
+    );
     socketA.close();
     socketB.close();
 
