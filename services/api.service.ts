@@ -211,6 +211,10 @@ const ApiService: ServiceSchema<ApiSettingsSchema, object, Vars> = {
       this.tokens.dropSession(ctx.params.sessionId);
       this.revokeSessionSockets(ctx.params.sessionId);
     },
+    "auth.user.sessions_revoked"(ctx: Context<BusEvents["auth.user.sessions_revoked"]>) {
+      this.tokens.dropUser(ctx.params.userId);
+      this.revokeUserSockets(ctx.params.userId);
+    },
 
     // Fan-out: chat broadcasts after commit; each gateway emits to its own sockets only.
     "chat.message.created"(ctx: Context<BusEvents["chat.message.created"]>) {

@@ -212,6 +212,35 @@ const AuthService: ServiceSchema<ServiceSettingSchema, object, Vars> = {
         return { inactive: await this.store.inactiveSessions(ctx.params.sessionIds) };
       },
     },
+
+    // ---- operator only (src/operator/commands.ts), never on REST or sockets ----
+
+    /** A user's active sessions, newest first. */
+    sessionsOf: {
+      idempotent: true,
+      visibility: "public",
+      roles: ["operator"],
+      params: { userId: rules.id, limit: rules.limit(1000), $$strict: "remove" },
+      async handler(
+        ctx: Context<{ userId: number; limit?: number }>,
+      ): Promise<{ sessions: { id: string; createdAt: string; expiresAt: string }[] }> {
+        return { sessions: await this.store.activeSessions(ctx.params.userId, ctx.params.limit ?? 100) };
+      },
+    },
+
+    /** Ends every session of a user: their refresh tokens stop working and every gateway drops their sockets. */
+    revokeUserSessions: {
+      visibility: "public",
+      roles: ["operator"],
+      params: { userId: rules.id, $$strict: "remove" },
+      async handler(ctx: Context<{ userId: number }>): Promise<{ revoked: number }> {
+        const revoked = await this.store.revokeUserSessions(ctx.params.userId, trace(ctx));
+        this.outbox.kick();
+        // Also with no active session left: sockets of sessions that just expired go too.
+        await broadcastEvent(ctx, "auth.user.sessions_revoked", { userId: ctx.params.userId, reason: "operator" });
+        return { revoked };
+      },
+    },
   },
 
   methods: {

@@ -2,7 +2,8 @@ import type { Context, ServiceSchema, ServiceSettingSchema } from "moleculer";
 import { config } from "../src/config.js";
 import { broadcastEvent } from "../src/contracts/events.js";
 import { LIMITS, rules } from "../src/contracts/limits.js";
-import type { Message, Room, User } from "../src/contracts/objects.js";
+import { SYSTEM_USER_ID, type Message, type Room, type User } from "../src/contracts/objects.js";
+import type { RoomStat, UserRoom } from "../src/contracts/actions.js";
 import type { UnreadState } from "../src/contracts/socket.js";
 import { chatMigrations } from "../src/chat/migrations.js";
 import { directPeers, toRoom, type RoomView } from "../src/chat/rooms-view.js";
@@ -22,6 +23,7 @@ interface Vars extends WithOutbox {
   roomFor(ctx: Context, roomId: number, callerId: number): Promise<Room>;
   visibleRoom(roomId: number, userId: number): Promise<{ record: RoomRecord; membership?: Membership }>;
   memberRoom(roomId: number, userId: number): Promise<{ record: RoomRecord; membership: Membership }>;
+  roomByRef(ref: string): Promise<RoomRecord>;
   ownMessage(messageId: number, userId: number, roomId?: number): Promise<{ message: Message; membership: Membership }>;
   mentionCounts(ctx: Context, userId: number, markers: Record<number, number>): Promise<Record<number, number>>;
   unreadState(ctx: Context, roomId: number, userId: number): Promise<UnreadState>;
@@ -34,6 +36,8 @@ const clientMsgId = {
   pattern: LIMITS.clientMsgId.pattern,
 } as const;
 const optionalRoomId = { ...rules.id, optional: true } as const;
+/** A room for the operator: its id (`12`, `#12`) or its exact name. */
+const roomRef = { type: "string", min: 1, max: 80 } as const;
 
 /** What a write carries into its domain events. */
 const trace = (ctx: Context): Trace => ({ requestId: ctx.requestID ?? null });
@@ -463,9 +467,102 @@ const ChatService: ServiceSchema<ServiceSettingSchema, object, Vars> = {
         return { rooms: Object.fromEntries(result) };
       },
     },
+
+    // ---- operator only (src/operator/commands.ts), never on REST or sockets ----
+
+    /** The busiest rooms: member and message counts, latest activity. */
+    roomStats: {
+      idempotent: true,
+      visibility: "public",
+      roles: ["operator"],
+      params: { top: rules.limit(1000), $$strict: "remove" },
+      async handler(ctx: Ctx<{ top?: number }>): Promise<{ rooms: RoomStat[] }> {
+        const rooms = await this.store.busiestRooms(ctx.params.top ?? 20);
+        return {
+          rooms: rooms.map((r) => ({
+            id: r.id,
+            name: r.name,
+            kind: r.kind,
+            members: r.memberCount,
+            messages: r.lastSeq,
+            lastActivity: new Date(r.lastActivityAt).toISOString(),
+          })),
+        };
+      },
+    },
+
+    /** The rooms a user is a member of, with their role (direct rooms by their stored name). */
+    roomsOfUser: {
+      idempotent: true,
+      visibility: "public",
+      roles: ["operator"],
+      params: { userId: rules.id, $$strict: "remove" },
+      async handler(ctx: Ctx<{ userId: number }>): Promise<{ rooms: UserRoom[] }> {
+        const rooms = await this.store.roomsOf(ctx.params.userId);
+        return {
+          rooms: rooms
+            .map(({ room, membership }) => ({ id: room.id, name: room.name, kind: room.kind, role: membership.role }))
+            .sort((a, b) => a.id - b.id),
+        };
+      },
+    },
+
+    /** Removes a member from a room (any role, the owner too), as a kick by the operator. */
+    removeMember: {
+      visibility: "public",
+      roles: ["operator"],
+      params: { room: roomRef, userId: rules.id, $$strict: "remove" },
+      async handler(ctx: Ctx<{ room: string; userId: number }>): Promise<{ roomId: number; removed: boolean }> {
+        const record = await this.roomByRef(ctx.params.room);
+        if (record.kind === "direct") throw AppError.forbidden("Nobody is removed from a direct room");
+        const change = {
+          roomId: record.id,
+          userId: ctx.params.userId,
+          byUserId: SYSTEM_USER_ID,
+          action: "kicked" as const,
+        };
+        const removed = await this.store.removeMember({ ...change, roomKind: record.kind }, trace(ctx));
+        if (removed) {
+          this.outbox.kick();
+          await broadcastEvent(ctx, "chat.member.changed", change);
+        }
+        return { roomId: record.id, removed };
+      },
+    },
+
+    /** Posts a system message (SYSTEM_USER_ID) to a room; clients show it as the server's. */
+    announce: {
+      visibility: "public",
+      roles: ["operator"],
+      params: { room: roomRef, body: rules.body, $$strict: "remove" },
+      async handler(ctx: Ctx<{ room: string; body: string }>): Promise<Message> {
+        checkBodyLength(ctx.params.body);
+        const record = await this.roomByRef(ctx.params.room);
+        const message = await this.store.announce(record.id, ctx.params.body, trace(ctx));
+        this.outbox.kick();
+        await broadcastEvent(ctx, "chat.message.created", { message });
+        return message;
+      },
+    },
   },
 
   methods: {
+    /** A room by id (`12` or `#12`) or by exact name (not a direct room); a name several rooms share is refused. */
+    async roomByRef(ref: string): Promise<RoomRecord> {
+      const id = /^#?\d{1,10}$/.test(ref) ? Number(ref.replace("#", "")) : undefined;
+      if (id !== undefined) {
+        const record = await this.store.room(id);
+        if (!record) throw AppError.notFound("Room");
+        return record;
+      }
+      const named = await this.store.roomsNamed(ref, 10);
+      if (named.length === 0) throw AppError.notFound("Room");
+      if (named.length > 1) {
+        throw AppError.conflict(`Rooms ${named.map((r) => `#${r.id}`).join(", ")} are called ${ref}: give the id`);
+      }
+      return named[0];
+    },
+
     async shape(ctx: Context, callerId: number, views: RoomView[]): Promise<Room[]> {
       const peers = directPeers(views.map((v) => v.record));
       const names = new Map<number, string>();

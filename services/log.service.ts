@@ -11,7 +11,8 @@ import { outboxMigration, type NewEvent } from "../src/infra/outbox.js";
 import { outboxMixin, type WithOutbox } from "../src/infra/outbox-mixin.js";
 import { sqlMixin } from "../src/infra/sql-mixin.js";
 import { BatchWriter } from "../src/log/batch-writer.js";
-import { EventLog, toEventDoc, type EventDoc, type HourlyCount } from "../src/log/event-log.js";
+import type { HourlyCount } from "../src/contracts/actions.js";
+import { EventLog, toEventDoc, type EventDoc } from "../src/log/event-log.js";
 
 interface Vars extends WithOutbox {
   docs: DocStore | undefined;

@@ -1,11 +1,11 @@
 import type { Context, ServiceBroker, ServiceSchema, ServiceSettingSchema } from "moleculer";
 import { config } from "../src/config.js";
-import type { CreateUserParams } from "../src/contracts/actions.js";
+import type { CreateUserParams, OnlineListing, UserInspection } from "../src/contracts/actions.js";
 import type { User, UserStatus } from "../src/contracts/objects.js";
 import { LIMITS, rules } from "../src/contracts/limits.js";
 import { AppError } from "../src/errors.js";
 import { noteDatabaseError } from "../src/infra/database-outage.js";
-import { principalOf } from "../src/infra/permissions.js";
+import { isOperator, principalOf } from "../src/infra/permissions.js";
 import { sqlMixin } from "../src/infra/sql-mixin.js";
 import { outboxMixin, type WithOutbox } from "../src/infra/outbox-mixin.js";
 import { usersMigrations } from "../src/users/migrations.js";
@@ -64,11 +64,12 @@ const UsersService: ServiceSchema<ServiceSettingSchema, object, Vars> = {
     },
 
     /**
-     * Operators only (REPL: `call users.setAdmin {"username":"ann","admin":true}`, or an admin's
-     * call on the bus); not published on REST. Grants or revokes admin for an existing account.
+     * Admins and the operator (REPL: `admin grant <name>`); not published on REST. Grants or revokes
+     * admin for an existing account.
      */
     setAdmin: {
       visibility: "public",
+      roles: ["admin"],
       params: {
         id: { ...rules.id, optional: true },
         username: { type: "string", min: 1, max: 32, optional: true },
@@ -78,14 +79,12 @@ const UsersService: ServiceSchema<ServiceSettingSchema, object, Vars> = {
       async handler(
         ctx: Context<{ id?: number; username?: string; admin: boolean }, CallMeta>,
       ): Promise<{ id: number; username: string; admin: boolean; changed: boolean }> {
-        const caller = ctx.meta.user;
-        // No caller: the REPL or a service. A user on the bus must be an admin.
-        if (caller && !caller.roles.includes("admin")) throw AppError.forbidden();
+        const caller = principalOf(ctx);
         const { id, username, admin } = ctx.params;
         if ((id === undefined) === (username === undefined)) {
           throw AppError.validation([{ field: "id", message: "Give exactly one of 'id' and 'username'." }]);
         }
-        const by = caller ? `user:${caller.id}` : "operator";
+        const by = isOperator(caller) ? "operator" : `user:${caller.id}`;
         const result = await setAdmin(this.db, { id, username }, admin, { requestId: ctx.requestID ?? null }, by);
         if (!result) throw AppError.notFound("User");
         if (result.changed) this.outbox.kick();
@@ -222,6 +221,34 @@ const UsersService: ServiceSchema<ServiceSettingSchema, object, Vars> = {
       async handler(ctx: Context<{ q?: string; limit?: number }>): Promise<{ users: User[] }> {
         const users = await this.store.search(ctx.params.q ?? "", ctx.params.limit ?? LIMITS.searchLimit.default);
         return { users: users.map((u) => publicUser(u)) };
+      },
+    },
+
+    // ---- operator only (src/operator/commands.ts), never on REST or sockets ----
+
+    /** Users connected now, per gateway node. */
+    online: {
+      idempotent: true,
+      visibility: "public",
+      roles: ["operator"],
+      params: { limit: rules.limit(10_000), $$strict: "remove" },
+      async handler(ctx: Context<{ limit?: number }>): Promise<OnlineListing> {
+        const limit = ctx.params.limit ?? 1000;
+        const { rows, connections } = await this.presence.connectedUsers(limit);
+        return { users: rows, connections, truncated: rows.length === limit };
+      },
+    },
+
+    /** One account as the operator sees it: profile, roles, connections per node. */
+    inspect: {
+      idempotent: true,
+      visibility: "public",
+      roles: ["operator"],
+      params: { username: { type: "string", min: 1, max: 256 }, $$strict: "remove" },
+      async handler(ctx: Context<{ username: string }>): Promise<UserInspection> {
+        const record = await this.store.getByUsername(ctx.params.username);
+        if (!record) throw AppError.notFound("User");
+        return { user: record, connections: await this.presence.connectionsOf(record.id) };
       },
     },
   },

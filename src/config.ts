@@ -146,9 +146,10 @@ const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace"] as const
 
 /**
  * The embedded default keeps a generated secret under DATA_DIR so tokens survive a restart.
- * A cluster must share one secret, so there it has to be given.
+ * A cluster must share one secret, so there it has to be given — to the nodes that run auth, the
+ * only service that signs or checks tokens; others (the operator's REPL too) have no use for it.
  */
-function jwtSecret(env: Env, dataDir: string, clustered: boolean): string {
+function jwtSecret(env: Env, dataDir: string, clustered: boolean, needed: boolean): string {
   const given = env.JWT_SECRET;
   if (given) {
     if (given.length < 32) throw new Error("JWT_SECRET must be at least 32 characters");
@@ -159,7 +160,8 @@ function jwtSecret(env: Env, dataDir: string, clustered: boolean): string {
     }
     return given;
   }
-  if (clustered) throw new Error("JWT_SECRET is required when TRANSPORTER is set");
+  if (!needed) return "";
+  if (clustered) throw new Error("JWT_SECRET is required when TRANSPORTER is set and this node runs auth");
   const file = path.join(dataDir, "jwt-secret");
   if (existsSync(file)) return readFileSync(file, "utf8").trim();
   mkdirSync(dataDir, { recursive: true });
@@ -190,18 +192,19 @@ export function loadConfig(env: Env = process.env): Config {
   if (!(LOG_LEVELS as readonly string[]).includes(logLevel)) {
     throw new Error(`LOG_LEVEL must be one of ${LOG_LEVELS.join(", ")}`);
   }
+  const services = parseServices(env.SERVICES);
   return {
     transporter,
     transporterTls: transporterTls(env, transporter),
     namespace: env.NAMESPACE || "nochat",
     nodeID: env.NODE_ID || `${os.hostname()}-${process.pid}`,
-    services: parseServices(env.SERVICES),
+    services,
     port: int(env, "PORT", 3000, 0, 65535),
     host: env.HOST || "0.0.0.0",
     dataDir,
     databaseUrl: env.DATABASE_URL || undefined,
     mongoUrl: env.MONGO_URL || undefined,
-    jwtSecret: jwtSecret(env, dataDir, transporter !== undefined),
+    jwtSecret: jwtSecret(env, dataDir, transporter !== undefined, services.includes("auth")),
     accessTokenTtlSeconds: int(env, "ACCESS_TOKEN_TTL", 15 * 60, 10),
     refreshTokenTtlDays: int(env, "REFRESH_TOKEN_TTL_DAYS", 30, 1),
     admins: list(env.NOCHAT_ADMINS).map((u) => u.toLowerCase()),

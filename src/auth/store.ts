@@ -26,6 +26,7 @@ export type RefreshOutcome =
 interface SessionRow {
   id: string;
   user_id: number;
+  created_at: number | string;
   expires_at: number | string;
   revoked_at: number | string | null;
 }
@@ -147,6 +148,41 @@ export class AuthStore {
         { type: "auth.logout", requestId: trace.requestId, data: { userId: row.user_id, sessionId } },
       ]);
       return row.user_id;
+    });
+  }
+
+  /** The user's sessions that are neither revoked nor expired, newest first (at most `limit`). */
+  async activeSessions(
+    userId: number,
+    limit: number,
+    now = Date.now(),
+  ): Promise<{ id: string; createdAt: string; expiresAt: string }[]> {
+    const rows = await this.db<SessionRow>("auth_sessions")
+      .where({ user_id: userId })
+      .whereNull("revoked_at")
+      .andWhere("expires_at", ">", now)
+      .orderBy("created_at", "desc")
+      .limit(limit)
+      .select("id", "created_at", "expires_at");
+    return rows.map((r) => ({
+      id: r.id,
+      createdAt: new Date(Number(r.created_at)).toISOString(),
+      expiresAt: new Date(Number(r.expires_at)).toISOString(),
+    }));
+  }
+
+  /** Ends every active session of the user in one statement (audited); returns how many there were. */
+  async revokeUserSessions(userId: number, trace: Trace, now = Date.now()): Promise<number> {
+    return this.db.transaction(async (trx) => {
+      const sessions = await trx("auth_sessions")
+        .where({ user_id: userId })
+        .whereNull("revoked_at")
+        .andWhere("expires_at", ">", now)
+        .update({ revoked_at: now, revoked_reason: "operator" });
+      await writeOutbox(trx, AUTH_OUTBOX, [
+        { type: "auth.sessions_revoked", requestId: trace.requestId, data: { userId, sessions, by: "operator" } },
+      ]);
+      return sessions;
     });
   }
 

@@ -56,7 +56,10 @@ export class TokenSigner {
       });
       const id = Number(payload.sub);
       if (!Number.isInteger(id) || id <= 0 || typeof payload.sid !== "string") throw new Error("bad claims");
-      const roles = Array.isArray(payload.roles) ? (payload.roles as Role[]) : [];
+      // Only an account's roles: a token never carries "operator", whatever its payload says.
+      const roles = Array.isArray(payload.roles)
+        ? (payload.roles as unknown[]).filter((r): r is Role => r === "admin")
+        : [];
       return {
         principal: {
           id,

@@ -2,8 +2,9 @@
  * chat's tables: rooms, members (with read markers), messages with a gap-free per-room seq, and
  * reactions. Every write that others must hear about returns what changed; the service broadcasts.
  */
+import { randomUUID } from "node:crypto";
 import type { MemberAction } from "../contracts/events.js";
-import type { MemberRole, Message, Room, RoomKind } from "../contracts/objects.js";
+import { SYSTEM_USER_ID, type MemberRole, type Message, type Room, type RoomKind } from "../contracts/objects.js";
 import { AppError } from "../errors.js";
 import { mentionedUsernames } from "../contracts/domain-events.js";
 import { writeOutbox, type Trace } from "../infra/outbox.js";
@@ -132,6 +133,26 @@ export interface ChatStoreOptions {
 
 /** The default of ROOM_ADDS_PER_HOUR. */
 export const DEFAULT_ROOM_ADDS_PER_HOUR = 50;
+/** The `message.created` domain event of a stored message. */
+const messageCreated = (message: Message, roomKind: RoomKind, pairKey: string | null, trace: Trace) => ({
+  type: "message.created" as const,
+  requestId: trace.requestId,
+  data: {
+    messageId: message.id,
+    roomId: message.roomId,
+    seq: message.seq,
+    userId: message.userId,
+    roomKind,
+    peerId:
+      pairKey
+        ?.split(":")
+        .map(Number)
+        .find((u) => u !== message.userId) ?? null,
+    mentions: mentionedUsernames(message.body),
+    replyTo: message.replyTo,
+  },
+});
+
 const HOUR_MS = 3600_000;
 
 type ReactionRow = { message_id: number; user_id: number; emoji: string };
@@ -523,23 +544,7 @@ export class ChatStore {
           .where({ room_id: input.roomId, user_id: input.userId })
           .update({ last_read_seq: seq });
         const message = toMessage({ ...row, id: Number(id) });
-        const pair = context.direct_key?.split(":").map(Number) ?? [];
-        await writeOutbox(trx, CHAT_OUTBOX, [
-          {
-            type: "message.created",
-            requestId: trace.requestId,
-            data: {
-              messageId: message.id,
-              roomId: message.roomId,
-              seq,
-              userId: input.userId,
-              roomKind: context.kind,
-              peerId: pair.find((u) => u !== input.userId) ?? null,
-              mentions: mentionedUsernames(input.body),
-              replyTo: message.replyTo,
-            },
-          },
-        ]);
+        await writeOutbox(trx, CHAT_OUTBOX, [messageCreated(message, context.kind, context.direct_key, trace)]);
         return message;
       });
       return { message, created: true };
@@ -551,6 +556,60 @@ export class ChatStore {
       }
       throw err;
     }
+  }
+
+  /**
+   * A system message (the operator's `announce`): sent by SYSTEM_USER_ID with the room's next seq
+   * and its `message.created` event, like any message; nobody's read marker moves.
+   */
+  async announce(roomId: number, body: string, trace: Trace): Promise<Message> {
+    return this.db.transaction(async (trx) => {
+      const room = await trx<RoomRow>("rooms").where({ id: roomId }).first("kind", "direct_key");
+      if (!room) throw AppError.notFound("Room");
+      const row = {
+        room_id: roomId,
+        seq: await this.nextSeq(trx, roomId),
+        user_id: SYSTEM_USER_ID,
+        body,
+        client_msg_id: randomUUID().replace(/-/g, ""),
+        reply_to: null,
+        created_at: Date.now(),
+        edited_at: null,
+        deleted: false,
+      };
+      const [id] = await trx("messages").insert(row);
+      const message = toMessage({ ...row, id: Number(id) });
+      await writeOutbox(trx, CHAT_OUTBOX, [messageCreated(message, room.kind, room.direct_key, trace)]);
+      return message;
+    });
+  }
+
+  // ---- for the operator ------------------------------------------------------------------------
+
+  /** The rooms with the most messages, with member counts and the time of their newest message. */
+  async busiestRooms(limit: number): Promise<(RoomRecord & { lastActivityAt: number })[]> {
+    const rows = await this.db("rooms as r")
+      .orderBy([
+        { column: "r.last_seq", order: "desc" },
+        { column: "r.id", order: "asc" },
+      ])
+      .limit(limit)
+      .select<(RoomRow & { last_at: number | string | null })[]>(
+        "r.*",
+        this.db.raw("(select m.created_at from messages m where m.room_id = r.id and m.seq = r.last_seq) as last_at"),
+      );
+    const records = await this.withCounts(rows);
+    return records.map((record, i) => ({ ...record, lastActivityAt: Number(rows[i].last_at ?? rows[i].created_at) }));
+  }
+
+  /** Rooms (not direct ones) called exactly `name`, at most `limit`. */
+  async roomsNamed(name: string, limit: number): Promise<RoomRecord[]> {
+    const rows = await this.db<RoomRow>("rooms")
+      .where({ name })
+      .whereNot({ kind: "direct" })
+      .orderBy("id")
+      .limit(limit);
+    return this.withCounts(rows);
   }
 
   async edit(message: Message, body: string, trace: Trace): Promise<Message> {

@@ -35,6 +35,8 @@ export type DomainEvent =
   | Envelope<"auth.refreshed", { userId: number; sessionId: string }>
   | Envelope<"auth.logout", { userId: number; sessionId: string }>
   | Envelope<"auth.session_revoked", { userId: number; sessionId: string; reason: "reuse" }>
+  // The operator ended every session of a user (REPL `sessions revoke`).
+  | Envelope<"auth.sessions_revoked", { userId: number; sessions: number; by: "operator" }>
   | Envelope<"room.created", { roomId: number; userId: number; kind: RoomKind; name: string; memberIds: number[] }>
   | Envelope<"room.updated", { roomId: number; userId: number; fields: string[] }>
   | Envelope<

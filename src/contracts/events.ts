@@ -14,6 +14,8 @@ export interface BusEvents {
     userId: number;
     reason: "logout" | "reuse";
   };
+  /** Every session of a user ended (the operator's `sessions revoke`): gateways drop them all. */
+  "auth.user.sessions_revoked": { userId: number; reason: "operator" };
 
   // Broadcast by chat after commit; every gateway emits them to its own sockets.
   "chat.message.created": { message: Message };

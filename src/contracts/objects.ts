@@ -2,6 +2,12 @@
 
 export type UserStatus = "online" | "away" | "offline";
 export type Role = "admin";
+/**
+ * What a caller may hold: an account's roles, or "operator" — the principal of the operator's REPL
+ * (src/operator/), which no token can carry: it passes every role-guarded action and no action that
+ * acts as a user.
+ */
+export type PrincipalRole = Role | "operator";
 
 export interface User {
   id: number;
@@ -16,6 +22,12 @@ export interface User {
 
 export type RoomKind = "public" | "private" | "direct";
 export type MemberRole = "owner" | "admin" | "member";
+
+/**
+ * The `userId` of system messages (the operator's announcements): no account has it. Clients show
+ * such a message as coming from the server, not from a user.
+ */
+export const SYSTEM_USER_ID = 0;
 
 export interface Message {
   id: number;
@@ -75,7 +87,7 @@ export interface AppEvent {
 export interface Principal {
   id: number;
   username: string;
-  roles: Role[];
+  roles: PrincipalRole[];
   sessionId: string;
 }
 

@@ -67,6 +67,7 @@ export interface SocketHost {
   onSocketDisconnected?(socket: ChatSocket, reason: string): Promise<void> | void;
   attachSocketServer(): void;
   revokeSessionSockets(sessionId: string): void;
+  revokeUserSockets(userId: number): void;
 }
 
 /** Same origin by default; ALLOWED_ORIGINS adds more. Clients that send no Origin (bots, servers) pass. */
@@ -187,6 +188,13 @@ const mixin: Partial<ServiceSchema<ServiceSettingSchema, object, SocketHost>> = 
     /** Sends `session:revoked` to a session's sockets on this node and disconnects them. */
     revokeSessionSockets(sessionId: string) {
       const room = socketRooms.session(sessionId);
+      this.io.to(room).emit("session:revoked", {});
+      this.io.in(room).disconnectSockets(true);
+    },
+
+    /** The same for every socket of a user on this node (all their sessions ended). */
+    revokeUserSockets(userId: number) {
+      const room = socketRooms.user(userId);
       this.io.to(room).emit("session:revoked", {});
       this.io.in(room).disconnectSockets(true);
     },

@@ -47,6 +47,12 @@ export class TokenCache {
     }
   }
 
+  dropUser(userId: number): void {
+    for (const [token, entry] of this.entries) {
+      if (entry.principal.id === userId) this.entries.delete(token);
+    }
+  }
+
   get size(): number {
     return this.entries.size;
   }

@@ -5,13 +5,15 @@
  * Mix in before sqlMixin (`mixins: [outboxMixin(o), sqlMixin(o, …)]`): the last mixin starts
  * first, so the tables exist before the relay runs.
  *
- * Each producer also answers for its own dead letters (admin only): `<owner>.outboxDeadLetters`,
+ * Each producer answers `<owner>.outboxStatus` (its backlog per consumer, for the operator's REPL)
+ * and for its own dead letters (admin only): `<owner>.outboxDeadLetters`,
  * `<owner>.outboxRetryDeadLetter`, `<owner>.outboxDropDeadLetter` — gathered across producers and
  * nodes by `log.deadLetters` & co. (src/infra/dead-letters.ts) — and keeps the gauge
  * `nochat_dead_letters{producer}` when metrics are enabled.
  */
 import type { Context, ServiceSchema, ServiceSettingSchema } from "moleculer";
 import { config } from "../config.js";
+import type { OutboxStatus } from "../contracts/actions.js";
 import type { DomainEvent } from "../contracts/domain-events.js";
 import type { CallMeta } from "./permissions.js";
 import {
@@ -20,6 +22,7 @@ import {
   listDeadLetters,
   migrateOutbox,
   OutboxRelay,
+  pendingByConsumer,
   retryDeadLetter,
   writeOutbox,
   type DeadLetter,
@@ -66,6 +69,20 @@ export function outboxMixin(owner: string): Partial<ServiceSchema> {
             listDeadLetters(this.db, owner, ctx.params.limit ?? 100),
           ]);
           return { producer: owner, nodeID: this.broker.nodeID, count, deadLetters };
+        },
+      },
+      /** Admins and the operator (REPL `outbox`): what this producer's consumers have not acknowledged yet. */
+      outboxStatus: {
+        idempotent: true,
+        roles: ["admin"],
+        visibility: "public",
+        params: {},
+        async handler(): Promise<OutboxStatus> {
+          const [consumers, deadLetters] = await Promise.all([
+            pendingByConsumer(this.db, owner),
+            this.countDeadLetters(),
+          ]);
+          return { producer: owner, consumers, deadLetters };
         },
       },
       /** Internal (admin): back into the outbox for its consumer; null when this database has no such id. */

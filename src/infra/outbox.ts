@@ -624,6 +624,36 @@ export class OutboxRelay {
   }
 }
 
+/**
+ * Per consumer, the events not yet acknowledged and the age of the oldest, in one grouped query
+ * (its size is the number of distinct `pending` sets, a handful, not the backlog's).
+ */
+export async function pendingByConsumer(
+  db: Sql,
+  owner: string,
+  now = Date.now(),
+): Promise<{ consumer: string; pending: number; oldestAgeMs: number }[]> {
+  const rows = await db(outboxTable(owner))
+    .groupBy("pending")
+    .select<{ pending: string; n: number | string; oldest: number | string }[]>(
+      "pending",
+      db.raw("count(*) as n"),
+      db.raw("min(created_at) as oldest"),
+    );
+  const byConsumer = new Map<string, { pending: number; oldest: number }>();
+  for (const row of rows) {
+    for (const consumer of row.pending.split(",")) {
+      const seen = byConsumer.get(consumer) ?? { pending: 0, oldest: Infinity };
+      seen.pending += Number(row.n);
+      seen.oldest = Math.min(seen.oldest, Number(row.oldest));
+      byConsumer.set(consumer, seen);
+    }
+  }
+  return [...byConsumer]
+    .sort(([a], [b]) => a.localeCompare(b))
+    .map(([consumer, { pending, oldest }]) => ({ consumer, pending, oldestAgeMs: Math.max(0, now - oldest) }));
+}
+
 // ---- dead letters: list, retry, drop ------------------------------------------------------------
 
 interface DeadLetterRow {

@@ -2,15 +2,30 @@
  * Permission middleware: an action declares `auth: "required"` or `roles: ["admin"]`, and the rule
  * holds for every caller — REST, socket or another service on the bus — because it is checked
  * where the action runs, against the Principal the gateway put in `ctx.meta.user`.
+ *
+ * The operator's REPL calls as OPERATOR: it passes every role-guarded action (admin's and
+ * `roles: ["operator"]`, which nobody else passes: no token carries that role) and no action that
+ * only requires a signed-in user, since it is nobody's account. Like an admin principal, it is only
+ * as trusted as the bus: whoever may join the cluster may call anything.
  */
 import type { ActionSchema, Context, Middleware } from "moleculer";
-import type { Principal, Role } from "../contracts/objects.js";
+import type { Principal, PrincipalRole } from "../contracts/objects.js";
 import { AppError } from "../errors.js";
 
 export interface GuardedAction {
   auth?: "required";
-  roles?: Role[];
+  roles?: PrincipalRole[];
 }
+
+/** The principal of operator commands (src/operator/); id 0 is nobody's account. */
+export const OPERATOR: Principal = Object.freeze({
+  id: 0,
+  username: "operator",
+  roles: ["operator"],
+  sessionId: "operator",
+}) as Principal;
+
+export const isOperator = (user: Principal | undefined): boolean => user?.roles.includes("operator") === true;
 
 export interface CallMeta {
   user?: Principal;
@@ -34,7 +49,11 @@ export const PermissionMiddleware: Middleware = {
     return function guarded(ctx: Context) {
       const user = (ctx.meta as CallMeta).user;
       if (!user) return Promise.reject(AppError.unauthorized());
-      if (roles.some((role) => !user.roles.includes(role))) return Promise.reject(AppError.forbidden());
+      if (isOperator(user)) {
+        if (roles.length === 0) return Promise.reject(AppError.forbidden("The operator acts as no user"));
+      } else if (roles.some((role) => !user.roles.includes(role))) {
+        return Promise.reject(AppError.forbidden());
+      }
       return next(ctx);
     };
   },
@@ -46,6 +65,6 @@ declare module "../../node_modules/moleculer/src/service" {
   // eslint-disable-next-line @typescript-eslint/no-unused-vars -- must repeat the type parameter to merge
   interface ActionSchema<TThis> {
     auth?: "required";
-    roles?: Role[];
+    roles?: PrincipalRole[];
   }
 }

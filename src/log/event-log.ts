@@ -2,6 +2,7 @@
  * The audit log: application events as documents in the `events` collection of the doc store
  * (MongoDB, or the embedded file store). Writes are idempotent on the event id.
  */
+import type { HourlyCount } from "../contracts/actions.js";
 import type { DomainEvent } from "../contracts/domain-events.js";
 import type { AppEvent } from "../contracts/objects.js";
 import { redact } from "./redact.js";
@@ -18,12 +19,6 @@ export interface EventDoc {
   data: Record<string, unknown>;
   /** `ts` truncated to the hour: the stats group on it. Filled in by record(). */
   hour?: Date;
-}
-
-export interface HourlyCount {
-  hour: string;
-  type: string;
-  count: number;
 }
 
 export interface EventQuery {

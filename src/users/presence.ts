@@ -9,6 +9,15 @@ import type { Sql } from "../infra/sql.js";
 
 export const PRESENCE_GRACE_MS = 5_000;
 
+export interface ConnectedUser {
+  nodeId: string;
+  userId: number;
+  username: string;
+  sockets: number;
+  /** When the oldest of these sockets connected. */
+  since: string;
+}
+
 export class PresenceStore {
   constructor(private readonly db: Sql) {}
 
@@ -59,6 +68,48 @@ export class PresenceStore {
       .distinct<{ user_id: number }[]>("user_id");
     await this.db("presence_connections").whereIn("node_id", dead).delete();
     return users.map((u) => u.user_id);
+  }
+
+  /**
+   * Who is connected where, for the operator: one row per (gateway node, user) with the number of
+   * sockets, at most `limit` rows, and how many connections there are in all.
+   */
+  async connectedUsers(limit: number): Promise<{ rows: ConnectedUser[]; connections: number }> {
+    const rows = await this.db("presence_connections as pc")
+      .join("users as u", "u.id", "pc.user_id")
+      .groupBy("pc.node_id", "pc.user_id", "u.username")
+      .orderBy([{ column: "pc.node_id" }, { column: "u.username" }])
+      .limit(limit)
+      .select<
+        { node_id: string; user_id: number; username: string; sockets: number | string; since: number | string }[]
+      >(
+        "pc.node_id",
+        "pc.user_id",
+        "u.username",
+        this.db.raw("count(*) as sockets"),
+        this.db.raw("min(pc.connected_at) as since"),
+      );
+    const total = await this.db("presence_connections").count<{ n: number | string }[]>({ n: "*" }).first();
+    return {
+      rows: rows.map((r) => ({
+        nodeId: r.node_id,
+        userId: r.user_id,
+        username: r.username,
+        sockets: Number(r.sockets),
+        since: new Date(Number(r.since)).toISOString(),
+      })),
+      connections: Number(total?.n ?? 0),
+    };
+  }
+
+  /** One user's connections per gateway node. */
+  async connectionsOf(userId: number): Promise<{ nodeId: string; sockets: number }[]> {
+    const rows = await this.db("presence_connections")
+      .where({ user_id: userId })
+      .groupBy("node_id")
+      .orderBy("node_id")
+      .select<{ node_id: string; sockets: number | string }[]>("node_id", this.db.raw("count(*) as sockets"));
+    return rows.map((r) => ({ nodeId: r.node_id, sockets: Number(r.sockets) }));
   }
 
   /** Users flagged online without any connection (their grace timer died with an instance). */

@@ -19,6 +19,7 @@ import type { AppEvent } from "../../src/contracts/objects.js";
 import { api, eventually, PASSWORD, register, uniqueName, type Account } from "../support/accounts-helpers.js";
 import { startNode, type NodeHandle } from "../support/processes.js";
 import { freePort, rabbitUrl, uniqueNamespace } from "../support/servers.js";
+import { OPERATOR } from "../../src/infra/permissions.js";
 
 test("admins come from the operator, health details and refusal audit are bounded", async (t) => {
   const dataDir = mkdtempSync(path.join(os.tmpdir(), "nochat-admins-"));
@@ -97,14 +98,21 @@ test("admins come from the operator, health details and refusal audit are bounde
   t.after(() => operator.stop());
   await operator.waitForServices(["users"], 15_000);
   const ann = await register(base);
-  const granted = await operator.call<{ admin: boolean; changed: boolean }, object>("users.setAdmin", {
-    username: ann.user.username,
-    admin: true,
-  });
+  const asOperator = { meta: { user: OPERATOR } };
+  const granted = await operator.call<{ admin: boolean; changed: boolean }, object>(
+    "users.setAdmin",
+    { username: ann.user.username, admin: true },
+    asOperator,
+  );
   assert.deepEqual([granted.admin, granted.changed], [true, true]);
   await assert.rejects(
-    operator.call("users.setAdmin", { username: uniqueName("nobody"), admin: true }),
+    operator.call("users.setAdmin", { username: uniqueName("nobody"), admin: true }, asOperator),
     (err: Error & { code?: number }) => err.code === 404,
+  );
+  await assert.rejects(
+    operator.call("users.setAdmin", { username: ann.user.username, admin: false }),
+    (err: Error & { code?: number }) => err.code === 401,
+    "a call without a principal is refused",
   );
   await assert.rejects(
     operator.call(

@@ -26,6 +26,7 @@ import { ferretBinary, OwnFerretDB } from "../support/ferretdb.js";
 import { adminEvents, createRoom, sendRest } from "../support/notify-helpers.js";
 import { startNode, type NodeHandle } from "../support/processes.js";
 import { createTestDatabase, freePort, rabbitUrl, requireServer, uniqueNamespace } from "../support/servers.js";
+import { OPERATOR } from "../../src/infra/permissions.js";
 
 const MESSAGES = 20;
 
@@ -246,7 +247,7 @@ test("cluster events: a gateway already up when the log starts is recorded once,
   await operator.start();
   t.after(() => operator.stop());
   await operator.waitForServices(["users"], 15_000);
-  await operator.call("users.setAdmin", { username: "root", admin: true });
+  await operator.call("users.setAdmin", { username: "root", admin: true }, { meta: { user: OPERATOR } });
   const root = await login(gateway.base, "root");
   // The operator's broker is a node of the cluster too: the counts below are of the others.
   const operatorId = `operator-${common.NAMESPACE}`;

@@ -77,6 +77,8 @@ export interface StartNodeOptions {
   name?: string;
   /** Extra arguments for src/main.ts. */
   args?: string[];
+  /** Give the node a stdin pipe (`child.stdin`), e.g. to type into its REPL; default: none. */
+  stdin?: boolean;
   /**
    * A node:test context: the node is stopped in `t.after()`, and its output is printed there
    * when the test failed.
@@ -291,7 +293,7 @@ export async function startNode(options: StartNodeOptions = {}): Promise<NodeHan
     {
       cwd: REPO_ROOT,
       env,
-      stdio: ["ignore", "pipe", "pipe"],
+      stdio: [options.stdin ? "pipe" : "ignore", "pipe", "pipe"],
     },
   );
 

@@ -18,7 +18,7 @@ import type { ResolvedToken } from "../../src/contracts/actions.js";
 import type { AppEvent, AuthResult, Message, Principal, User } from "../../src/contracts/objects.js";
 import { AppError, toErrorBody } from "../../src/errors.js";
 import type { WithOutbox } from "../../src/infra/outbox-mixin.js";
-import { PermissionMiddleware } from "../../src/infra/permissions.js";
+import { OPERATOR, PermissionMiddleware } from "../../src/infra/permissions.js";
 
 async function rejection(promise: Promise<unknown>): Promise<Errors.MoleculerError> {
   return promise.then(
@@ -253,7 +253,7 @@ describe("services in one broker (SQLite + embedded log store)", () => {
       password: "the boss password",
     });
     assert.deepEqual((await principalOf(registered.accessToken)).roles, []);
-    await broker.call("users.setAdmin", { username: "boss", admin: true });
+    await broker.call("users.setAdmin", { username: "boss", admin: true }, { meta: { user: OPERATOR } });
     const boss = await broker.call<AuthResult, object>("auth.login", {
       username: "boss",
       password: "the boss password",

@@ -1,0 +1,333 @@
+/**
+ * The operator's commands in the Moleculer REPL (`npm run repl`, src/operator/repl.ts). Each calls
+ * admin- or operator-only actions — never a database — and prints a table. The REPL node calls as
+ * OPERATOR (src/infra/permissions.ts), so these actions refuse everyone else, and none of them is
+ * published on REST or the socket.
+ */
+import type { ServiceBroker } from "moleculer";
+import { getBorderCharacters, table } from "table";
+import type {
+  HourlyCount,
+  OnlineListing,
+  OutboxStatus,
+  RoomStat,
+  UserInspection,
+  UserRoom,
+} from "../contracts/actions.js";
+import type { AppEvent, Message } from "../contracts/objects.js";
+import { OPERATOR } from "../infra/permissions.js";
+
+/** What a command's handler gets: positional arguments by name, `--options`, and the line as typed. */
+export interface CommandArgs {
+  [arg: string]: unknown;
+  options: Record<string, unknown>;
+  rawCommand: string;
+}
+
+export interface OperatorCommand {
+  /** Commander's declaration, e.g. `kick <room> <username>`. */
+  command: string;
+  description: string;
+  options?: { option: string; description: string }[];
+  /** Lets free text (announce) through as extra words. */
+  allowUnknownOptions?: boolean;
+  action(broker: ServiceBroker, args: CommandArgs): Promise<void>;
+}
+
+type Row = (string | number)[];
+
+export function print(text: string): void {
+  process.stdout.write(text.endsWith("\n") ? text : `${text}\n`);
+}
+
+export function printTable(header: string[], rows: Row[]): void {
+  if (rows.length === 0) return;
+  print(table([header, ...rows], { border: getBorderCharacters("norc") }));
+}
+
+/** A whole number option (`--top 5`), or the default; anything else is refused before a call. */
+function count(value: unknown, name: string, fallback: number, max: number): number {
+  if (value === undefined || value === true) return fallback;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1 || n > max) throw new UsageError(`--${name} takes a whole number from 1 to ${max}`);
+  return n;
+}
+
+export class UsageError extends Error {}
+
+/** "3 min" rather than milliseconds: how long ago, for people. */
+export function age(ms: number): string {
+  const s = Math.round(ms / 1000);
+  if (s < 60) return `${s} s`;
+  if (s < 3600) return `${Math.floor(s / 60)} min`;
+  if (s < 86_400) return `${Math.floor(s / 3600)} h ${Math.floor((s % 3600) / 60)} min`;
+  return `${Math.floor(s / 86_400)} d`;
+}
+
+const since = (iso: string, now = Date.now()): string => `${age(now - Date.parse(iso))} ago`;
+
+/** Every command calls as OPERATOR, also from a development REPL on a node with services. */
+const call = <T>(broker: ServiceBroker, action: string, params: object = {}): Promise<T> =>
+  broker.call<T, object>(action, params, { meta: { user: OPERATOR } });
+
+async function findUser(broker: ServiceBroker, username: string): Promise<UserInspection> {
+  return call<UserInspection>(broker, "users.inspect", { username });
+}
+
+/** One audit event on one line: time, type, who, where, and the rest of its data. */
+export function eventLine(e: AppEvent): string {
+  const who = e.userId !== null ? ` user=${e.userId}` : "";
+  const where = e.roomId !== null ? ` room=${e.roomId}` : "";
+  const data = JSON.stringify(e.data);
+  return `${e.ts}  ${e.type}${who}${where}  ${data.length > 200 ? `${data.slice(0, 199)}…` : data}`;
+}
+
+/** Follows the audit log: new events every second until `stop` resolves. */
+export async function tailEvents(
+  broker: ServiceBroker,
+  type: string | undefined,
+  stop: Promise<void>,
+  pollMs = 1000,
+): Promise<void> {
+  let from = new Date().toISOString();
+  let seen = new Set<string>();
+  let stopped = false;
+  void stop.then(() => (stopped = true));
+  while (!stopped) {
+    const { events } = await call<{ events: AppEvent[] }>(broker, "log.query", { from, limit: 500, type });
+    // Newest first; events at the same instant as `from` come again next time: `seen` skips them.
+    const fresh = events.filter((e) => !seen.has(e.id)).reverse();
+    for (const e of fresh) print(eventLine(e));
+    if (events.length > 0) {
+      from = events[0].ts;
+      seen = new Set(events.filter((e) => e.ts === from).map((e) => e.id));
+    }
+    await Promise.race([stop, new Promise((resolve) => setTimeout(resolve, pollMs))]);
+  }
+}
+
+/** `events tail` ends on Enter or Ctrl-C (both arrive on stdin), or after `--for` seconds. */
+export function untilKeyOrTimeout(seconds: number | undefined): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      process.stdin.off("data", done);
+      clearTimeout(timer);
+      resolve();
+    };
+    process.stdin.on("data", done);
+    const timer = seconds === undefined ? undefined : setTimeout(done, seconds * 1000);
+  });
+}
+
+export async function eventStats(broker: ServiceBroker, from?: string, to?: string): Promise<void> {
+  const parse = (value: string | undefined, name: string): string | undefined => {
+    if (value === undefined) return undefined;
+    if (Number.isNaN(Date.parse(value)))
+      throw new UsageError(`--${name} takes a date, e.g. 2026-12-01 or 2026-12-01T10:00Z`);
+    return new Date(value).toISOString();
+  };
+  const result = await call<{ from: string; to: string; counts: HourlyCount[] }>(broker, "log.stats", {
+    from: parse(from, "from"),
+    to: parse(to, "to"),
+  });
+  const totals = new Map<string, number>();
+  for (const c of result.counts) totals.set(c.type, (totals.get(c.type) ?? 0) + c.count);
+  print(`Audit events from ${result.from} to ${result.to}:`);
+  const rows = [...totals].sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0]));
+  if (rows.length === 0) print("none");
+  printTable(["Type", "Events"], rows);
+}
+
+export const OPERATOR_COMMANDS: OperatorCommand[] = [
+  {
+    command: "online",
+    description: "Users connected now, per gateway node",
+    options: [{ option: "--limit <n>", description: "rows at most (default 1000)" }],
+    async action(broker, args) {
+      const limit = count(args.options.limit, "limit", 1000, 10_000);
+      const listing = await call<OnlineListing>(broker, "users.online", { limit });
+      const nodes = new Set(listing.users.map((u) => u.nodeId));
+      const users = new Set(listing.users.map((u) => u.userId));
+      printTable(
+        ["Gateway node", "User", "Id", "Sockets", "Connected"],
+        listing.users.map((u) => [u.nodeId, u.username, u.userId, u.sockets, since(u.since)]),
+      );
+      print(
+        `${users.size} user(s) online on ${nodes.size} gateway node(s), ${listing.connections} socket(s)` +
+          (listing.truncated ? ` — first ${limit} rows only (--limit)` : ""),
+      );
+    },
+  },
+  {
+    command: "rooms",
+    description: "The busiest rooms: members, messages, latest activity",
+    options: [{ option: "--top <n>", description: "how many rooms (default 20)" }],
+    async action(broker, args) {
+      const top = count(args.options.top, "top", 20, 1000);
+      const { rooms } = await call<{ rooms: RoomStat[] }>(broker, "chat.roomStats", { top });
+      if (rooms.length === 0) print("No rooms yet.");
+      printTable(
+        ["Room", "Id", "Kind", "Members", "Messages", "Latest activity"],
+        rooms.map((r) => [r.name, r.id, r.kind, r.members, r.messages, since(r.lastActivity)]),
+      );
+    },
+  },
+  {
+    command: "user <username>",
+    description: "A user's profile, roles, sessions, connections and rooms",
+    async action(broker, args) {
+      const { user, connections } = await findUser(broker, String(args.username));
+      const [{ sessions }, { rooms }] = await Promise.all([
+        call<{ sessions: { id: string; createdAt: string; expiresAt: string }[] }>(broker, "auth.sessionsOf", {
+          userId: user.id,
+        }),
+        call<{ rooms: UserRoom[] }>(broker, "chat.roomsOfUser", { userId: user.id }),
+      ]);
+      printTable(
+        ["Field", "Value"],
+        [
+          ["Username", user.username],
+          ["Id", user.id],
+          ["Display name", user.displayName],
+          ["Roles", user.roles.join(", ") || "-"],
+          ["Status", `${user.status} (chose ${user.chosenStatus})`],
+          ["Last seen", user.lastSeenAt ?? "-"],
+          ["Registered", user.createdAt],
+          ["Connections", connections.map((c) => `${c.nodeId}: ${c.sockets}`).join(", ") || "none"],
+        ],
+      );
+      print(`Active sessions: ${sessions.length}`);
+      printTable(
+        ["Session", "Started", "Expires"],
+        sessions.map((s) => [s.id, s.createdAt, s.expiresAt]),
+      );
+      print(`Rooms: ${rooms.length}`);
+      printTable(
+        ["Room", "Id", "Kind", "Role"],
+        rooms.map((r) => [r.name, r.id, r.kind, r.role]),
+      );
+    },
+  },
+  {
+    command: "admin <grant|revoke> <username>",
+    description: "Grant or revoke a user's admin role",
+    async action(broker, args) {
+      const op = String(args["grant|revoke"]);
+      if (op !== "grant" && op !== "revoke") throw new UsageError("admin grant <username> | admin revoke <username>");
+      const result = await call<{ username: string; admin: boolean; changed: boolean }>(broker, "users.setAdmin", {
+        username: String(args.username),
+        admin: op === "grant",
+      });
+      print(
+        `${result.username} ${result.admin ? "is" : "is not"} an admin` +
+          (result.changed ? "" : " (no change)") +
+          " — their tokens carry the change from their next refresh",
+      );
+    },
+  },
+  {
+    command: "kick <room> <username>",
+    description: "Remove a user from a room (by room id or exact name)",
+    async action(broker, args) {
+      const { user } = await findUser(broker, String(args.username));
+      const result = await call<{ roomId: number; removed: boolean }>(broker, "chat.removeMember", {
+        room: String(args.room),
+        userId: user.id,
+      });
+      print(
+        result.removed
+          ? `${user.username} was removed from room #${result.roomId}`
+          : `${user.username} is not a member of room #${result.roomId}`,
+      );
+    },
+  },
+  {
+    command: "sessions <revoke|list> <username>",
+    description: "List a user's sessions, or end them all (their sockets are disconnected)",
+    async action(broker, args) {
+      const op = String(args["revoke|list"]);
+      const { user } = await findUser(broker, String(args.username));
+      if (op === "list") {
+        const { sessions } = await call<{ sessions: { id: string; createdAt: string; expiresAt: string }[] }>(
+          broker,
+          "auth.sessionsOf",
+          { userId: user.id },
+        );
+        print(`${user.username}: ${sessions.length} active session(s)`);
+        printTable(
+          ["Session", "Started", "Expires"],
+          sessions.map((s) => [s.id, s.createdAt, s.expiresAt]),
+        );
+        return;
+      }
+      if (op !== "revoke") throw new UsageError("sessions revoke <username> | sessions list <username>");
+      const { revoked } = await call<{ revoked: number }>(broker, "auth.revokeUserSessions", { userId: user.id });
+      print(`${revoked} session(s) of ${user.username} ended; their sockets are being disconnected`);
+    },
+  },
+  {
+    command: "announce <room> <text>",
+    description: 'Post a system message to a room: announce general "Maintenance at 18:00"',
+    allowUnknownOptions: true,
+    async action(broker, args) {
+      const room = String(args.room);
+      // The line as typed, after the command and the room: the text may be quoted or not.
+      const prefix = `announce ${room} `;
+      const text = args.rawCommand.startsWith(prefix) ? args.rawCommand.slice(prefix.length).trim() : "";
+      if (!text) throw new UsageError('announce <room> <text>, e.g. announce general "Back in 5 minutes"');
+      const message = await call<Message>(broker, "chat.announce", { room, body: text });
+      print(`Announced in room #${message.roomId} as message ${message.seq}`);
+    },
+  },
+  {
+    command: "outbox",
+    description: "Durable events each producer's consumers have not acknowledged yet",
+    async action(broker) {
+      const actions = broker.registry.getActionList({ onlyAvailable: true, skipInternal: true }) as { name: string }[];
+      const names = [...new Set(actions.map((a) => a.name).filter((n) => n.endsWith(".outboxStatus")))].sort();
+      if (names.length === 0) {
+        print("No producer is reachable (is the cluster up, and this REPL on its NAMESPACE?)");
+        return;
+      }
+      const statuses = await Promise.all(names.map((n) => call<OutboxStatus>(broker, n)));
+      const rows: Row[] = [];
+      for (const s of statuses) {
+        if (s.consumers.length === 0) rows.push([s.producer, "-", 0, "-", s.deadLetters]);
+        for (const c of s.consumers) rows.push([s.producer, c.consumer, c.pending, age(c.oldestAgeMs), s.deadLetters]);
+      }
+      printTable(["Producer", "Consumer", "Pending", "Oldest", "Dead letters"], rows);
+    },
+  },
+];
+
+/** `events tail` and `events stats`: subcommands of Moleculer's own `events`, see repl.ts. */
+export const EVENT_SUBCOMMANDS: OperatorCommand[] = [
+  {
+    command: "tail",
+    description: "Follow the audit log live (Enter or Ctrl-C stops)",
+    options: [
+      { option: "--type <type>", description: "only events of this type, e.g. auth.login" },
+      { option: "--for <seconds>", description: "stop after this many seconds" },
+    ],
+    async action(broker, args) {
+      const type = typeof args.options.type === "string" ? args.options.type : undefined;
+      const seconds = args.options.for === undefined ? undefined : count(args.options.for, "for", 60, 86_400);
+      print(`Following the audit log${type ? ` (${type})` : ""}: Enter or Ctrl-C stops`);
+      await tailEvents(broker, type, untilKeyOrTimeout(seconds));
+      print("Stopped following the audit log.");
+    },
+  },
+  {
+    command: "stats",
+    description: "Audit events per type (default: the last 24 hours)",
+    options: [
+      { option: "--from <date>", description: "from this time (ISO 8601)" },
+      { option: "--to <date>", description: "until this time (ISO 8601)" },
+    ],
+    async action(broker, args) {
+      const opt = (name: string) =>
+        typeof args.options[name] === "string" ? (args.options[name] as string) : undefined;
+      await eventStats(broker, opt("from"), opt("to"));
+    },
+  },
+];
