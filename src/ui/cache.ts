@@ -5,7 +5,7 @@
  */
 import { effect } from "@preact/signals";
 import type { Message, Room, User } from "../contracts/objects.js";
-import { me, rooms, timeline, users } from "./state.js";
+import { knownUsers, me, rooms, timeline, users } from "./state.js";
 
 interface Snapshot {
   me: User;
@@ -27,7 +27,7 @@ export function restoreSnapshot(userId: number): boolean {
     if (!raw) return false;
     const snap = JSON.parse(raw) as Snapshot;
     me.value = snap.me;
-    users.value = new Map(snap.users.map((u) => [u.id, u]));
+    users.value = knownUsers(snap.users);
     rooms.value = new Map(snap.rooms.map((r) => [r.id, r]));
     for (const [id, messages] of Object.entries(snap.messages)) {
       const roomId = Number(id);

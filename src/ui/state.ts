@@ -4,11 +4,32 @@
  * room, so a message in one room re-renders only that room.
  */
 import { computed, signal, type Signal } from "@preact/signals";
-import type { Message, MemberRole, Notification, Room, User } from "../contracts/objects.js";
+import {
+  SYSTEM_USER_ID,
+  type Message,
+  type MemberRole,
+  type Notification,
+  type Room,
+  type User,
+} from "../contracts/objects.js";
 
 export const me = signal<User | null>(null);
 export const rooms = signal<ReadonlyMap<number, Room>>(new Map());
-export const users = signal<ReadonlyMap<number, User>>(new Map());
+/** The author of system messages (the operator's announcements): shown by name like anyone. */
+export const SYSTEM_AUTHOR: User = {
+  id: SYSTEM_USER_ID,
+  username: "nochat",
+  displayName: "Announcement",
+  status: "offline",
+  lastSeenAt: null,
+  createdAt: new Date(0).toISOString(),
+};
+
+/** Known users by id; the system author is always among them (and never fetched). */
+export const knownUsers = (list: readonly User[] = []): Map<number, User> =>
+  new Map([[SYSTEM_USER_ID, SYSTEM_AUTHOR], ...list.map((u): [number, User] => [u.id, u])]);
+
+export const users = signal<ReadonlyMap<number, User>>(knownUsers());
 /** Members per room (user id → role), loaded when a room is opened. */
 export const members = signal<ReadonlyMap<number, ReadonlyMap<number, MemberRole>>>(new Map());
 export const notifications = signal<readonly Notification[]>([]);
@@ -189,7 +210,7 @@ export function showToast(text: string): void {
 export function resetState(): void {
   me.value = null;
   rooms.value = new Map();
-  users.value = new Map();
+  users.value = knownUsers();
   members.value = new Map();
   notifications.value = [];
   typing.value = new Map();

@@ -1,8 +1,8 @@
 /**
  * The browser UI on a real cluster: alice's page on gateway G1, bob's on gateway G2 (SERVICES=api
  * each), every other service on node S, over RabbitMQ with a namespace of its own and a MariaDB
- * database of its own (as test/integration/realtime-cluster.test.ts). Messages live both ways,
- * typing and presence cross the bus.
+ * database of its own (as test/integration/realtime-cluster.test.ts). Messages live both ways, an
+ * operator's announcement shows as the server's on both, typing and presence cross the bus.
  */
 import assert from "node:assert/strict";
 import { test } from "node:test";
@@ -20,6 +20,8 @@ import {
   gone,
   expectCount,
 } from "../support/browser.js";
+import { ServiceBroker } from "moleculer";
+import { OPERATOR } from "../../src/infra/permissions.js";
 import { api } from "../support/accounts-helpers.js";
 import { startNode, TEST_JWT_SECRET, type NodeHandle } from "../support/processes.js";
 import { createTestDatabase, freePort, rabbitUrl, requireServer, uniqueNamespace } from "../support/servers.js";
@@ -118,6 +120,28 @@ test(
       order,
       `in order on bob's side: ${order}`,
     );
+
+    // ---- an operator's announcement: shown on both sides as the server's, not a user's ----------------
+    const operator = new ServiceBroker({
+      namespace: common.NAMESPACE,
+      nodeID: `operator-${common.NAMESPACE}`,
+      transporter: { type: "AMQP", options: { url: rabbitUrl() } },
+      logger: false,
+    });
+    await operator.start();
+    t.after(() => operator.stop());
+    await operator.waitForServices(["chat"], 15_000);
+    await operator.call(
+      "chat.announce",
+      { room: "Across", body: "Maintenance at 18:00" },
+      { meta: { user: OPERATOR } },
+    );
+    for (const page of [A, B]) {
+      const announcement = await visible(ui.article(page, "Maintenance at 18:00"));
+      assert.match((await announcement.textContent()) ?? "", /^Announcement/);
+      assert.match((await announcement.getAttribute("class")) ?? "", /\bsystem\b/);
+      await expectCount(announcement.getByRole("button", { name: "Edit" }), 0, "nobody edits an announcement");
+    }
 
     // ---- typing across gateways ------------------------------------------------------------------------
     await ui.composer(B).click();

@@ -6,13 +6,13 @@
 import { memo } from "preact/compat";
 import { useEffect, useLayoutEffect, useMemo, useRef, useState } from "preact/hooks";
 import { mentionedUsernames } from "../../contracts/domain-events.js";
-import type { Message, Room, User } from "../../contracts/objects.js";
+import { SYSTEM_USER_ID, type Message, type Room, type User } from "../../contracts/objects.js";
 import { errorText } from "../api.js";
 import { deleteMessage, discardSend, loadOlder, markRead, retrySend, toggleReaction } from "../chat.js";
 import { renderMarkdown } from "../markdown.js";
 import { outbox, type OutboxEntry } from "../outbox.js";
 import { editing, me, members, replyingTo, showToast, timeline, users } from "../state.js";
-import { IconButton } from "./icons.js";
+import { Icon, IconButton } from "./icons.js";
 import { Avatar } from "./Presence.js";
 
 const GROUP_MS = 5 * 60_000;
@@ -143,6 +143,8 @@ const MessageItem = memo(function MessageItem(props: ItemProps) {
   const [picking, setPicking] = useState(false);
   const reactRef = useRef<HTMLButtonElement>(null);
   const own = message.userId === myId;
+  // The operator's announcements: marked as the server's, never grouped, nobody's to edit.
+  const system = message.userId === SYSTEM_USER_ID;
   const name = names.get(message.userId) ?? `User ${message.userId}`;
   const body = useMemo(() => {
     if (message.deleted) return null;
@@ -156,6 +158,7 @@ const MessageItem = memo(function MessageItem(props: ItemProps) {
     grouped ? "grouped" : "",
     mentionsMe ? "mentions-me" : "",
     message.deleted ? "deleted" : "",
+    system ? "system" : "",
   ];
   const pick = (emoji: string) => {
     setPicking(false);
@@ -170,6 +173,10 @@ const MessageItem = memo(function MessageItem(props: ItemProps) {
           <time class="hover-time" dateTime={message.createdAt} title={fullFormat.format(created)}>
             {timeFormat.format(created)}
           </time>
+        ) : system ? (
+          <span class="avatar system-avatar" aria-hidden="true">
+            <Icon name="megaphone" size={18} />
+          </span>
         ) : (
           <Avatar user={{ id: message.userId, displayName: name, username: name }} />
         )}
@@ -415,6 +422,7 @@ export function MessageList({ room }: { room: Room }) {
     const grouped =
       !!prev &&
       prev.userId === m.userId &&
+      m.userId !== SYSTEM_USER_ID &&
       !prev.deleted &&
       m.replyTo === null &&
       new Date(m.createdAt).getTime() - new Date(prev.createdAt).getTime() < GROUP_MS;
