@@ -624,6 +624,37 @@ export class OutboxRelay {
   }
 }
 
+/** One consumer's share of a producer's outbox: events still due to it, and the oldest one's age. */
+export interface ConsumerBacklog {
+  consumer: string;
+  count: number;
+  /** created_at of the oldest (epoch ms); null when none is waiting. */
+  oldestAt: number | null;
+}
+
+/**
+ * The backlog per consumer in one grouped query (a handful of rows: one per set of pending
+ * consumers); `consumers` are reported even when nothing waits for them (count 0).
+ */
+export async function outboxBacklog(db: Sql, owner: string, consumers: readonly string[]): Promise<ConsumerBacklog[]> {
+  const rows = (await db(outboxTable(owner))
+    .select("pending")
+    .count({ n: "*" })
+    .min({ oldest: "created_at" })
+    .groupBy("pending")) as unknown as { pending: string; n: number | string; oldest: number | string | null }[];
+  const by = new Map<string, ConsumerBacklog>(consumers.map((c) => [c, { consumer: c, count: 0, oldestAt: null }]));
+  for (const row of rows) {
+    for (const consumer of splitPending(row.pending)) {
+      const entry = by.get(consumer) ?? { consumer, count: 0, oldestAt: null };
+      by.set(consumer, entry);
+      entry.count += Number(row.n);
+      const oldest = row.oldest === null ? null : Number(row.oldest);
+      if (oldest !== null && (entry.oldestAt === null || oldest < entry.oldestAt)) entry.oldestAt = oldest;
+    }
+  }
+  return [...by.values()];
+}
+
 // ---- dead letters: list, retry, drop ------------------------------------------------------------
 
 interface DeadLetterRow {
