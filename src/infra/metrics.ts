@@ -94,6 +94,11 @@ const DEFINITIONS: Record<MetricName, Definition> = {
 /** Every metric name NoChat exports, as Prometheus shows them (histograms add _bucket, _sum, _count). */
 export const NOCHAT_METRIC_NAMES: readonly MetricName[] = Object.values(METRIC);
 
+/** The histograms among them. */
+export const NOCHAT_HISTOGRAMS: readonly MetricName[] = NOCHAT_METRIC_NAMES.filter(
+  (name) => DEFINITIONS[name].type === "histogram",
+);
+
 const registered = new WeakMap<ServiceBroker, Set<string>>();
 
 /** Registers `names` once per broker; false when metrics are off. Unlabelled ones start at 0, so they show at once. */
