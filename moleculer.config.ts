@@ -89,8 +89,13 @@ const brokerOptions: BrokerOptions = {
   // The first listed wraps the handler most closely: Permissions, then DatabaseOutage (which
   // Moleculer's CircuitBreaker and Retry, registered after these, see the result of).
   middlewares: [PermissionMiddleware, DatabaseOutageMiddleware],
-  // METRICS=true: `$node.metrics` and the REPL's `metrics` (with the gauge nochat_dead_letters).
-  metrics: { enabled: c.metrics },
+  // METRICS=true or METRICS_PORT: Moleculer's metrics and NoChat's (src/infra/metrics.ts), in
+  // `$node.metrics` and the REPL's `metrics`; METRICS_PORT also serves them to Prometheus, one
+  // endpoint per process (GET /metrics, labels namespace and nodeID).
+  metrics: {
+    enabled: c.metrics,
+    reporter: c.metricsPort ? [{ type: "Prometheus", options: { port: c.metricsPort, path: "/metrics" } }] : [],
+  },
   tracing: { enabled: false },
 };
 

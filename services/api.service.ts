@@ -26,6 +26,7 @@ import { AccessLog, type AccessRequest } from "../src/gateway/access-log.js";
 import { addSecurityHeaders, setSecurityHeaders, staticCacheHeaders } from "../src/gateway/security-headers.js";
 import { outboxMigration } from "../src/infra/outbox.js";
 import { outboxMixin, type WithOutbox } from "../src/infra/outbox-mixin.js";
+import { countMetric, METRIC, observeSeconds, registerMetrics, setMetric } from "../src/infra/metrics.js";
 import { sqlMixin } from "../src/infra/sql-mixin.js";
 import { SendRateLimiter } from "../src/gateway/rate-limit.js";
 import { sanitizeRequest } from "../src/gateway/sanitize.js";
@@ -53,6 +54,8 @@ interface Vars extends SocketHost, WithOutbox {
   typing: TypingTracker;
   sweepTimer: NodeJS.Timeout;
   sessionCheck: NodeJS.Timeout;
+  instancesTimer: NodeJS.Timeout | undefined;
+  countInstances(): void;
   checkSocketSessions(): Promise<void>;
   /** docs/openapi.json, read at creation; undefined when it could not be read (404). */
   openapi: OpenApiDocument | undefined;
@@ -218,8 +221,9 @@ const ApiService: ServiceSchema<ApiSettingsSchema, object, Vars> = {
 
     // Fan-out: chat broadcasts after commit; each gateway emits to its own sockets only.
     "chat.message.created"(ctx: Context<BusEvents["chat.message.created"]>) {
-      const { message } = ctx.params;
+      const { message, committedAt } = ctx.params;
       this.io.to(socketRooms.room(message.roomId)).emit("message:new", message);
+      if (committedAt !== undefined) observeSeconds(this.broker, METRIC.fanout, (Date.now() - committedAt) / 1000);
     },
     "chat.message.updated"(ctx: Context<BusEvents["chat.message.updated"]>) {
       const { message } = ctx.params;
@@ -346,10 +350,21 @@ const ApiService: ServiceSchema<ApiSettingsSchema, object, Vars> = {
       this.unavailableLog = { since: now, more: 0 };
     },
 
+    /** The gauge nochat_service_instances{service} from the registry (in memory, no call). */
+    countInstances() {
+      const { nodes = [] } = healthOf(this.broker.registry, ALL_SERVICES);
+      for (const service of ALL_SERVICES) {
+        const n = nodes.filter((node) => node.services.includes(service)).length;
+        setMetric(this.broker, METRIC.serviceInstances, n, { service });
+      }
+    },
+
     /** The per-user send limit, shared by `message:send` and `POST …/messages`. */
     checkSendRate(userId: number) {
       const wait = this.sendLimiter.take(userId);
-      if (wait > 0) throw AppError.rateLimited(wait, "Too many messages; slow down");
+      if (wait === 0) return;
+      countMetric(this.broker, METRIC.rateLimited, { limit: "send" });
+      throw AppError.rateLimited(wait, "Too many messages; slow down");
     },
 
     socketCalls(): Record<string, SocketCall> {
@@ -481,6 +496,11 @@ const ApiService: ServiceSchema<ApiSettingsSchema, object, Vars> = {
     this.io.engine.on("headers", addSecurityHeaders);
     this.accessLog.start();
     this.refusals.start();
+    if (registerMetrics(this.broker, [METRIC.fanout, METRIC.serviceInstances])) {
+      this.countInstances();
+      this.instancesTimer = setInterval(() => this.countInstances(), 5_000);
+      this.instancesTimer.unref();
+    }
     this.sweepTimer = setInterval(() => this.sendLimiter.sweep(), 60_000);
     this.sweepTimer.unref();
     this.sessionCheck = setInterval(() => {
@@ -494,6 +514,7 @@ const ApiService: ServiceSchema<ApiSettingsSchema, object, Vars> = {
   async stopped() {
     clearInterval(this.sweepTimer);
     clearInterval(this.sessionCheck);
+    clearInterval(this.instancesTimer);
     this.typing.stop();
     this.refusals.stop();
     await this.accessLog.stop();

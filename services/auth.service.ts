@@ -14,6 +14,7 @@ import { RefusalSampler } from "../src/log/sampler.js";
 import { principalOf } from "../src/infra/permissions.js";
 import { sqlMixin } from "../src/infra/sql-mixin.js";
 import { outboxMixin, type WithOutbox } from "../src/infra/outbox-mixin.js";
+import { countMetric, METRIC, registerMetrics } from "../src/infra/metrics.js";
 import type { NewEvent, Trace } from "../src/infra/outbox.js";
 import { ownUser, type UserRecord } from "../src/users/store.js";
 
@@ -57,7 +58,10 @@ const AuthService: ServiceSchema<ServiceSettingSchema, object, Vars> = {
         const { perAddress, windowSeconds } = config().registerLimit;
         const key = throttleKeys.registerAddress(addressOf(ctx));
         const { count, retryAfter } = (await this.store.throttleCounts([key], windowSeconds * 1000)).get(key)!;
-        if (count >= perAddress) throw AppError.rateLimited(retryAfter, "Too many registrations; try again later");
+        if (count >= perAddress) {
+          countMetric(this.broker, METRIC.rateLimited, { limit: "register" });
+          throw AppError.rateLimited(retryAfter, "Too many registrations; try again later");
+        }
         await this.store.count([key], windowSeconds * 1000);
         const passwordHash = await hashPassword(password);
         const user = await ctx.call<UserRecord, CreateUserParams>("users.create", { username, displayName });
@@ -109,6 +113,7 @@ const AuthService: ServiceSchema<ServiceSettingSchema, object, Vars> = {
                 : 0;
         const hash = usernameTag(config().jwtSecret, username);
         if (wait > 0) {
+          countMetric(this.broker, METRIC.loginThrottled);
           const known = await ctx.call<UserRecord | null, { username: string }>("users.findByUsername", { username });
           await this.audit(ctx, "throttled", {
             type: "auth.throttled",
@@ -125,6 +130,7 @@ const AuthService: ServiceSchema<ServiceSettingSchema, object, Vars> = {
         if (!user || !ok) {
           await this.store.count(Object.values(keys), windowMs);
           const reason = user ? "bad_password" : "unknown_user";
+          countMetric(this.broker, METRIC.loginFailures, { reason });
           // An unknown name is whatever was typed: only its keyed hash is kept.
           await this.audit(ctx, reason, {
             type: "auth.login_failed",
@@ -276,6 +282,7 @@ const AuthService: ServiceSchema<ServiceSettingSchema, object, Vars> = {
     });
     this.sampler.start();
     this.store = new AuthStore(this.db, config().refreshTokenTtlDays * 24 * 3600 * 1000);
+    registerMetrics(this.broker, [METRIC.loginThrottled, METRIC.loginFailures, METRIC.rateLimited]);
   },
 
   stopped() {

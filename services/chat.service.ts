@@ -12,6 +12,7 @@ import { ChatStore, type Membership, type RoomRecord } from "../src/chat/store.j
 import { AppError } from "../src/errors.js";
 import type { Trace } from "../src/infra/outbox.js";
 import { outboxMixin, type WithOutbox } from "../src/infra/outbox-mixin.js";
+import { countMetric, METRIC, registerMetrics } from "../src/infra/metrics.js";
 import { principalOf } from "../src/infra/permissions.js";
 import { sqlMixin } from "../src/infra/sql-mixin.js";
 
@@ -366,9 +367,11 @@ const ChatService: ServiceSchema<ServiceSettingSchema, object, Vars> = {
         );
         ctx.meta.$statusCode = created ? 201 : 200;
         if (created) {
+          const committedAt = Date.now();
           this.outbox.kick();
+          countMetric(this.broker, METRIC.messagesSent);
           ctx.meta.$location = `/api/rooms/${message.roomId}/messages/${message.id}`;
-          await broadcastEvent(ctx, "chat.message.created", { message });
+          await broadcastEvent(ctx, "chat.message.created", { message, committedAt });
         }
         return message;
       },
@@ -636,6 +639,7 @@ const ChatService: ServiceSchema<ServiceSettingSchema, object, Vars> = {
 
   async started() {
     this.store = new ChatStore(this.db, { roomAddsPerHour: config().roomAddsPerHour });
+    registerMetrics(this.broker, [METRIC.messagesSent]);
   },
 };
 

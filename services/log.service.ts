@@ -9,6 +9,7 @@ import { openDocStore, type DocStore } from "../src/infra/docstore.js";
 import type { DeadLetter } from "../src/infra/outbox.js";
 import { outboxMigration, type NewEvent } from "../src/infra/outbox.js";
 import { outboxMixin, type WithOutbox } from "../src/infra/outbox-mixin.js";
+import { METRIC, registerMetrics, timed } from "../src/infra/metrics.js";
 import { sqlMixin } from "../src/infra/sql-mixin.js";
 import { BatchWriter } from "../src/log/batch-writer.js";
 import type { HourlyCount } from "../src/contracts/actions.js";
@@ -219,7 +220,10 @@ const LogService: ServiceSchema<ServiceSettingSchema, object, Vars> = {
   },
 
   async started() {
-    this.writer = new BatchWriter((docs) => this.ready().record(docs));
+    registerMetrics(this.broker, [METRIC.auditWrite, METRIC.auditWriteFailures]);
+    this.writer = new BatchWriter((docs) =>
+      timed(this.broker, METRIC.auditWrite, METRIC.auditWriteFailures, () => this.ready().record(docs)),
+    );
     this.purgeTimer = setInterval(() => void this.purge(), PURGE_EVERY_MS);
     this.purgeTimer.unref();
     // Not awaited: with the store down the node still starts (and answers UNAVAILABLE) at once.

@@ -8,6 +8,7 @@ import { noteDatabaseError } from "../src/infra/database-outage.js";
 import { isOperator, principalOf } from "../src/infra/permissions.js";
 import { sqlMixin } from "../src/infra/sql-mixin.js";
 import { outboxMixin, type WithOutbox } from "../src/infra/outbox-mixin.js";
+import { METRIC, registerMetrics, setMetric } from "../src/infra/metrics.js";
 import { usersMigrations } from "../src/users/migrations.js";
 import { applyAdminList, setAdmin } from "../src/users/admins.js";
 import type { CallMeta } from "../src/infra/permissions.js";
@@ -20,11 +21,15 @@ type Vars = WithOutbox & {
   presence: PresenceStore;
   graceTimers: Map<number, NodeJS.Timeout>;
   sweepTimer: NodeJS.Timeout;
+  onlineTimer: NodeJS.Timeout | undefined;
   startedAt: number;
   announce(ctx: Context | ServiceBroker, userId: number): Promise<void>;
   settleOffline(userId: number): Promise<void>;
   sweepPresence(): Promise<void>;
 };
+
+/** How often a users instance counts online users for the gauge (when metrics are on). */
+const ONLINE_COUNT_MS = 5_000;
 
 const connectionParams = { socketId: { type: "string", max: 64 }, nodeId: { type: "string", max: 128 } } as const;
 
@@ -327,10 +332,22 @@ const UsersService: ServiceSchema<ServiceSettingSchema, object, Vars> = {
       });
     }, 10_000);
     this.sweepTimer.unref();
+    // The online-users gauge: one count every ONLINE_COUNT_MS, only with metrics on.
+    if (registerMetrics(this.broker, [METRIC.usersOnline])) {
+      const count = () =>
+        this.presence.countOnline().then(
+          (n) => setMetric(this.broker, METRIC.usersOnline, n),
+          (err: unknown) => this.logger.debug("online users not counted", (err as Error).message),
+        );
+      void count();
+      this.onlineTimer = setInterval(() => void count(), ONLINE_COUNT_MS);
+      this.onlineTimer.unref();
+    }
   },
 
   async stopped() {
     clearInterval(this.sweepTimer);
+    clearInterval(this.onlineTimer);
     for (const timer of this.graceTimers.values()) clearTimeout(timer);
   },
 };

@@ -69,8 +69,13 @@ export interface Config {
   outboxMaxAttempts: number;
   /** First retry of a refused durable event after this many ms, doubling up to 60 s (OUTBOX_RETRY_MS). */
   outboxRetryMs: number;
-  /** Moleculer metrics (METRICS=true): `$node.metrics`, the REPL's `metrics`, `nochat_dead_letters`. */
+  /**
+   * Moleculer metrics with NoChat's own (src/infra/metrics.ts): METRICS=true, or implied by
+   * METRICS_PORT. `$node.metrics`, the REPL's `metrics`.
+   */
   metrics: boolean;
+  /** METRICS_PORT: this process's Prometheus endpoint (`GET /metrics` on all interfaces); unset → none. */
+  metricsPort: number | undefined;
 }
 
 export interface TransporterTls {
@@ -185,6 +190,12 @@ function healthDetails(raw: string | undefined): Config["healthDetails"] {
   throw new Error(`HEALTH_DETAILS must be "admins" or "public", got "${raw}"`);
 }
 
+/** METRICS_PORT: a port for the Prometheus endpoint, or unset (no endpoint). */
+function metricsPort(env: Env): number | undefined {
+  if (env.METRICS_PORT === undefined || env.METRICS_PORT === "") return undefined;
+  return int(env, "METRICS_PORT", 0, 1, 65535);
+}
+
 export function loadConfig(env: Env = process.env): Config {
   const transporter = env.TRANSPORTER || undefined;
   const dataDir = path.resolve(env.DATA_DIR || "./data");
@@ -220,7 +231,8 @@ export function loadConfig(env: Env = process.env): Config {
     },
     outboxMaxAttempts: int(env, "OUTBOX_MAX_ATTEMPTS", 8, 1, 100),
     outboxRetryMs: int(env, "OUTBOX_RETRY_MS", 1_000, 10, 600_000),
-    metrics: env.METRICS === "true" || env.METRICS === "1",
+    metrics: env.METRICS === "true" || env.METRICS === "1" || metricsPort(env) !== undefined,
+    metricsPort: metricsPort(env),
     trustProxy: int(env, "TRUST_PROXY", 0, 0, 10),
     loginLimit: {
       perAddress: int(env, "LOGIN_FAILURES_PER_ADDRESS", 30, 1),

@@ -18,7 +18,8 @@ export interface BusEvents {
   "auth.user.sessions_revoked": { userId: number; reason: "operator" };
 
   // Broadcast by chat after commit; every gateway emits them to its own sockets.
-  "chat.message.created": { message: Message };
+  /** `committedAt`: when chat saw the commit (epoch ms), for the fan-out latency metric. */
+  "chat.message.created": { message: Message; committedAt?: number };
   "chat.message.updated": { message: Message };
   "chat.message.deleted": {
     id: number;

@@ -13,6 +13,7 @@ import { config } from "../config.js";
 import type { Principal } from "../contracts/objects.js";
 import { socketRooms, type Ack, type ClientToServerEvents, type ServerToClientEvents } from "../contracts/socket.js";
 import { AppError, toErrorBody } from "../errors.js";
+import { countMetric, METRIC, observeSince, registerMetrics, setMetric } from "../infra/metrics.js";
 import type { CallMeta } from "../infra/permissions.js";
 import { sanitizeInput } from "./sanitize.js";
 import { clientAddress } from "./client-address.js";
@@ -105,6 +106,7 @@ const mixin: Partial<ServiceSchema<ServiceSettingSchema, object, SocketHost>> = 
         const address = clientAddress(socket.request, trustProxy);
         socket.data.address = address;
         if ((rooms().get(addressRoom(address))?.size ?? 0) >= socketLimit.perAddress) {
+          countMetric(this.broker, METRIC.rateLimited, { limit: "socket_cap" });
           return next(
             tooManySockets(`Too many open connections from this address (at most ${socketLimit.perAddress})`),
           );
@@ -118,6 +120,7 @@ const mixin: Partial<ServiceSchema<ServiceSettingSchema, object, SocketHost>> = 
           .then(async (principal) => {
             socket.data.principal = principal;
             if ((rooms().get(socketRooms.user(principal.id))?.size ?? 0) >= socketLimit.perUser) {
+              countMetric(this.broker, METRIC.rateLimited, { limit: "socket_cap" });
               throw tooManySockets(`Too many open connections for this user (at most ${socketLimit.perUser})`);
             }
             await socket.join([socketRooms.user(principal.id), socketRooms.session(principal.sessionId)]);
@@ -136,7 +139,10 @@ const mixin: Partial<ServiceSchema<ServiceSettingSchema, object, SocketHost>> = 
           );
       });
 
+      registerMetrics(this.broker, [METRIC.socketsConnected, METRIC.sendAck, METRIC.rateLimited]);
+      const countSockets = () => setMetric(this.broker, METRIC.socketsConnected, io.of("/").sockets.size);
       io.on("connection", (socket: ChatSocket) => {
+        countSockets();
         const calls = this.socketCalls();
         socket.data.buckets = new TokenBuckets();
         const eventRate = { perSecond: socketEventLimit.perSecond, burst: socketEventLimit.burst };
@@ -146,6 +152,7 @@ const mixin: Partial<ServiceSchema<ServiceSettingSchema, object, SocketHost>> = 
           const known = Object.hasOwn(calls, event);
           const wait = socket.data.buckets.take(known ? event : "*", event === "typing" ? typingRate : eventRate);
           if (wait === 0) return false;
+          countMetric(this.broker, METRIC.rateLimited, { limit: "socket_event" });
           const error = AppError.rateLimited(wait, `Too many '${known ? event : "unknown"}' events; slow down`);
           reply?.({ ok: false, error: toErrorBody(error).body });
           return true;
@@ -171,10 +178,16 @@ const mixin: Partial<ServiceSchema<ServiceSettingSchema, object, SocketHost>> = 
             const reply = typeof last === "function" ? (last as (res: Ack<unknown>) => void) : undefined;
             const payload = reply && args.length === 1 ? undefined : args[0];
             if (limited(event, reply)) return;
-            void handleCall(this.broker, socket, call, payload, reply);
+            const startedAt = performance.now();
+            void handleCall(this.broker, socket, call, payload, reply).then((ok) => {
+              if (event === "message:send")
+                observeSince(this.broker, METRIC.sendAck, startedAt, { outcome: ok ? "ok" : "error" });
+            });
           });
         }
         socket.on("disconnect", (reason) => {
+          // socket.io has taken the socket out of the namespace by now.
+          countSockets();
           void Promise.resolve(this.onSocketDisconnected?.(socket, reason)).catch((err: unknown) =>
             this.logger.warn("socket disconnect handling failed", err),
           );
@@ -216,13 +229,14 @@ const mixin: Partial<ServiceSchema<ServiceSettingSchema, object, SocketHost>> = 
 /** Typed for its host above; a mixin is declared for any service. */
 export const SocketMixin = mixin as Partial<ServiceSchema>;
 
+/** Validate → act → ack; resolves whether the ack said ok. */
 async function handleCall(
   broker: ServiceBroker,
   socket: ChatSocket,
   call: SocketCall,
   payload: unknown,
   ack: ((res: Ack<unknown>) => void) | undefined,
-): Promise<void> {
+): Promise<boolean> {
   const requestId = randomUUID();
   try {
     if (payload === null || typeof payload !== "object" || Array.isArray(payload)) {
@@ -242,9 +256,11 @@ async function handleCall(
       });
     }
     ack?.({ ok: true, data: data ?? null });
+    return true;
   } catch (err) {
     const { body, internal } = toErrorBody(err, requestId);
     if (internal) broker.logger.error(`socket ${"action" in call ? call.action : "event"} failed [${requestId}]`, err);
     ack?.({ ok: false, error: body });
+    return false;
   }
 }

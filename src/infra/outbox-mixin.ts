@@ -9,20 +9,23 @@
  * and for its own dead letters (admin only): `<owner>.outboxDeadLetters`,
  * `<owner>.outboxRetryDeadLetter`, `<owner>.outboxDropDeadLetter` — gathered across producers and
  * nodes by `log.deadLetters` & co. (src/infra/dead-letters.ts) — and keeps the gauge
- * `nochat_dead_letters{producer}` when metrics are enabled.
+ * `nochat_dead_letters{producer}` when metrics are enabled, and the backlog gauges
+ * `nochat_outbox_backlog{producer,consumer}` and `nochat_outbox_lag_seconds{producer,consumer}` from
+ * one grouped count of its outbox every BACKLOG_POLL_MS (not per event).
  */
 import type { Context, ServiceSchema, ServiceSettingSchema } from "moleculer";
 import { config } from "../config.js";
 import type { OutboxStatus } from "../contracts/actions.js";
-import type { DomainEvent } from "../contracts/domain-events.js";
+import type { Consumer, DomainEvent } from "../contracts/domain-events.js";
+import { METRIC, registerMetrics, setMetric } from "./metrics.js";
 import type { CallMeta } from "./permissions.js";
 import {
   countDeadLetters,
   dropDeadLetter,
   listDeadLetters,
   migrateOutbox,
+  outboxBacklog,
   OutboxRelay,
-  pendingByConsumer,
   retryDeadLetter,
   writeOutbox,
   type DeadLetter,
@@ -32,7 +35,13 @@ import {
 import type { Sql } from "./sql.js";
 import type { WithSql } from "./sql-mixin.js";
 
-export const DEAD_LETTER_GAUGE = "nochat_dead_letters";
+export const DEAD_LETTER_GAUGE = METRIC.deadLetters;
+
+/** How often a producer counts its outbox for the backlog gauges (when metrics are on). */
+export const BACKLOG_POLL_MS = 5_000;
+
+/** Every consumer of durable events: each producer reports a backlog (maybe 0) for each. */
+const CONSUMERS: readonly Consumer[] = ["notify", "log"];
 
 export interface WithOutbox extends WithSql {
   outbox: OutboxRelay;
@@ -40,6 +49,9 @@ export interface WithOutbox extends WithSql {
   publish(trx: Sql | undefined, events: NewEvent[]): Promise<DomainEvent[]>;
   /** Sets the dead-letter gauge from the table. */
   countDeadLetters(): Promise<number>;
+  /** Sets the backlog gauges from one grouped count of the outbox. */
+  measureBacklog(): Promise<void>;
+  backlogTimer: NodeJS.Timeout | undefined;
 }
 
 /** What a producer instance answers to `outboxDeadLetters`. */
@@ -78,10 +90,16 @@ export function outboxMixin(owner: string): Partial<ServiceSchema> {
         visibility: "public",
         params: {},
         async handler(): Promise<OutboxStatus> {
-          const [consumers, deadLetters] = await Promise.all([
-            pendingByConsumer(this.db, owner),
+          const now = Date.now();
+          const [backlog, deadLetters] = await Promise.all([
+            outboxBacklog(this.db, owner, CONSUMERS),
             this.countDeadLetters(),
           ]);
+          const consumers = backlog.map(({ consumer, count, oldestAt }) => ({
+            consumer,
+            pending: count,
+            oldestAgeMs: oldestAt === null ? 0 : Math.max(0, now - oldestAt),
+          }));
           return { producer: owner, consumers, deadLetters };
         },
       },
@@ -126,20 +144,21 @@ export function outboxMixin(owner: string): Partial<ServiceSchema> {
       },
       async countDeadLetters() {
         const n = await countDeadLetters(this.db, owner);
-        if (this.broker.isMetricsEnabled()) this.broker.metrics.set(DEAD_LETTER_GAUGE, n, { producer: owner });
+        setMetric(this.broker, METRIC.deadLetters, n, { producer: owner });
         return n;
+      },
+      async measureBacklog() {
+        const now = Date.now();
+        for (const { consumer, count, oldestAt } of await outboxBacklog(this.db, owner, CONSUMERS)) {
+          const labels = { producer: owner, consumer };
+          setMetric(this.broker, METRIC.outboxBacklog, count, labels);
+          setMetric(this.broker, METRIC.outboxLag, oldestAt === null ? 0 : Math.max(0, now - oldestAt) / 1000, labels);
+        }
       },
     },
     async started() {
       await migrateOutbox(this.db, owner);
-      if (this.broker.isMetricsEnabled() && !this.broker.metrics.hasMetric(DEAD_LETTER_GAUGE)) {
-        this.broker.metrics.register({
-          type: "gauge",
-          name: DEAD_LETTER_GAUGE,
-          labelNames: ["producer"],
-          description: "Durable events set aside after their consumer kept refusing them",
-        });
-      }
+      const metrics = registerMetrics(this.broker, [METRIC.deadLetters, METRIC.outboxBacklog, METRIC.outboxLag]);
       const c = config();
       this.outbox = new OutboxRelay(
         this.db,
@@ -163,8 +182,18 @@ export function outboxMixin(owner: string): Partial<ServiceSchema> {
       );
       await this.countDeadLetters();
       this.outbox.start();
+      if (metrics) {
+        const measure = () =>
+          this.measureBacklog().catch((err: unknown) =>
+            this.logger.debug("outbox: backlog not counted", (err as Error).message),
+          );
+        await measure();
+        this.backlogTimer = setInterval(() => void measure(), BACKLOG_POLL_MS);
+        this.backlogTimer.unref();
+      }
     },
     async stopped() {
+      clearInterval(this.backlogTimer);
       await this.outbox?.stop();
     },
   };

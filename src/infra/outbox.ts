@@ -624,34 +624,35 @@ export class OutboxRelay {
   }
 }
 
+/** One consumer's share of a producer's outbox: events still due to it, and the oldest one's age. */
+export interface ConsumerBacklog {
+  consumer: string;
+  count: number;
+  /** created_at of the oldest (epoch ms); null when none is waiting. */
+  oldestAt: number | null;
+}
+
 /**
- * Per consumer, the events not yet acknowledged and the age of the oldest, in one grouped query
- * (its size is the number of distinct `pending` sets, a handful, not the backlog's).
+ * The backlog per consumer in one grouped query (a handful of rows: one per set of pending
+ * consumers); `consumers` are reported even when nothing waits for them (count 0).
  */
-export async function pendingByConsumer(
-  db: Sql,
-  owner: string,
-  now = Date.now(),
-): Promise<{ consumer: string; pending: number; oldestAgeMs: number }[]> {
-  const rows = await db(outboxTable(owner))
-    .groupBy("pending")
-    .select<{ pending: string; n: number | string; oldest: number | string }[]>(
-      "pending",
-      db.raw("count(*) as n"),
-      db.raw("min(created_at) as oldest"),
-    );
-  const byConsumer = new Map<string, { pending: number; oldest: number }>();
+export async function outboxBacklog(db: Sql, owner: string, consumers: readonly string[]): Promise<ConsumerBacklog[]> {
+  const rows = (await db(outboxTable(owner))
+    .select("pending")
+    .count({ n: "*" })
+    .min({ oldest: "created_at" })
+    .groupBy("pending")) as unknown as { pending: string; n: number | string; oldest: number | string | null }[];
+  const by = new Map<string, ConsumerBacklog>(consumers.map((c) => [c, { consumer: c, count: 0, oldestAt: null }]));
   for (const row of rows) {
-    for (const consumer of row.pending.split(",")) {
-      const seen = byConsumer.get(consumer) ?? { pending: 0, oldest: Infinity };
-      seen.pending += Number(row.n);
-      seen.oldest = Math.min(seen.oldest, Number(row.oldest));
-      byConsumer.set(consumer, seen);
+    for (const consumer of splitPending(row.pending)) {
+      const entry = by.get(consumer) ?? { consumer, count: 0, oldestAt: null };
+      by.set(consumer, entry);
+      entry.count += Number(row.n);
+      const oldest = row.oldest === null ? null : Number(row.oldest);
+      if (oldest !== null && (entry.oldestAt === null || oldest < entry.oldestAt)) entry.oldestAt = oldest;
     }
   }
-  return [...byConsumer]
-    .sort(([a], [b]) => a.localeCompare(b))
-    .map(([consumer, { pending, oldest }]) => ({ consumer, pending, oldestAgeMs: Math.max(0, now - oldest) }));
+  return [...by.values()];
 }
 
 // ---- dead letters: list, retry, drop ------------------------------------------------------------

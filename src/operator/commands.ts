@@ -292,8 +292,9 @@ export const OPERATOR_COMMANDS: OperatorCommand[] = [
       const statuses = await Promise.all(names.map((n) => call<OutboxStatus>(broker, n)));
       const rows: Row[] = [];
       for (const s of statuses) {
-        if (s.consumers.length === 0) rows.push([s.producer, "-", 0, "-", s.deadLetters]);
-        for (const c of s.consumers) rows.push([s.producer, c.consumer, c.pending, age(c.oldestAgeMs), s.deadLetters]);
+        for (const c of s.consumers) {
+          rows.push([s.producer, c.consumer, c.pending, c.pending > 0 ? age(c.oldestAgeMs) : "-", s.deadLetters]);
+        }
       }
       printTable(["Producer", "Consumer", "Pending", "Oldest", "Dead letters"], rows);
     },

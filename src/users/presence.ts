@@ -112,6 +112,12 @@ export class PresenceStore {
     return rows.map((r) => ({ nodeId: r.node_id, sockets: Number(r.sockets) }));
   }
 
+  /** Users flagged online (for the online-users gauge). */
+  async countOnline(): Promise<number> {
+    const row = await this.db("users").where({ online: true }).count<{ n: number | string }[]>({ n: "*" }).first();
+    return Number(row?.n ?? 0);
+  }
+
   /** Users flagged online without any connection (their grace timer died with an instance). */
   async strandedOnline(): Promise<number[]> {
     const rows = await this.db("users")

@@ -174,5 +174,31 @@ describe("loadConfig", () => {
     it("REQUEST_TIMEOUT that is not a number", () => {
       assert.throws(() => loadConfig({ DATA_DIR: freshDir(), REQUEST_TIMEOUT: "soon" }), /REQUEST_TIMEOUT/);
     });
+    for (const port of ["0", "65536", "x"]) {
+      it(`METRICS_PORT=${port}`, () => {
+        assert.throws(
+          () => loadConfig({ DATA_DIR: freshDir(), METRICS_PORT: port }),
+          /METRICS_PORT must be an integer/,
+        );
+      });
+    }
+  });
+
+  describe("metrics", () => {
+    it("off by default, with no endpoint", () => {
+      const c = loadConfig({ DATA_DIR: freshDir() });
+      assert.equal(c.metrics, false);
+      assert.equal(c.metricsPort, undefined);
+    });
+    it("METRICS=true: metrics without an endpoint", () => {
+      const c = loadConfig({ DATA_DIR: freshDir(), METRICS: "true" });
+      assert.equal(c.metrics, true);
+      assert.equal(c.metricsPort, undefined);
+    });
+    it("METRICS_PORT: an endpoint, and metrics on", () => {
+      const c = loadConfig({ DATA_DIR: freshDir(), METRICS_PORT: "9464" });
+      assert.equal(c.metrics, true);
+      assert.equal(c.metricsPort, 9464);
+    });
   });
 });

@@ -18,6 +18,7 @@ import {
   listDeadLetters,
   migrateOutbox,
   OutboxRelay,
+  outboxBacklog,
   outboxMigration,
   outboxTable,
   retryDeadLetter,
@@ -159,6 +160,20 @@ describe("transactional outbox on SQLite", () => {
     const payload = JSON.parse((await db(TABLE).where({ event_id: first.id }).first()).payload) as DomainEvent;
     assert.deepEqual(payload, first, "the row carries exactly the returned event");
     assert.deepEqual(await writeOutbox(db, OWNER, []), []);
+  });
+
+  it("outboxBacklog: events and the oldest one's time per consumer, 0 for a consumer nothing waits for", async () => {
+    assert.deepEqual(await outboxBacklog(db, OWNER, ["notify", "log"]), [
+      { consumer: "notify", count: 0, oldestAt: null },
+      { consumer: "log", count: 0, oldestAt: null },
+    ]);
+    await writeOutbox(db, OWNER, [logEvent(1), bothEvent(2), bothEvent(3)]);
+    await db(TABLE).update({ created_at: 1_000 }).where({ type: "user.updated" });
+    await db(TABLE).update({ created_at: 2_000 }).where({ type: "message.created" });
+    assert.deepEqual(await outboxBacklog(db, OWNER, ["notify", "log"]), [
+      { consumer: "notify", count: 2, oldestAt: 2_000 },
+      { consumer: "log", count: 3, oldestAt: 1_000 },
+    ]);
   });
 
   it("writeOutbox inside a rolled-back transaction leaves nothing", async () => {

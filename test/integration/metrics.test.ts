@@ -1,0 +1,212 @@
+/**
+ * Prometheus metrics (issue 12, item 2) in a real cluster over RabbitMQ + MariaDB, each process with
+ * its own METRICS_PORT:
+ *   gateway   SERVICES=api
+ *   backend   SERVICES=auth,users,chat,log
+ *   notify    SERVICES=notify                    (stopped and started again)
+ *
+ * - each process answers `GET /metrics` on its METRICS_PORT in Prometheus' text format, with
+ *   Moleculer's metrics and NoChat's, labelled with the namespace and the node id;
+ * - the gateway's `nochat_sockets_connected` is the number of connected sockets; the backend's
+ *   `nochat_users_online` counts their users;
+ * - sending messages over a socket moves the backend's `nochat_messages_sent_total`, the gateway's
+ *   `nochat_send_ack_seconds` (count and buckets) and `nochat_fanout_seconds`; a failed login moves
+ *   `nochat_login_failures_total`; the gateway's `nochat_service_instances` sees every service;
+ * - while notify is stopped, the backend's `nochat_outbox_backlog{producer="chat",consumer="notify"}`
+ *   rises to the messages sent meanwhile (and the lag above 0); once notify is back both fall to 0.
+ */
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import type { Socket } from "socket.io-client";
+import type { Message } from "../../src/contracts/objects.js";
+import { ALL_SERVICES } from "../../src/config.js";
+import { METRIC } from "../../src/infra/metrics.js";
+import { api, connectSocket, eventually, register } from "../support/accounts-helpers.js";
+import { cmid, createRoom, emitOk } from "../support/notify-helpers.js";
+import { startNode } from "../support/processes.js";
+import { createTestDatabase, freePort, rabbitUrl, requireServer, uniqueNamespace } from "../support/servers.js";
+
+interface Sample {
+  name: string;
+  labels: Record<string, string>;
+  value: number;
+}
+
+/** Parses Prometheus' text exposition format (the samples; comments skipped). */
+function parseMetrics(text: string): Sample[] {
+  const samples: Sample[] = [];
+  for (const line of text.split("\n")) {
+    if (line === "" || line.startsWith("#")) continue;
+    const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$/.exec(line);
+    assert.ok(m, `not a Prometheus sample line: ${line}`);
+    const labels: Record<string, string> = {};
+    for (const [, key, value] of (m[2] ?? "").matchAll(/(\w+)="((?:[^"\\]|\\.)*)"/g)) labels[key] = value;
+    samples.push({ name: m[1], labels, value: Number(m[3]) });
+  }
+  return samples;
+}
+
+/** One scrape of a process's endpoint. */
+class Scrape {
+  constructor(readonly samples: Sample[]) {}
+  static async of(port: number): Promise<Scrape> {
+    const res = await fetch(`http://127.0.0.1:${port}/metrics`, { signal: AbortSignal.timeout(5_000) });
+    assert.equal(res.status, 200, `GET :${port}/metrics`);
+    assert.match(res.headers.get("content-type") ?? "", /^text\/plain/);
+    return new Scrape(parseMetrics(await res.text()));
+  }
+  /** The sum of the samples named `name` whose labels include `labels` (0 when there is none). */
+  value(name: string, labels: Record<string, string> = {}): number {
+    return this.samples
+      .filter((s) => s.name === name && Object.entries(labels).every(([k, v]) => s.labels[k] === v))
+      .reduce((sum, s) => sum + s.value, 0);
+  }
+  has(name: string): boolean {
+    return this.samples.some((s) => s.name === name);
+  }
+}
+
+test("/metrics per process: NoChat's counters, histograms and gauges move; the backlog follows notify", async (t) => {
+  for (const server of ["rabbitmq", "mariadb"] as const) {
+    if (!(await requireServer(server, t))) return;
+  }
+  const database = await createTestDatabase();
+  t.after(() => database.drop());
+
+  const namespace = uniqueNamespace("nochat-metrics");
+  const common = {
+    TRANSPORTER: rabbitUrl(),
+    NAMESPACE: namespace,
+    DATABASE_URL: database.url,
+    MONGO_URL: undefined, // the log keeps its events in the backend's DATA_DIR
+  };
+  const [port, gatewayMetrics, backendMetrics, notifyMetrics] = await Promise.all([
+    freePort(),
+    freePort(),
+    freePort(),
+    freePort(),
+  ]);
+  const base = `http://127.0.0.1:${port}`;
+  const startNotify = () =>
+    startNode({ t, name: "notify", services: ["notify"], env: { ...common, METRICS_PORT: String(notifyMetrics) } });
+  const [gateway, backend] = await Promise.all([
+    startNode({
+      t,
+      name: "gateway",
+      services: ["api"],
+      env: { ...common, PORT: String(port), METRICS_PORT: String(gatewayMetrics) },
+    }),
+    startNode({
+      t,
+      name: "backend",
+      services: ["auth", "users", "chat", "log"],
+      env: { ...common, METRICS_PORT: String(backendMetrics) },
+    }),
+  ]);
+  let notify = await startNotify();
+  const gw = () => Scrape.of(gatewayMetrics);
+  const be = () => Scrape.of(backendMetrics);
+
+  // ---- one endpoint per process, Moleculer's metrics beside NoChat's, labelled ------------------------
+  for (const [node, metricsPort, own] of [
+    [gateway, gatewayMetrics, METRIC.socketsConnected],
+    [backend, backendMetrics, METRIC.messagesSent],
+    [notify, notifyMetrics, "moleculer_registry_nodes_total"],
+  ] as const) {
+    await eventually(async () => (await Scrape.of(metricsPort)).has(own), 10_000, `${node.name} exports ${own}`);
+    const scrape = await Scrape.of(metricsPort);
+    assert.ok(scrape.has("moleculer_registry_nodes_total"), `${node.name}: Moleculer's own metrics`);
+    const labels = scrape.samples.find((s) => s.name === "moleculer_registry_nodes_total")!.labels;
+    assert.equal(labels.namespace, namespace);
+    assert.equal(labels.nodeID, node.env.NODE_ID, `${node.name}: its own node id`);
+    const other = await fetch(`http://127.0.0.1:${metricsPort}/other`);
+    assert.equal(other.status, 404, "only /metrics is served");
+  }
+  await eventually(
+    async () => {
+      const scrape = await gw();
+      return ALL_SERVICES.every((service) => scrape.value(METRIC.serviceInstances, { service }) === 1);
+    },
+    15_000,
+    "the gateway counts one instance of each required service",
+  );
+
+  // ---- sockets and online users ------------------------------------------------------------------------
+  const [ann, bob] = await Promise.all([register(base, "ann"), register(base, "bob")]);
+  const room = await createRoom(base, ann, { name: "metrics", kind: "public", members: [bob.user.id] });
+  const sockets: Socket[] = [
+    await connectSocket(base, ann.accessToken, t),
+    await connectSocket(base, bob.accessToken, t),
+    await connectSocket(base, bob.accessToken, t),
+  ];
+  await eventually(async () => (await gw()).value(METRIC.socketsConnected) === 3, 10_000, "3 sockets connected");
+  await eventually(async () => (await be()).value(METRIC.usersOnline) === 2, 15_000, "2 users online");
+  sockets[2].close();
+  await eventually(async () => (await gw()).value(METRIC.socketsConnected) === 2, 10_000, "2 sockets after a close");
+
+  // ---- messages: counter and histograms move ------------------------------------------------------------
+  const send = (n: number) =>
+    Promise.all(
+      Array.from({ length: n }, (_, i) =>
+        emitOk<Message>(sockets[0], "message:send", { roomId: room.id, body: `hello ${i}`, clientMsgId: cmid() }),
+      ),
+    );
+  const [gwBefore, beBefore] = [await gw(), await be()];
+  const SENT = 5;
+  await send(SENT);
+  const [gwAfter, beAfter] = [await gw(), await be()];
+  assert.equal(beAfter.value(METRIC.messagesSent) - beBefore.value(METRIC.messagesSent), SENT, "messages sent");
+  const ackCount = `${METRIC.sendAck}_count`;
+  assert.equal(gwAfter.value(ackCount, { outcome: "ok" }) - gwBefore.value(ackCount, { outcome: "ok" }), SENT);
+  assert.equal(
+    gwAfter.value(`${METRIC.sendAck}_bucket`, { outcome: "ok", le: "+Inf" }) -
+      gwBefore.value(`${METRIC.sendAck}_bucket`, { outcome: "ok", le: "+Inf" }),
+    SENT,
+    "the ack histogram's +Inf bucket",
+  );
+  assert.ok(gwAfter.value(`${METRIC.sendAck}_sum`, { outcome: "ok" }) > 0, "ack latency sum");
+  // The fan-out is observed when the gateway emits, which may come just after the ack.
+  await eventually(
+    async () => (await gw()).value(`${METRIC.fanout}_count`) - gwBefore.value(`${METRIC.fanout}_count`) === SENT,
+    10_000,
+    "the fan-out histogram counts every message",
+  );
+
+  // A failed login is counted on the node that runs auth.
+  const failures = (await be()).value(METRIC.loginFailures, { reason: "bad_password" });
+  const bad = await api(base, "POST", "/api/auth/login", { body: { username: "ann", password: "wrong password" } });
+  assert.equal(bad.status, 401);
+  assert.equal((await be()).value(METRIC.loginFailures, { reason: "bad_password" }), failures + 1, "login failures");
+
+  // ---- the backlog rises while notify is stopped, and falls back to 0 after it starts ---------------------
+  const toNotify = { producer: "chat", consumer: "notify" };
+  await eventually(
+    async () => (await be()).value(METRIC.outboxBacklog, toNotify) === 0,
+    20_000,
+    "no backlog for notify while it runs",
+  );
+  await notify.stop();
+  const WHILE_DOWN = 12;
+  await send(WHILE_DOWN);
+  await eventually(
+    async () => (await be()).value(METRIC.outboxBacklog, toNotify) >= WHILE_DOWN,
+    20_000,
+    `the backlog for notify reaches ${WHILE_DOWN}`,
+  );
+  const down = await be();
+  assert.equal(down.value(METRIC.outboxBacklog, toNotify), WHILE_DOWN, "exactly the messages sent meanwhile");
+  assert.ok(down.value(METRIC.outboxLag, toNotify) > 0, "the oldest waiting event has an age");
+  t.diagnostic(`backlog ${WHILE_DOWN}, lag ${down.value(METRIC.outboxLag, toNotify)} s while notify was stopped`);
+
+  notify = await startNotify();
+  const drained = await eventually(
+    async () => {
+      const scrape = await be();
+      return scrape.value(METRIC.outboxBacklog, toNotify) === 0 && scrape.value(METRIC.outboxLag, toNotify) === 0;
+    },
+    45_000,
+    "the backlog for notify falls back to 0 once it is back",
+    250,
+  );
+  t.diagnostic(`backlog back to 0 ${drained} ms after notify started again`);
+});
