@@ -9,6 +9,8 @@ import { config } from "./src/config.js";
 import { databaseUnavailable } from "./src/errors.js";
 import { DatabaseOutageMiddleware } from "./src/infra/database-outage.js";
 import { PermissionMiddleware } from "./src/infra/permissions.js";
+import { jsonLogFormatter, RequestContextMiddleware } from "./src/infra/request-context.js";
+import { tracingOptions } from "./src/infra/tracing.js";
 
 const c = config();
 
@@ -43,9 +45,18 @@ const amqpOptions = {
 const brokerOptions: BrokerOptions = {
   namespace: c.namespace,
   nodeID: c.nodeID,
+  // A terminal gets short coloured lines; anything else JSON lines, which inside a request also
+  // carry its requestId and userId (src/infra/request-context.ts).
   logger: {
     type: "Console",
-    options: { formatter: process.stdout.isTTY ? "short" : "json", colors: process.stdout.isTTY, objectPrinter: null },
+    options: {
+      // Moleculer calls a formatter function with more arguments than its typings say.
+      formatter: process.stdout.isTTY
+        ? "short"
+        : (jsonLogFormatter as unknown as (t: string, a: unknown[]) => string[]),
+      colors: process.stdout.isTTY,
+      objectPrinter: null,
+    },
   },
   logLevel: c.logLevel,
   transporter: c.transporter ? { type: "AMQP", options: amqpOptions } : null,
@@ -87,11 +98,13 @@ const brokerOptions: BrokerOptions = {
   registry: { strategy: "RoundRobin", preferLocal: true },
   validator: true,
   // The first listed wraps the handler most closely: Permissions, then DatabaseOutage (which
-  // Moleculer's CircuitBreaker and Retry, registered after these, see the result of).
-  middlewares: [PermissionMiddleware, DatabaseOutageMiddleware],
+  // Moleculer's CircuitBreaker and Retry, registered after these, see the result of), then
+  // RequestContext, so that what those two log also names the request.
+  middlewares: [PermissionMiddleware, DatabaseOutageMiddleware, RequestContextMiddleware],
   // METRICS=true: `$node.metrics` and the REPL's `metrics` (with the gauge nochat_dead_letters).
   metrics: { enabled: c.metrics },
-  tracing: { enabled: false },
+  // TRACING=console|event|off (src/infra/tracing.ts): spans whose traceID is the request id.
+  tracing: tracingOptions(c.tracing, process.stdout.isTTY),
 };
 
 export default brokerOptions;
