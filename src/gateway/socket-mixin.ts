@@ -14,6 +14,7 @@ import type { Principal } from "../contracts/objects.js";
 import { socketRooms, type Ack, type ClientToServerEvents, type ServerToClientEvents } from "../contracts/socket.js";
 import { AppError, toErrorBody } from "../errors.js";
 import type { CallMeta } from "../infra/permissions.js";
+import { inRequest } from "../infra/request-context.js";
 import { sanitizeInput } from "./sanitize.js";
 import { clientAddress } from "./client-address.js";
 import { TokenBuckets } from "./rate-limit.js";
@@ -216,6 +217,20 @@ async function handleCall(
   ack: ((res: Ack<unknown>) => void) | undefined,
 ): Promise<void> {
   const requestId = randomUUID();
+  // The call's log lines here and in local handlers name its request and user (src/infra/request-context.ts).
+  return inRequest({ requestID: requestId, meta: { user: socket.data.principal } }, () =>
+    runCall(broker, socket, call, payload, ack, requestId),
+  );
+}
+
+async function runCall(
+  broker: ServiceBroker,
+  socket: ChatSocket,
+  call: SocketCall,
+  payload: unknown,
+  ack: ((res: Ack<unknown>) => void) | undefined,
+  requestId: string,
+): Promise<void> {
   try {
     if (payload === null || typeof payload !== "object" || Array.isArray(payload)) {
       throw AppError.validation([{ field: "payload", message: "The payload must be an object." }]);
