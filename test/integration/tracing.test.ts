@@ -65,7 +65,7 @@ interface SpanData {
   traceID: string;
   parentID?: string | null;
   name: string;
-  tags?: { nodeID?: string; userId?: number | null; callerNodeID?: string; requestID?: string; [k: string]: unknown };
+  tags: { nodeID?: string; userId?: number | null; callerNodeID?: string; requestID?: string; [k: string]: unknown };
 }
 
 /** A node's JSON log lines (anything else it wrote is skipped). */
@@ -188,7 +188,7 @@ test("TRACING=event: both nodes' spans of one REST action share its request id a
 
   // Each node emits its finished spans every 5 s.
   const ofRequest = (): SpanData[] => spans.filter((span) => span.traceID === requestId);
-  const nodesOf = (list: SpanData[]): Set<unknown> => new Set(list.map((span) => span.tags?.nodeID));
+  const nodesOf = (list: SpanData[]): Set<unknown> => new Set(list.map((span) => span.tags.nodeID));
   const fromBoth = (): boolean => {
     const nodes = nodesOf(ofRequest());
     return nodes.has(gateway.env.NODE_ID) && nodes.has(services.env.NODE_ID);
@@ -198,12 +198,12 @@ test("TRACING=event: both nodes' spans of one REST action share its request id a
   assert.ok(
     fromBoth(),
     `spans with traceID ${requestId} from both nodes within 20 s; got ${spans.length} spans: ` +
-      JSON.stringify(spans.slice(-20).map((s) => [s.name, s.traceID, s.tags?.nodeID])),
+      JSON.stringify(spans.slice(-20).map((s) => [s.name, s.traceID, s.tags.nodeID])),
   );
   const traced = ofRequest();
-  t.diagnostic(`spans of ${requestId}: ${traced.map((s) => `${s.name}@${s.tags?.nodeID}`).join(", ")}`);
+  t.diagnostic(`spans of ${requestId}: ${traced.map((s) => `${s.name}@${s.tags.nodeID}`).join(", ")}`);
 
-  const rest = traced.find((span) => span.tags?.nodeID === gateway.env.NODE_ID && span.name === "POST /api/rooms");
+  const rest = traced.find((span) => span.tags.nodeID === gateway.env.NODE_ID && span.name === "POST /api/rooms");
   assert.ok(
     rest,
     `the gateway's REST span, named without a query string: ${JSON.stringify(traced.map((s) => s.name))}`,
@@ -211,7 +211,7 @@ test("TRACING=event: both nodes' spans of one REST action share its request id a
   assert.equal(rest.parentID ?? null, null, "the REST span is the trace's root");
   assert.equal(rest.tags.userId, account.user.id, "tagged with the caller");
   const action = traced.find(
-    (span) => span.tags?.nodeID === services.env.NODE_ID && span.name === "action 'chat.createRoom'",
+    (span) => span.tags.nodeID === services.env.NODE_ID && span.name === "action 'chat.createRoom'",
   );
   assert.ok(action, `chat.createRoom's span on the services node: ${JSON.stringify(traced.map((s) => s.name))}`);
   assert.equal(action.tags.userId, account.user.id);
@@ -228,7 +228,7 @@ test("TRACING=event: both nodes' spans of one REST action share its request id a
   assert.equal(all.includes(account.password), false, "no password in any span");
   assert.equal(all.includes(session.accessToken), false, "no access token in any span");
   for (const span of spans) {
-    assert.equal(span.tags?.params, undefined, `no params in ${span.name}`);
-    assert.equal(span.tags?.meta, undefined, `no meta in ${span.name}`);
+    assert.equal(span.tags.params, undefined, `no params in ${span.name}`);
+    assert.equal(span.tags.meta, undefined, `no meta in ${span.name}`);
   }
 });
