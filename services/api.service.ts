@@ -138,12 +138,14 @@ const ApiService: ServiceSchema<ApiSettingsSchema, object, Vars> = {
     onError(this: Vars, req: GatewayRequest, res: ServerResponse, err: unknown) {
       const requestId = req.$ctx?.requestID ?? undefined;
       const { status, body, internal } = toErrorBody(err, requestId);
-      // Past the REST action's own scope by now: its lines name the request again.
-      inRequest(req.$ctx ?? {}, () => {
+      const log = (): void => {
         if (internal) this.logger.error(`request ${req.method} ${req.url} failed [${requestId}]`, err);
         else if (status === 503)
           this.warnUnavailable(`request ${req.method} ${req.url}: ${body.message} [${requestId}]`);
-      });
+      };
+      // Past the REST action's own scope by now: its lines name the request again.
+      if (req.$ctx) inRequest(req.$ctx, log);
+      else log();
       if (res.headersSent) return void res.end();
       if (body.retryAfter !== undefined) res.setHeader("Retry-After", String(body.retryAfter));
       if (requestId) res.setHeader("X-Request-ID", requestId);
