@@ -9,6 +9,8 @@ import { config } from "./src/config.js";
 import { databaseUnavailable } from "./src/errors.js";
 import { DatabaseOutageMiddleware } from "./src/infra/database-outage.js";
 import { PermissionMiddleware } from "./src/infra/permissions.js";
+import { jsonLogFormatter, RequestContextMiddleware } from "./src/infra/request-context.js";
+import { tracingOptions } from "./src/infra/tracing.js";
 
 const c = config();
 
@@ -43,9 +45,18 @@ const amqpOptions = {
 const brokerOptions: BrokerOptions = {
   namespace: c.namespace,
   nodeID: c.nodeID,
+  // A terminal gets short coloured lines; anything else JSON lines, which inside a request also
+  // carry its requestId and userId (src/infra/request-context.ts).
   logger: {
     type: "Console",
-    options: { formatter: process.stdout.isTTY ? "short" : "json", colors: process.stdout.isTTY, objectPrinter: null },
+    options: {
+      // Moleculer calls a formatter function with more arguments than its typings say.
+      formatter: process.stdout.isTTY
+        ? "short"
+        : (jsonLogFormatter as unknown as (t: string, a: unknown[]) => string[]),
+      colors: process.stdout.isTTY,
+      objectPrinter: null,
+    },
   },
   logLevel: c.logLevel,
   transporter: c.transporter ? { type: "AMQP", options: amqpOptions } : null,
@@ -87,8 +98,9 @@ const brokerOptions: BrokerOptions = {
   registry: { strategy: "RoundRobin", preferLocal: true },
   validator: true,
   // The first listed wraps the handler most closely: Permissions, then DatabaseOutage (which
-  // Moleculer's CircuitBreaker and Retry, registered after these, see the result of).
-  middlewares: [PermissionMiddleware, DatabaseOutageMiddleware],
+  // Moleculer's CircuitBreaker and Retry, registered after these, see the result of), then
+  // RequestContext, so that what those two log also names the request.
+  middlewares: [PermissionMiddleware, DatabaseOutageMiddleware, RequestContextMiddleware],
   // METRICS=true or METRICS_PORT: Moleculer's metrics and NoChat's (src/infra/metrics.ts), in
   // `$node.metrics` and the REPL's `metrics`; METRICS_PORT also serves them to Prometheus, one
   // endpoint per process (GET /metrics, labels namespace and nodeID).
@@ -96,7 +108,8 @@ const brokerOptions: BrokerOptions = {
     enabled: c.metrics,
     reporter: c.metricsPort ? [{ type: "Prometheus", options: { port: c.metricsPort, path: "/metrics" } }] : [],
   },
-  tracing: { enabled: false },
+  // TRACING=console|event|off (src/infra/tracing.ts): spans whose traceID is the request id.
+  tracing: tracingOptions(c.tracing, process.stdout.isTTY),
 };
 
 export default brokerOptions;

@@ -31,6 +31,8 @@ import { sqlMixin } from "../src/infra/sql-mixin.js";
 import { SendRateLimiter } from "../src/gateway/rate-limit.js";
 import { sanitizeRequest } from "../src/gateway/sanitize.js";
 import { clientAddress } from "../src/gateway/client-address.js";
+import { restRootCallOptions } from "../src/gateway/request-id.js";
+import { inRequest } from "../src/infra/request-context.js";
 import { TypingTracker } from "../src/gateway/typing.js";
 import { RefusalSampler } from "../src/log/sampler.js";
 import { socketRooms } from "../src/contracts/socket.js";
@@ -68,6 +70,10 @@ const SESSION_CHECK_MS = 1_500;
 const MAX_TOKEN_CHARS = 4096;
 
 const JSON_BODY = /^application\/(.+\+)?json\b/i;
+
+/** A request's path without its query string. */
+const restPath = (req: IncomingMessage & { originalUrl?: string }): string =>
+  (req.originalUrl ?? req.url ?? "").split("?")[0].slice(0, 200);
 
 /** The built browser UI (scripts/build-ui.mjs): index.html, sw.js and the hashed assets/. */
 const PUBLIC_DIR = path.join(PROJECT_ROOT, "public");
@@ -127,12 +133,22 @@ const ApiService: ServiceSchema<ApiSettingsSchema, object, Vars> = {
     log4XXResponses: false,
     logRequest: "debug",
     logResponse: "debug",
+    // moleculer-web logs request params at debug by default: passwords and tokens, never.
+    logRequestParams: null,
+    // The REST call's request id: the caller's X-Request-ID if sane, else a new one (src/gateway/request-id.ts).
+    rootCallOptions: restRootCallOptions as unknown as ApiSettingsSchema["rootCallOptions"],
 
     onError(this: Vars, req: GatewayRequest, res: ServerResponse, err: unknown) {
       const requestId = req.$ctx?.requestID ?? undefined;
       const { status, body, internal } = toErrorBody(err, requestId);
-      if (internal) this.logger.error(`request ${req.method} ${req.url} failed [${requestId}]`, err);
-      else if (status === 503) this.warnUnavailable(`request ${req.method} ${req.url}: ${body.message} [${requestId}]`);
+      const log = (): void => {
+        if (internal) this.logger.error(`request ${req.method} ${req.url} failed [${requestId}]`, err);
+        else if (status === 503)
+          this.warnUnavailable(`request ${req.method} ${req.url}: ${body.message} [${requestId}]`);
+      };
+      // Past the REST action's own scope by now: its lines name the request again.
+      if (req.$ctx) inRequest(req.$ctx, log);
+      else log();
       if (res.headersSent) return void res.end();
       if (body.retryAfter !== undefined) res.setHeader("Retry-After", String(body.retryAfter));
       if (requestId) res.setHeader("X-Request-ID", requestId);
@@ -145,7 +161,21 @@ const ApiService: ServiceSchema<ApiSettingsSchema, object, Vars> = {
   actions: {
     // A retry re-runs the whole HTTP handler on a request moleculer-web has already consumed
     // (its URL rewritten), which answers 404; the calls it makes are retried on their own.
-    rest: { retryPolicy: { enabled: false } },
+    rest: {
+      retryPolicy: { enabled: false },
+      // Its span (TRACING) names the method and path, never the query string (moleculer-web's
+      // default tags and name carry the whole URL).
+      tracing: {
+        spanName: (ctx: Context) => {
+          const { req } = ctx.params as { req: GatewayRequest };
+          return `${req.method} ${restPath(req)}`;
+        },
+        tags: (ctx: Context) => {
+          const { req } = ctx.params as { req: GatewayRequest };
+          return { method: req.method, path: restPath(req), userId: (ctx.meta as CallMeta).user?.id ?? null };
+        },
+      },
+    },
 
     health: {
       params: {},

@@ -15,6 +15,10 @@ export const PROJECT_ROOT = ((): string => {
   return dir;
 })();
 
+/** TRACING: spans printed with the logs, emitted on the bus as `$tracing.spans`, or none. */
+export const TRACING_MODES = ["console", "event", "off"] as const;
+export type TracingMode = (typeof TRACING_MODES)[number];
+
 export const ALL_SERVICES = ["api", "auth", "users", "chat", "notify", "log"] as const;
 export type ServiceName = (typeof ALL_SERVICES)[number];
 
@@ -76,6 +80,8 @@ export interface Config {
   metrics: boolean;
   /** METRICS_PORT: this process's Prometheus endpoint (`GET /metrics` on all interfaces); unset → none. */
   metricsPort: number | undefined;
+  /** TRACING: Moleculer tracing spans printed with the logs ("console"), emitted as `$tracing.spans` ("event"), or none ("off"). */
+  tracing: TracingMode;
 }
 
 export interface TransporterTls {
@@ -184,6 +190,13 @@ function isPlaceholderSecret(secret: string): boolean {
   return /change-?me|your[-_]?secret|placeholder|example|xxxxxxxx/.test(s);
 }
 
+function tracing(raw: string | undefined): TracingMode {
+  if (!raw) return "off";
+  const mode = raw.toLowerCase();
+  if ((TRACING_MODES as readonly string[]).includes(mode)) return mode as TracingMode;
+  throw new Error(`TRACING must be one of ${TRACING_MODES.join(", ")}, got "${raw}"`);
+}
+
 function healthDetails(raw: string | undefined): Config["healthDetails"] {
   if (!raw) return "admins";
   if (raw === "admins" || raw === "public") return raw;
@@ -233,6 +246,7 @@ export function loadConfig(env: Env = process.env): Config {
     outboxRetryMs: int(env, "OUTBOX_RETRY_MS", 1_000, 10, 600_000),
     metrics: env.METRICS === "true" || env.METRICS === "1" || metricsPort(env) !== undefined,
     metricsPort: metricsPort(env),
+    tracing: tracing(env.TRACING),
     trustProxy: int(env, "TRUST_PROXY", 0, 0, 10),
     loginLimit: {
       perAddress: int(env, "LOGIN_FAILURES_PER_ADDRESS", 30, 1),

@@ -15,6 +15,7 @@ import { socketRooms, type Ack, type ClientToServerEvents, type ServerToClientEv
 import { AppError, toErrorBody } from "../errors.js";
 import { countMetric, METRIC, observeSince, registerMetrics, setMetric } from "../infra/metrics.js";
 import type { CallMeta } from "../infra/permissions.js";
+import { inRequest } from "../infra/request-context.js";
 import { sanitizeInput } from "./sanitize.js";
 import { clientAddress } from "./client-address.js";
 import { TokenBuckets } from "./rate-limit.js";
@@ -238,6 +239,20 @@ async function handleCall(
   ack: ((res: Ack<unknown>) => void) | undefined,
 ): Promise<boolean> {
   const requestId = randomUUID();
+  // The call's log lines here and in local handlers name its request and user (src/infra/request-context.ts).
+  return inRequest({ requestID: requestId, meta: { user: socket.data.principal } }, () =>
+    runCall(broker, socket, call, payload, ack, requestId),
+  );
+}
+
+async function runCall(
+  broker: ServiceBroker,
+  socket: ChatSocket,
+  call: SocketCall,
+  payload: unknown,
+  ack: ((res: Ack<unknown>) => void) | undefined,
+  requestId: string,
+): Promise<boolean> {
   try {
     if (payload === null || typeof payload !== "object" || Array.isArray(payload)) {
       throw AppError.validation([{ field: "payload", message: "The payload must be an object." }]);

@@ -157,6 +157,22 @@ describe("loadConfig", () => {
     });
   });
 
+  describe("TRACING", () => {
+    it("is off by default; console and event (any case) switch it on", () => {
+      assert.equal(loadConfig({ DATA_DIR: freshDir() }).tracing, "off");
+      assert.equal(loadConfig({ DATA_DIR: freshDir(), TRACING: "" }).tracing, "off");
+      assert.equal(loadConfig({ DATA_DIR: freshDir(), TRACING: "console" }).tracing, "console");
+      assert.equal(loadConfig({ DATA_DIR: freshDir(), TRACING: "Event" }).tracing, "event");
+      assert.equal(loadConfig({ DATA_DIR: freshDir(), TRACING: "off" }).tracing, "off");
+    });
+    it("anything else throws, naming the variable, the choices and the value", () => {
+      assert.throws(
+        () => loadConfig({ DATA_DIR: freshDir(), TRACING: "jaeger" }),
+        /TRACING must be one of console, event, off, got "jaeger"/,
+      );
+    });
+  });
+
   describe("bad values throw", () => {
     for (const level of ["verbose", "warning", "1"]) {
       it(`LOG_LEVEL=${level}`, () => {
