@@ -541,6 +541,7 @@ const ChatService: ServiceSchema<ServiceSettingSchema, object, Vars> = {
       async handler(ctx: Ctx<{ room: string; body: string }>): Promise<Message> {
         checkBodyLength(ctx.params.body);
         const record = await this.roomByRef(ctx.params.room);
+        if (record.kind === "direct") throw AppError.forbidden("Direct rooms are two people's own: no announcements");
         const message = await this.store.announce(record.id, ctx.params.body, trace(ctx));
         this.outbox.kick();
         await broadcastEvent(ctx, "chat.message.created", { message });

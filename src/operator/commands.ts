@@ -45,6 +45,24 @@ export function printTable(header: string[], rows: Row[]): void {
   print(table([header, ...rows], { border: getBorderCharacters("norc") }));
 }
 
+interface Session {
+  id: string;
+  createdAt: string;
+  expiresAt: string;
+}
+
+function printSessions(title: string, sessions: Session[]): void {
+  print(title);
+  printTable(
+    ["Session", "Started", "Expires"],
+    sessions.map((s) => [s.id, s.createdAt, s.expiresAt]),
+  );
+}
+
+/** A string option (`--type auth.login`), or undefined when absent or given without a value. */
+const stringOption = (args: CommandArgs, name: string): string | undefined =>
+  typeof args.options[name] === "string" ? (args.options[name] as string) : undefined;
+
 /** A whole number option (`--top 5`), or the default; anything else is refused before a call. */
 function count(value: unknown, name: string, fallback: number, max: number): number {
   if (value === undefined || value === true) return fallback;
@@ -178,7 +196,7 @@ export const OPERATOR_COMMANDS: OperatorCommand[] = [
     async action(broker, args) {
       const { user, connections } = await findUser(broker, String(args.username));
       const [{ sessions }, { rooms }] = await Promise.all([
-        call<{ sessions: { id: string; createdAt: string; expiresAt: string }[] }>(broker, "auth.sessionsOf", {
+        call<{ sessions: Session[] }>(broker, "auth.sessionsOf", {
           userId: user.id,
         }),
         call<{ rooms: UserRoom[] }>(broker, "chat.roomsOfUser", { userId: user.id }),
@@ -196,11 +214,7 @@ export const OPERATOR_COMMANDS: OperatorCommand[] = [
           ["Connections", connections.map((c) => `${c.nodeId}: ${c.sockets}`).join(", ") || "none"],
         ],
       );
-      print(`Active sessions: ${sessions.length}`);
-      printTable(
-        ["Session", "Started", "Expires"],
-        sessions.map((s) => [s.id, s.createdAt, s.expiresAt]),
-      );
+      printSessions(`Active sessions: ${sessions.length}`, sessions);
       print(`Rooms: ${rooms.length}`);
       printTable(
         ["Room", "Id", "Kind", "Role"],
@@ -248,16 +262,8 @@ export const OPERATOR_COMMANDS: OperatorCommand[] = [
       const op = String(args["revoke|list"]);
       const { user } = await findUser(broker, String(args.username));
       if (op === "list") {
-        const { sessions } = await call<{ sessions: { id: string; createdAt: string; expiresAt: string }[] }>(
-          broker,
-          "auth.sessionsOf",
-          { userId: user.id },
-        );
-        print(`${user.username}: ${sessions.length} active session(s)`);
-        printTable(
-          ["Session", "Started", "Expires"],
-          sessions.map((s) => [s.id, s.createdAt, s.expiresAt]),
-        );
+        const { sessions } = await call<{ sessions: Session[] }>(broker, "auth.sessionsOf", { userId: user.id });
+        printSessions(`${user.username}: ${sessions.length} active session(s)`, sessions);
         return;
       }
       if (op !== "revoke") throw new UsageError("sessions revoke <username> | sessions list <username>");
@@ -311,7 +317,7 @@ export const EVENT_SUBCOMMANDS: OperatorCommand[] = [
       { option: "--for <seconds>", description: "stop after this many seconds" },
     ],
     async action(broker, args) {
-      const type = typeof args.options.type === "string" ? args.options.type : undefined;
+      const type = stringOption(args, "type");
       const seconds = args.options.for === undefined ? undefined : count(args.options.for, "for", 60, 86_400);
       print(`Following the audit log${type ? ` (${type})` : ""}: Enter or Ctrl-C stops`);
       await tailEvents(broker, type, untilKeyOrTimeout(seconds));
@@ -326,9 +332,7 @@ export const EVENT_SUBCOMMANDS: OperatorCommand[] = [
       { option: "--to <date>", description: "until this time (ISO 8601)" },
     ],
     async action(broker, args) {
-      const opt = (name: string) =>
-        typeof args.options[name] === "string" ? (args.options[name] as string) : undefined;
-      await eventStats(broker, opt("from"), opt("to"));
+      await eventStats(broker, stringOption(args, "from"), stringOption(args, "to"));
     },
   },
 ];
