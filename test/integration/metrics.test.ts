@@ -6,7 +6,8 @@
  *   notify    SERVICES=notify                    (stopped and started again)
  *
  * - each process answers `GET /metrics` on its METRICS_PORT in Prometheus' text format, with
- *   Moleculer's metrics and NoChat's, labelled with the namespace and the node id;
+ *   Moleculer's metrics and NoChat's, labelled with the namespace and the node id; a real Prometheus
+ *   (Debian's) scrapes all three and loads ops/prometheus/alerts.yml;
  * - the gateway's `nochat_sockets_connected` is the number of connected sockets; the backend's
  *   `nochat_users_online` counts their users;
  * - sending messages over a socket moves the backend's `nochat_messages_sent_total`, the gateway's
@@ -16,15 +17,27 @@
  *   rises to the messages sent meanwhile (and the lag above 0); once notify is back both fall to 0.
  */
 import assert from "node:assert/strict";
-import { test } from "node:test";
+import { spawn } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { test, type TestContext } from "node:test";
 import type { Socket } from "socket.io-client";
 import type { Message } from "../../src/contracts/objects.js";
 import { ALL_SERVICES } from "../../src/config.js";
 import { METRIC } from "../../src/infra/metrics.js";
 import { api, connectSocket, eventually, register } from "../support/accounts-helpers.js";
 import { cmid, createRoom, emitOk } from "../support/notify-helpers.js";
-import { startNode } from "../support/processes.js";
-import { createTestDatabase, freePort, rabbitUrl, requireServer, uniqueNamespace } from "../support/servers.js";
+import { REPO_ROOT, startNode } from "../support/processes.js";
+import {
+  createTestDatabase,
+  freePort,
+  isCI,
+  onPath,
+  rabbitUrl,
+  requireServer,
+  uniqueNamespace,
+} from "../support/servers.js";
 
 interface Sample {
   name: string;
@@ -64,6 +77,63 @@ class Scrape {
   has(name: string): boolean {
     return this.samples.some((s) => s.name === name);
   }
+}
+
+/**
+ * Runs Debian's Prometheus against the given METRICS_PORTs (1 s scrapes, ops/prometheus/alerts.yml
+ * loaded) until every target is up and a NoChat series is queryable. Skips without the binary
+ * (fails under CI=true).
+ */
+async function scrapedByPrometheus(t: TestContext, ports: number[]): Promise<void> {
+  const binary = onPath("prometheus");
+  if (!binary) {
+    assert.ok(!isCI(), "prometheus is not installed (Debian package prometheus)");
+    t.diagnostic("prometheus not installed: the real-scrape check is skipped");
+    return;
+  }
+  const dir = mkdtempSync(path.join(os.tmpdir(), "nochat-prometheus-"));
+  const config = [
+    "global: { scrape_interval: 1s, evaluation_interval: 1s }",
+    `rule_files: ["${path.join(REPO_ROOT, "ops", "prometheus", "alerts.yml")}"]`,
+    "scrape_configs:",
+    "  - job_name: nochat",
+    `    static_configs: [{ targets: [${ports.map((p) => `"127.0.0.1:${p}"`).join(", ")}] }]`,
+  ].join("\n");
+  writeFileSync(path.join(dir, "prometheus.yml"), config);
+  const webPort = await freePort();
+  const server = spawn(
+    binary,
+    [
+      `--config.file=${path.join(dir, "prometheus.yml")}`,
+      `--storage.tsdb.path=${path.join(dir, "data")}`,
+      `--web.listen-address=127.0.0.1:${webPort}`,
+    ],
+    { stdio: ["ignore", "ignore", "pipe"] },
+  );
+  let log = "";
+  server.stderr.on("data", (chunk: Buffer) => (log = (log + chunk.toString()).slice(-20_000)));
+  t.after(() => {
+    server.kill("SIGKILL");
+    rmSync(dir, { recursive: true, force: true });
+  });
+  const query = async <T>(pathAndQuery: string): Promise<T> => {
+    const res = await fetch(`http://127.0.0.1:${webPort}${pathAndQuery}`, { signal: AbortSignal.timeout(3_000) });
+    return ((await res.json()) as { data: T }).data;
+  };
+  const allUp = async () => {
+    const { activeTargets } = await query<{ activeTargets: { health: string }[] }>("/api/v1/targets");
+    return activeTargets.length === ports.length && activeTargets.every((target) => target.health === "up");
+  };
+  await eventually(() => allUp().catch(() => false), 30_000, "Prometheus to scrape every node").catch((err: Error) =>
+    assert.fail(`${err.message}\nPrometheus log:\n${log}`),
+  );
+  const { result } = await query<{ result: { metric: Record<string, string> }[] }>(
+    `/api/v1/query?query=${encodeURIComponent("nochat_sockets_connected")}`,
+  );
+  assert.equal(result.length, 1, "the gateway's socket gauge is stored");
+  const { groups } = await query<{ groups: { rules: { name: string }[] }[] }>("/api/v1/rules");
+  const alerts = groups.flatMap((g) => g.rules.map((r) => r.name));
+  assert.ok(alerts.includes("NoChatRequiredServiceMissing"), `the shipped alerts are loaded: ${alerts.join(", ")}`);
 }
 
 test("/metrics per process: NoChat's counters, histograms and gauges move; the backlog follows notify", async (t) => {
@@ -122,6 +192,9 @@ test("/metrics per process: NoChat's counters, histograms and gauges move; the b
     const other = await fetch(`http://127.0.0.1:${metricsPort}/other`);
     assert.equal(other.status, 404, "only /metrics is served");
   }
+  // ---- a real Prometheus scrapes every node and loads the shipped alerts --------------------------------
+  await scrapedByPrometheus(t, [gatewayMetrics, backendMetrics, notifyMetrics]);
+
   await eventually(
     async () => {
       const scrape = await gw();
