@@ -3,8 +3,6 @@ import path from "node:path";
 import type { Context, ServiceSchema } from "moleculer";
 import ApiGateway, { type ApiSettingsSchema } from "moleculer-web";
 import { ALL_SERVICES, config, PROJECT_ROOT } from "../src/config.js";
-import type { ResolvedToken } from "../src/contracts/actions.js";
-import type { BusEvents } from "../src/contracts/events.js";
 import { LIMITS } from "../src/contracts/limits.js";
 import type { Principal } from "../src/contracts/objects.js";
 import { AppError, DATABASE_RETRY_AFTER_S, toErrorBody } from "../src/errors.js";
@@ -36,7 +34,8 @@ import { inRequest } from "../src/infra/request-context.js";
 import { TypingTracker } from "../src/gateway/typing.js";
 import { RefusalSampler } from "../src/log/sampler.js";
 import { socketRooms } from "../src/contracts/socket.js";
-import { broadcastEvent } from "../src/contracts/events.js";
+import { broadcastEvent, onBus } from "../src/contracts/events.js";
+import { call } from "../src/infra/calls.js";
 
 type GatewayRequest = IncomingMessage & {
   $ctx?: Context<unknown, CallMeta & { $statusCode?: number }>;
@@ -238,35 +237,35 @@ const ApiService: ServiceSchema<ApiSettingsSchema, object, Vars> = {
     },
   },
 
-  events: {
+  events: onBus<Vars>({
     /** Broadcast by auth, so every gateway node hears it. */
-    "auth.session.revoked"(ctx: Context<BusEvents["auth.session.revoked"]>) {
+    "auth.session.revoked"(ctx) {
       this.tokens.dropSession(ctx.params.sessionId);
       this.revokeSessionSockets(ctx.params.sessionId);
     },
-    "auth.user.sessions_revoked"(ctx: Context<BusEvents["auth.user.sessions_revoked"]>) {
+    "auth.user.sessions_revoked"(ctx) {
       this.tokens.dropUser(ctx.params.userId);
       this.revokeUserSockets(ctx.params.userId);
     },
 
     // Fan-out: chat broadcasts after commit; each gateway emits to its own sockets only.
-    "chat.message.created"(ctx: Context<BusEvents["chat.message.created"]>) {
+    "chat.message.created"(ctx) {
       const { message, committedAt } = ctx.params;
       this.io.to(socketRooms.room(message.roomId)).emit("message:new", message);
       if (committedAt !== undefined) observeSeconds(this.broker, METRIC.fanout, (Date.now() - committedAt) / 1000);
     },
-    "chat.message.updated"(ctx: Context<BusEvents["chat.message.updated"]>) {
+    "chat.message.updated"(ctx) {
       const { message } = ctx.params;
       this.io.to(socketRooms.room(message.roomId)).emit("message:updated", message);
     },
-    "chat.message.deleted"(ctx: Context<BusEvents["chat.message.deleted"]>) {
+    "chat.message.deleted"(ctx) {
       const { id, roomId, seq } = ctx.params;
       this.io.to(socketRooms.room(roomId)).emit("message:deleted", { id, roomId, seq });
     },
-    "chat.room.updated"(ctx: Context<BusEvents["chat.room.updated"]>) {
+    "chat.room.updated"(ctx) {
       this.io.to(socketRooms.room(ctx.params.room.id)).emit("room:updated", ctx.params.room);
     },
-    "chat.member.changed"(ctx: Context<BusEvents["chat.member.changed"]>) {
+    "chat.member.changed"(ctx) {
       const { roomId, userId, action } = ctx.params;
       const room = socketRooms.room(roomId);
       const user = socketRooms.user(userId);
@@ -280,23 +279,23 @@ const ApiService: ServiceSchema<ApiSettingsSchema, object, Vars> = {
         this.io.in(user).socketsLeave(room);
       }
     },
-    "unread.changed"(ctx: Context<BusEvents["unread.changed"]>) {
+    "unread.changed"(ctx) {
       const { userId, ...state } = ctx.params;
       this.io.to(socketRooms.user(userId)).emit("unread", state);
     },
-    "notify.created"(ctx: Context<BusEvents["notify.created"]>) {
+    "notify.created"(ctx) {
       this.io.to(socketRooms.user(ctx.params.userId)).emit("notification", ctx.params.notification);
     },
-    "users.presence.changed"(ctx: Context<BusEvents["users.presence.changed"]>) {
+    "users.presence.changed"(ctx) {
       const { userId, status, lastSeenAt, roomIds } = ctx.params;
       if (roomIds.length > 0)
         this.io.to(roomIds.map(socketRooms.room)).emit("presence", { userId, status, lastSeenAt });
     },
-    "chat.typing"(ctx: Context<BusEvents["chat.typing"]>) {
+    "chat.typing"(ctx) {
       const { roomId, userId, typing } = ctx.params;
       this.io.to(socketRooms.room(roomId)).except(socketRooms.user(userId)).emit("typing", { roomId, userId, typing });
     },
-  },
+  }),
 
   methods: {
     /** moleculer-web's hook: our onError logs (internal errors with their stack, server-side only). */
@@ -311,11 +310,7 @@ const ApiService: ServiceSchema<ApiSettingsSchema, object, Vars> = {
       const cached = this.tokens.get(token);
       if (cached) return cached;
       // With the request's id, so a refusal in the audit log goes with the request's access record.
-      const resolved = await this.broker.call<ResolvedToken, { token: string }>(
-        "auth.resolveToken",
-        { token },
-        { requestID: requestId ?? undefined },
-      );
+      const resolved = await call(this.broker, "auth.resolveToken", { token }, { requestID: requestId ?? undefined });
       this.tokens.set(token, resolved.principal, resolved.expiresAt);
       return resolved.principal;
     },
@@ -353,10 +348,7 @@ const ApiService: ServiceSchema<ApiSettingsSchema, object, Vars> = {
       for (const socket of this.io.of("/").sockets.values()) sessions.add(socket.data.principal.sessionId);
       const ids = [...sessions];
       for (let i = 0; i < ids.length; i += 1000) {
-        const { inactive } = await this.broker.call<{ inactive: string[] }, { sessionIds: string[] }>(
-          "auth.inactiveSessions",
-          { sessionIds: ids.slice(i, i + 1000) },
-        );
+        const { inactive } = await call(this.broker, "auth.inactiveSessions", { sessionIds: ids.slice(i, i + 1000) });
         for (const sessionId of inactive) {
           this.tokens.dropSession(sessionId);
           this.revokeSessionSockets(sessionId);
@@ -452,8 +444,7 @@ const ApiService: ServiceSchema<ApiSettingsSchema, object, Vars> = {
      */
     async prepareSocket(socket: ChatSocket) {
       const { principal } = socket.data;
-      const roomIdsOf = () =>
-        this.broker.call<number[], { userId: number }>("chat.roomIdsOf", { userId: principal.id });
+      const roomIdsOf = () => call(this.broker, "chat.roomIdsOf", { userId: principal.id });
       const first = await roomIdsOf();
       await socket.join(first.map(socketRooms.room));
       const now = new Set(await roomIdsOf());
@@ -469,7 +460,7 @@ const ApiService: ServiceSchema<ApiSettingsSchema, object, Vars> = {
         requestId: null,
         data: { userId: principal.id, socketId: socket.id },
       });
-      await this.broker.call("users.connected", { socketId: socket.id, nodeId: this.broker.nodeID }, { meta });
+      await call(this.broker, "users.connected", { socketId: socket.id, nodeId: this.broker.nodeID }, { meta });
     },
 
     async onSocketDisconnected(socket: ChatSocket, reason: string) {
@@ -483,7 +474,7 @@ const ApiService: ServiceSchema<ApiSettingsSchema, object, Vars> = {
       const stillHere = (await this.io.in(socketRooms.user(principal.id)).fetchSockets()).length > 0;
       if (!stillHere) this.typing.clearUser(principal.id);
       const meta: CallMeta = { user: principal };
-      await this.broker.call("users.disconnected", { socketId: socket.id, nodeId: this.broker.nodeID }, { meta });
+      await call(this.broker, "users.disconnected", { socketId: socket.id, nodeId: this.broker.nodeID }, { meta });
     },
   },
 

@@ -1,6 +1,6 @@
 import type { Context, ServiceSchema, ServiceSettingSchema } from "moleculer";
 import { config } from "../src/config.js";
-import type { CreateUserParams, ResolvedToken, ResolveTokenParams } from "../src/contracts/actions.js";
+import type { ResolvedToken, ResolveTokenParams } from "../src/contracts/actions.js";
 import { broadcastEvent } from "../src/contracts/events.js";
 import { rules } from "../src/contracts/limits.js";
 import type { AuthResult, Principal, TokenPair } from "../src/contracts/objects.js";
@@ -16,7 +16,8 @@ import { sqlMixin } from "../src/infra/sql-mixin.js";
 import { outboxMixin, type WithOutbox } from "../src/infra/outbox-mixin.js";
 import { countMetric, METRIC, registerMetrics } from "../src/infra/metrics.js";
 import type { NewEvent, Trace } from "../src/infra/outbox.js";
-import { ownUser, type UserRecord } from "../src/users/store.js";
+import { ownUser, type UserRecord } from "../src/contracts/accounts.js";
+import { call } from "../src/infra/calls.js";
 
 interface Vars extends WithOutbox {
   store: AuthStore;
@@ -64,7 +65,7 @@ const AuthService: ServiceSchema<ServiceSettingSchema, object, Vars> = {
         }
         await this.store.count([key], windowSeconds * 1000);
         const passwordHash = await hashPassword(password);
-        const user = await ctx.call<UserRecord, CreateUserParams>("users.create", { username, displayName });
+        const user = await call(ctx, "users.create", { username, displayName });
         try {
           await this.store.setPassword(user.id, passwordHash);
           const { sessionId, refreshToken } = await this.store.openSession(user.id, trace(ctx));
@@ -75,7 +76,7 @@ const AuthService: ServiceSchema<ServiceSettingSchema, object, Vars> = {
           };
         } catch (err) {
           // Do not leave an account nobody can log into.
-          await ctx.call("users.remove", { id: user.id }).catch(() => undefined);
+          await call(ctx, "users.remove", { id: user.id }).catch(() => undefined);
           throw err;
         }
       },
@@ -114,7 +115,7 @@ const AuthService: ServiceSchema<ServiceSettingSchema, object, Vars> = {
         const hash = usernameTag(config().jwtSecret, username);
         if (wait > 0) {
           countMetric(this.broker, METRIC.loginThrottled);
-          const known = await ctx.call<UserRecord | null, { username: string }>("users.findByUsername", { username });
+          const known = await call(ctx, "users.findByUsername", { username });
           await this.audit(ctx, "throttled", {
             type: "auth.throttled",
             requestId: ctx.requestID ?? null,
@@ -123,7 +124,7 @@ const AuthService: ServiceSchema<ServiceSettingSchema, object, Vars> = {
           throw AppError.rateLimited(wait, "Too many failed logins; try again later");
         }
 
-        const user = await ctx.call<UserRecord | null, { username: string }>("users.findByUsername", { username });
+        const user = await call(ctx, "users.findByUsername", { username });
         const passwordHash = user ? await this.store.passwordHash(user.id) : undefined;
         const ok =
           user && passwordHash ? await verifyPassword(passwordHash, password) : await spendVerifyTime(password);
@@ -165,7 +166,7 @@ const AuthService: ServiceSchema<ServiceSettingSchema, object, Vars> = {
           });
         }
         if (outcome.kind !== "rotated") throw AppError.unauthorized("Invalid refresh token");
-        const user = await ctx.call<UserRecord | null, { id: number }>("users.getRecord", { id: outcome.userId });
+        const user = await call(ctx, "users.getRecord", { id: outcome.userId });
         if (!user) throw AppError.unauthorized("Invalid refresh token");
         return this.issue(user, outcome.sessionId, outcome.refreshToken);
       },

@@ -15,6 +15,7 @@ import { outboxMixin, type WithOutbox } from "../src/infra/outbox-mixin.js";
 import { countMetric, METRIC, registerMetrics } from "../src/infra/metrics.js";
 import { principalOf } from "../src/infra/permissions.js";
 import { sqlMixin } from "../src/infra/sql-mixin.js";
+import { call } from "../src/infra/calls.js";
 
 type Ctx<P = unknown> = Context<P, { $statusCode?: number; $location?: string }>;
 
@@ -115,7 +116,7 @@ const ChatService: ServiceSchema<ServiceSettingSchema, object, Vars> = {
         const user = principalOf(ctx);
         const invited = [...new Set(ctx.params.members ?? [])].filter((id) => id !== user.id);
         if (invited.length > 0) {
-          const found = await ctx.call<User[], { ids: number[] }>("users.getMany", { ids: invited });
+          const found = await call(ctx, "users.getMany", { ids: invited });
           if (found.length !== invited.length) {
             throw AppError.validation([{ field: "members", message: "Every member must be an existing user." }]);
           }
@@ -147,7 +148,7 @@ const ChatService: ServiceSchema<ServiceSettingSchema, object, Vars> = {
       params: { userId: rules.id, $$strict: "remove" },
       async handler(ctx: Ctx<{ userId: number }>): Promise<Room> {
         const user = principalOf(ctx);
-        const [other] = await ctx.call<User[], { ids: number[] }>("users.getMany", { ids: [ctx.params.userId] });
+        const [other] = await call(ctx, "users.getMany", { ids: [ctx.params.userId] });
         if (!other) throw AppError.notFound("User");
         const name = `${user.username}+${other.username}`;
         const { id, created } = await this.store.directRoom(user.id, other.id, name, trace(ctx));
@@ -243,7 +244,7 @@ const ChatService: ServiceSchema<ServiceSettingSchema, object, Vars> = {
         const user = principalOf(ctx);
         await this.visibleRoom(ctx.params.id, user.id);
         const members = await this.store.members(ctx.params.id);
-        const users = await ctx.call<User[], { ids: number[] }>("users.getMany", { ids: members.map((m) => m.userId) });
+        const users = await call(ctx, "users.getMany", { ids: members.map((m) => m.userId) });
         const byId = new Map(users.map((u) => [u.id, u]));
         return {
           members: members.flatMap((m) => {
@@ -261,7 +262,7 @@ const ChatService: ServiceSchema<ServiceSettingSchema, object, Vars> = {
         const user = principalOf(ctx);
         const { record, membership } = await this.memberRoom(ctx.params.id, user.id);
         if (!canInvite(record.kind, membership.role)) throw AppError.forbidden();
-        const [invitee] = await ctx.call<User[], { ids: number[] }>("users.getMany", { ids: [ctx.params.userId] });
+        const [invitee] = await call(ctx, "users.getMany", { ids: [ctx.params.userId] });
         if (!invitee) throw AppError.notFound("User");
         const change = { roomId: record.id, userId: invitee.id, byUserId: user.id, action: "invited" as const };
         if (!(await this.store.addMember({ ...change, roomKind: record.kind }, trace(ctx)))) {
@@ -573,8 +574,7 @@ const ChatService: ServiceSchema<ServiceSettingSchema, object, Vars> = {
       // users.getMany takes up to 1,000 ids a call.
       for (let i = 0; i < peers.length; i += 1000) {
         const ids = peers.slice(i, i + 1000);
-        for (const u of await ctx.call<User[], { ids: number[] }>("users.getMany", { ids }))
-          names.set(u.id, u.username);
+        for (const u of await call(ctx, "users.getMany", { ids })) names.set(u.id, u.username);
       }
       return views.map((view) => toRoom(view, callerId, names));
     },
@@ -617,15 +617,13 @@ const ChatService: ServiceSchema<ServiceSettingSchema, object, Vars> = {
     /** Mentions live in notify; without it the counts are 0 rather than an error. */
     async mentionCounts(ctx: Context, userId: number, markers: Record<number, number>) {
       if (Object.keys(markers).length === 0) return {};
-      return ctx
-        .call<Record<number, number>, { userId: number; markers: Record<number, number> }>("notify.mentionCounts", {
-          userId,
-          markers,
-        })
-        .catch((err: unknown) => {
-          this.logger.debug("mention counts unavailable", (err as Error).message);
-          return {};
-        });
+      return call(ctx, "notify.mentionCounts", {
+        userId,
+        markers,
+      }).catch((err: unknown) => {
+        this.logger.debug("mention counts unavailable", (err as Error).message);
+        return {};
+      });
     },
 
     async unreadState(ctx: Context, roomId: number, userId: number): Promise<UnreadState> {

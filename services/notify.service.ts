@@ -10,6 +10,7 @@ import { sqlMixin, type WithSql } from "../src/infra/sql-mixin.js";
 import { notifyMigrations } from "../src/notify/migrations.js";
 import { notificationsFor, type Directory } from "../src/notify/rules.js";
 import { NotifyStore, type NotifyLevel } from "../src/notify/store.js";
+import { call } from "../src/infra/calls.js";
 
 interface Vars extends WithSql {
   store: NotifyStore;
@@ -56,9 +57,9 @@ const NotifyService: ServiceSchema<ServiceSettingSchema, object, Vars> = {
           for (const { userId, ...notification } of created) {
             await broadcastEvent(ctx, "notify.created", { userId, notification });
             if (notification.kind === "mention") {
-              await ctx
-                .call("chat.announceUnread", { roomId: notification.roomId, userId })
-                .catch((err: unknown) => this.logger.debug("unread announcement failed", err));
+              await call(ctx, "chat.announceUnread", { roomId: notification.roomId, userId }).catch((err: unknown) =>
+                this.logger.debug("unread announcement failed", err),
+              );
             }
           }
         }
@@ -115,7 +116,7 @@ const NotifyService: ServiceSchema<ServiceSettingSchema, object, Vars> = {
       params: { id: rules.id, level: { type: "enum", values: ["all", "mentions", "none"] }, $$strict: "remove" },
       async handler(ctx: Context<{ id: number; level: NotifyLevel }>): Promise<{ roomId: number; level: NotifyLevel }> {
         const user = principalOf(ctx);
-        const members = await ctx.call<number[], { roomId: number; userIds: number[] }>("chat.membersAmong", {
+        const members = await call(ctx, "chat.membersAmong", {
           roomId: ctx.params.id,
           userIds: [user.id],
         });
@@ -140,8 +141,8 @@ const NotifyService: ServiceSchema<ServiceSettingSchema, object, Vars> = {
     /** What the rules need to know about users and rooms, asked of their owners. */
     directory(ctx: Context): Directory {
       return {
-        usersByName: (names) => ctx.call("users.findManyByUsername", { usernames: names }),
-        membersAmong: (roomId, userIds) => ctx.call("chat.membersAmong", { roomId, userIds }),
+        usersByName: (names) => call(ctx, "users.findManyByUsername", { usernames: names }),
+        membersAmong: (roomId, userIds) => call(ctx, "chat.membersAmong", { roomId, userIds }),
         levels: (userIds, roomId) => this.store.levels(userIds, roomId),
       };
     },

@@ -1,6 +1,6 @@
 import type { Context, ServiceBroker, ServiceSchema, ServiceSettingSchema } from "moleculer";
 import { config } from "../src/config.js";
-import type { CreateUserParams, OnlineListing, UserInspection } from "../src/contracts/actions.js";
+import type { ConnectionParams, CreateUserParams, OnlineListing, UserInspection } from "../src/contracts/actions.js";
 import type { User, UserStatus } from "../src/contracts/objects.js";
 import { LIMITS, rules } from "../src/contracts/limits.js";
 import { AppError } from "../src/errors.js";
@@ -12,9 +12,11 @@ import { METRIC, registerMetrics, setMetric } from "../src/infra/metrics.js";
 import { usersMigrations } from "../src/users/migrations.js";
 import { applyAdminList, setAdmin } from "../src/users/admins.js";
 import type { CallMeta } from "../src/infra/permissions.js";
-import { ownUser, publicUser, UserStore, type UserRecord } from "../src/users/store.js";
+import { ownUser, publicUser, type UserRecord } from "../src/contracts/accounts.js";
+import { UserStore } from "../src/users/store.js";
 import { PRESENCE_GRACE_MS, PresenceStore } from "../src/users/presence.js";
 import { broadcastEvent } from "../src/contracts/events.js";
+import { call } from "../src/infra/calls.js";
 
 type Vars = WithOutbox & {
   store: UserStore;
@@ -32,11 +34,6 @@ type Vars = WithOutbox & {
 const ONLINE_COUNT_MS = 5_000;
 
 const connectionParams = { socketId: { type: "string", max: 64 }, nodeId: { type: "string", max: 128 } } as const;
-
-interface ConnectionParams {
-  socketId: string;
-  nodeId: string;
-}
 
 async function mustGet(store: UserStore, id: number): Promise<UserRecord> {
   const user = await store.get(id);
@@ -269,7 +266,7 @@ const UsersService: ServiceSchema<ServiceSettingSchema, object, Vars> = {
     async announce(via: Context | ServiceBroker, userId: number) {
       const user = await this.store.get(userId);
       if (!user) return;
-      const roomIds = await via.call<number[], { userId: number }>("chat.roomIdsOf", { userId }).catch(() => []);
+      const roomIds = await call(via, "chat.roomIdsOf", { userId }).catch(() => []);
       await broadcastEvent(via, "users.presence.changed", {
         userId,
         status: user.status,

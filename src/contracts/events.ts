@@ -3,6 +3,7 @@
  * All are broadcast, fire-and-forget: they reach every node that listens (the gateways fan out to
  * their own sockets). What must not be missed travels as a domain event (domain-events.ts) instead.
  */
+import type { Context } from "moleculer";
 import type { Message, Notification, Room, UserStatus } from "./objects.js";
 
 export type MemberAction = "joined" | "left" | "invited" | "kicked";
@@ -51,6 +52,14 @@ export interface BusEvents {
 }
 
 export type BusEventName = keyof BusEvents;
+
+/** A service's listeners of bus events, by name: each handler's `ctx.params` is typed from BusEvents. */
+export type BusListeners<This> = {
+  [N in BusEventName]?: (this: This, ctx: Context<BusEvents[N]>) => void | Promise<void>;
+};
+
+/** Declares listeners (`events: onBus<Vars>({ "chat.message.created"(ctx) { … } })`): a misspelt event or field fails to compile. */
+export const onBus = <This>(listeners: BusListeners<This>): BusListeners<This> => listeners;
 
 interface Emitter {
   broadcast(name: string, payload: unknown): Promise<void> | void;

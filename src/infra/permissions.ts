@@ -58,13 +58,3 @@ export const PermissionMiddleware: Middleware = {
     };
   },
 };
-
-// Actions declare their guard in the schema; teach Moleculer's typings the two keys. The module
-// exports its namespace (`export =`), so its interfaces are augmented at the top level.
-declare module "../../node_modules/moleculer/src/service" {
-  // eslint-disable-next-line @typescript-eslint/no-unused-vars -- must repeat the type parameter to merge
-  interface ActionSchema<TThis> {
-    auth?: "required";
-    roles?: PrincipalRole[];
-  }
-}

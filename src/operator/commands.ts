@@ -6,15 +6,9 @@
  */
 import type { ServiceBroker } from "moleculer";
 import { getBorderCharacters, table } from "table";
-import type {
-  HourlyCount,
-  OnlineListing,
-  OutboxStatus,
-  RoomStat,
-  UserInspection,
-  UserRoom,
-} from "../contracts/actions.js";
-import type { AppEvent, Message } from "../contracts/objects.js";
+import type { InternalActionName, OutboxStatus, ParamsOf, ResultOf, SessionInfo } from "../contracts/actions.js";
+import type { AppEvent } from "../contracts/objects.js";
+import { call } from "../infra/calls.js";
 import { OPERATOR } from "../infra/permissions.js";
 
 /** What a command's handler gets: positional arguments by name, `--options`, and the line as typed. */
@@ -45,13 +39,7 @@ export function printTable(header: string[], rows: Row[]): void {
   print(table([header, ...rows], { border: getBorderCharacters("norc") }));
 }
 
-interface Session {
-  id: string;
-  createdAt: string;
-  expiresAt: string;
-}
-
-function printSessions(title: string, sessions: Session[]): void {
+function printSessions(title: string, sessions: SessionInfo[]): void {
   print(title);
   printTable(
     ["Session", "Started", "Expires"],
@@ -85,11 +73,11 @@ export function age(ms: number): string {
 const since = (iso: string, now = Date.now()): string => `${age(now - Date.parse(iso))} ago`;
 
 /** Every command calls as OPERATOR, also from a development REPL on a node with services. */
-const call = <T>(broker: ServiceBroker, action: string, params: object = {}): Promise<T> =>
-  broker.call<T, object>(action, params, { meta: { user: OPERATOR } });
+const asOperator = <N extends InternalActionName>(broker: ServiceBroker, action: N, params: ParamsOf<N>) =>
+  call(broker, action, params, { meta: { user: OPERATOR } });
 
-async function findUser(broker: ServiceBroker, username: string): Promise<UserInspection> {
-  return call<UserInspection>(broker, "users.inspect", { username });
+async function findUser(broker: ServiceBroker, username: string): Promise<ResultOf<"users.inspect">> {
+  return asOperator(broker, "users.inspect", { username });
 }
 
 /** One audit event on one line: time, type, who, where, and the rest of its data. */
@@ -112,7 +100,7 @@ export async function tailEvents(
   let stopped = false;
   void stop.then(() => (stopped = true));
   while (!stopped) {
-    const { events } = await call<{ events: AppEvent[] }>(broker, "log.query", { from, limit: 500, type });
+    const { events } = await asOperator(broker, "log.query", { from, limit: 500, type });
     // Newest first; events at the same instant as `from` come again next time: `seen` skips them.
     const fresh = events.filter((e) => !seen.has(e.id)).reverse();
     for (const e of fresh) print(eventLine(e));
@@ -144,7 +132,7 @@ export async function eventStats(broker: ServiceBroker, from?: string, to?: stri
       throw new UsageError(`--${name} takes a date, e.g. 2026-12-01 or 2026-12-01T10:00Z`);
     return new Date(value).toISOString();
   };
-  const result = await call<{ from: string; to: string; counts: HourlyCount[] }>(broker, "log.stats", {
+  const result = await asOperator(broker, "log.stats", {
     from: parse(from, "from"),
     to: parse(to, "to"),
   });
@@ -163,7 +151,7 @@ export const OPERATOR_COMMANDS: OperatorCommand[] = [
     options: [{ option: "--limit <n>", description: "rows at most (default 1000)" }],
     async action(broker, args) {
       const limit = count(args.options.limit, "limit", 1000, 10_000);
-      const listing = await call<OnlineListing>(broker, "users.online", { limit });
+      const listing = await asOperator(broker, "users.online", { limit });
       const nodes = new Set(listing.users.map((u) => u.nodeId));
       const users = new Set(listing.users.map((u) => u.userId));
       printTable(
@@ -182,7 +170,7 @@ export const OPERATOR_COMMANDS: OperatorCommand[] = [
     options: [{ option: "--top <n>", description: "how many rooms (default 20)" }],
     async action(broker, args) {
       const top = count(args.options.top, "top", 20, 1000);
-      const { rooms } = await call<{ rooms: RoomStat[] }>(broker, "chat.roomStats", { top });
+      const { rooms } = await asOperator(broker, "chat.roomStats", { top });
       if (rooms.length === 0) print("No rooms yet.");
       printTable(
         ["Room", "Id", "Kind", "Members", "Messages", "Latest activity"],
@@ -196,10 +184,10 @@ export const OPERATOR_COMMANDS: OperatorCommand[] = [
     async action(broker, args) {
       const { user, connections } = await findUser(broker, String(args.username));
       const [{ sessions }, { rooms }] = await Promise.all([
-        call<{ sessions: Session[] }>(broker, "auth.sessionsOf", {
+        asOperator(broker, "auth.sessionsOf", {
           userId: user.id,
         }),
-        call<{ rooms: UserRoom[] }>(broker, "chat.roomsOfUser", { userId: user.id }),
+        asOperator(broker, "chat.roomsOfUser", { userId: user.id }),
       ]);
       printTable(
         ["Field", "Value"],
@@ -228,7 +216,7 @@ export const OPERATOR_COMMANDS: OperatorCommand[] = [
     async action(broker, args) {
       const op = String(args["grant|revoke"]);
       if (op !== "grant" && op !== "revoke") throw new UsageError("admin grant <username> | admin revoke <username>");
-      const result = await call<{ username: string; admin: boolean; changed: boolean }>(broker, "users.setAdmin", {
+      const result = await asOperator(broker, "users.setAdmin", {
         username: String(args.username),
         admin: op === "grant",
       });
@@ -244,7 +232,7 @@ export const OPERATOR_COMMANDS: OperatorCommand[] = [
     description: "Remove a user from a room (by room id or exact name)",
     async action(broker, args) {
       const { user } = await findUser(broker, String(args.username));
-      const result = await call<{ roomId: number; removed: boolean }>(broker, "chat.removeMember", {
+      const result = await asOperator(broker, "chat.removeMember", {
         room: String(args.room),
         userId: user.id,
       });
@@ -262,12 +250,12 @@ export const OPERATOR_COMMANDS: OperatorCommand[] = [
       const op = String(args["revoke|list"]);
       const { user } = await findUser(broker, String(args.username));
       if (op === "list") {
-        const { sessions } = await call<{ sessions: Session[] }>(broker, "auth.sessionsOf", { userId: user.id });
+        const { sessions } = await asOperator(broker, "auth.sessionsOf", { userId: user.id });
         printSessions(`${user.username}: ${sessions.length} active session(s)`, sessions);
         return;
       }
       if (op !== "revoke") throw new UsageError("sessions revoke <username> | sessions list <username>");
-      const { revoked } = await call<{ revoked: number }>(broker, "auth.revokeUserSessions", { userId: user.id });
+      const { revoked } = await asOperator(broker, "auth.revokeUserSessions", { userId: user.id });
       print(`${revoked} session(s) of ${user.username} ended; their sockets are being disconnected`);
     },
   },
@@ -281,7 +269,7 @@ export const OPERATOR_COMMANDS: OperatorCommand[] = [
       const prefix = `announce ${room} `;
       const text = args.rawCommand.startsWith(prefix) ? args.rawCommand.slice(prefix.length).trim() : "";
       if (!text) throw new UsageError('announce <room> <text>, e.g. announce general "Back in 5 minutes"');
-      const message = await call<Message>(broker, "chat.announce", { room, body: text });
+      const message = await asOperator(broker, "chat.announce", { room, body: text });
       print(`Announced in room #${message.roomId} as message ${message.seq}`);
     },
   },
@@ -295,7 +283,10 @@ export const OPERATOR_COMMANDS: OperatorCommand[] = [
         print("No producer is reachable (is the cluster up, and this REPL on its NAMESPACE?)");
         return;
       }
-      const statuses = await Promise.all(names.map((n) => call<OutboxStatus>(broker, n)));
+      // Each producer's own action (<producer>.outboxStatus, from outboxMixin): not in the map by name.
+      const statuses = await Promise.all(
+        names.map((n) => broker.call<OutboxStatus, object>(n, {}, { meta: { user: OPERATOR } })),
+      );
       const rows: Row[] = [];
       for (const s of statuses) {
         for (const c of s.consumers) {

@@ -1,5 +1,6 @@
 /** The users table: accounts without credentials (those belong to auth). */
-import type { Role, User, UserStatus } from "../contracts/objects.js";
+import type { UserRecord } from "../contracts/accounts.js";
+import type { Role, UserStatus } from "../contracts/objects.js";
 import { AppError } from "../errors.js";
 import { writeOutbox, type Trace } from "../infra/outbox.js";
 import { isUniqueViolation, type Sql } from "../infra/sql.js";
@@ -17,13 +18,6 @@ interface UserRow {
   online: number | boolean;
 }
 
-/** A user as the owning services see it: the public User plus its roles. */
-export interface UserRecord extends User {
-  roles: Role[];
-  /** The availability the user chose ("online" or "away"); `status` is what others see. */
-  chosenStatus: UserStatus;
-}
-
 const iso = (ms: number | string | null): string | null => (ms === null ? null : new Date(Number(ms)).toISOString());
 
 function toRecord(row: UserRow): UserRecord {
@@ -38,21 +32,6 @@ function toRecord(row: UserRow): UserRecord {
     roles: row.roles ? (row.roles.split(",") as Role[]) : [],
     chosenStatus: row.status as UserStatus,
   };
-}
-
-/** The User object of the contract, as others see it: offline without a connected socket. */
-export function publicUser(record: UserRecord): User {
-  const { roles: _roles, chosenStatus: _chosen, ...user } = record;
-  return user;
-}
-
-/**
- * The caller's own User (`/api/users/me`, register, login): the status they chose — they are the one asking, so they
- * are around — and their roles if any.
- */
-export function ownUser(record: UserRecord, withRoles = true): User {
-  const { roles, chosenStatus, ...user } = record;
-  return withRoles && roles.length > 0 ? { ...user, status: chosenStatus, roles } : { ...user, status: chosenStatus };
 }
 
 /** Escapes LIKE wildcards so a search for "a_b" means exactly that. */
