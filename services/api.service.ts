@@ -490,7 +490,7 @@ const ApiService: ServiceSchema<ApiSettingsSchema, object, Vars> = {
     this.unavailableLog = { since: 0, more: 0 };
     this.accessLog = new AccessLog(
       async (events) => {
-        await this.publish(undefined, events);
+        await this.publish(events);
       },
       undefined,
       // Its summaries (audit.suppressed) go the same buffered way as the records.

@@ -69,7 +69,6 @@ const AuthService: ServiceSchema<ServiceSettingSchema, object, Vars> = {
         try {
           await this.store.setPassword(user.id, passwordHash);
           const { sessionId, refreshToken } = await this.store.openSession(user.id, trace(ctx));
-          this.outbox.kick();
           return {
             user: ownUser(user, false),
             ...(await this.issue(user, sessionId, refreshToken)),
@@ -142,7 +141,6 @@ const AuthService: ServiceSchema<ServiceSettingSchema, object, Vars> = {
         }
         await this.store.clearCounts([keys.pair, keys.user]);
         const { sessionId, refreshToken } = await this.store.openSession(user.id, trace(ctx));
-        this.outbox.kick();
         return {
           user: ownUser(user, false),
           ...(await this.issue(user, sessionId, refreshToken)),
@@ -157,7 +155,6 @@ const AuthService: ServiceSchema<ServiceSettingSchema, object, Vars> = {
       },
       async handler(ctx: Context<{ refreshToken: string }>): Promise<TokenPair> {
         const outcome = await this.store.rotate(ctx.params.refreshToken, trace(ctx));
-        if (outcome.kind !== "invalid") this.outbox.kick();
         if (outcome.kind === "reused") {
           await broadcastEvent(ctx, "auth.session.revoked", {
             sessionId: outcome.sessionId,
@@ -178,7 +175,6 @@ const AuthService: ServiceSchema<ServiceSettingSchema, object, Vars> = {
       async handler(ctx: Context): Promise<void> {
         const principal = principalOf(ctx);
         await this.store.revokeSession(principal.sessionId, trace(ctx));
-        this.outbox.kick();
         await broadcastEvent(ctx, "auth.session.revoked", {
           sessionId: principal.sessionId,
           userId: principal.id,
@@ -242,7 +238,6 @@ const AuthService: ServiceSchema<ServiceSettingSchema, object, Vars> = {
       params: { userId: rules.id, $$strict: "remove" },
       async handler(ctx: Context<{ userId: number }>): Promise<{ revoked: number }> {
         const revoked = await this.store.revokeUserSessions(ctx.params.userId, trace(ctx));
-        this.outbox.kick();
         // Also with no active session left: sockets of sessions that just expired go too.
         await broadcastEvent(ctx, "auth.user.sessions_revoked", { userId: ctx.params.userId, reason: "operator" });
         return { revoked };
@@ -252,7 +247,7 @@ const AuthService: ServiceSchema<ServiceSettingSchema, object, Vars> = {
 
   methods: {
     async audit(_ctx: Context, kind: string, event: NewEvent) {
-      if (this.sampler.admit(event.type, kind)) await this.publish(undefined, [event]);
+      if (this.sampler.admit(event.type, kind)) await this.publish([event]);
     },
 
     async issue(user: UserRecord, sessionId: string, refreshToken: string): Promise<TokenPair> {
@@ -277,12 +272,12 @@ const AuthService: ServiceSchema<ServiceSettingSchema, object, Vars> = {
 
   async started() {
     this.sampler = new RefusalSampler(config().auditRefusalsPerMinute, (events) => {
-      this.publish(undefined, events).catch((err: unknown) =>
+      this.publish(events).catch((err: unknown) =>
         this.logger.warn("could not record suppressed refusals", (err as Error).message),
       );
     });
     this.sampler.start();
-    this.store = new AuthStore(this.db, config().refreshTokenTtlDays * 24 * 3600 * 1000);
+    this.store = new AuthStore(this.db, this.outbox, config().refreshTokenTtlDays * 24 * 3600 * 1000);
     registerMetrics(this.broker, [METRIC.loginThrottled, METRIC.loginFailures, METRIC.rateLimited]);
   },
 

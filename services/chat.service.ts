@@ -122,7 +122,6 @@ const ChatService: ServiceSchema<ServiceSettingSchema, object, Vars> = {
           }
         }
         const id = await this.store.createRoom({ ...ctx.params, members: invited, createdBy: user.id }, trace(ctx));
-        this.outbox.kick();
         // The creator's open sockets subscribe to the new room too, not only the invited members'.
         await broadcastEvent(ctx, "chat.member.changed", {
           roomId: id,
@@ -154,7 +153,6 @@ const ChatService: ServiceSchema<ServiceSettingSchema, object, Vars> = {
         const { id, created } = await this.store.directRoom(user.id, other.id, name, trace(ctx));
         ctx.meta.$statusCode = created ? 201 : 200;
         if (created) {
-          this.outbox.kick();
           ctx.meta.$location = `/api/rooms/${id}`;
           const change = { roomId: id, userId: other.id, action: "invited" as const, byUserId: user.id };
           await broadcastEvent(ctx, "chat.member.changed", change);
@@ -192,7 +190,6 @@ const ChatService: ServiceSchema<ServiceSettingSchema, object, Vars> = {
         if (record.kind === "direct" || !canModerate(membership.role)) throw AppError.forbidden();
         const { name, topic } = ctx.params;
         await this.store.updateRoom(record.id, { name, topic }, user.id, trace(ctx));
-        this.outbox.kick();
         const updated = await this.store.room(record.id);
         if (updated) {
           const [shared] = await this.shape(ctx, user.id, [{ record: updated }]);
@@ -214,7 +211,6 @@ const ChatService: ServiceSchema<ServiceSettingSchema, object, Vars> = {
         const membership = await this.store.membership(record.id, user.id);
         const change = { roomId: record.id, userId: user.id, byUserId: user.id, action: "joined" as const };
         if (!membership && (await this.store.addMember({ ...change, roomKind: record.kind }, trace(ctx)))) {
-          this.outbox.kick();
           await broadcastEvent(ctx, "chat.member.changed", change);
         }
         return this.roomFor(ctx, record.id, user.id);
@@ -230,7 +226,6 @@ const ChatService: ServiceSchema<ServiceSettingSchema, object, Vars> = {
         if (record.kind === "direct") throw AppError.forbidden("Direct rooms cannot be left");
         const change = { roomId: record.id, userId: user.id, byUserId: user.id, action: "left" as const };
         if (await this.store.removeMember({ ...change, roomKind: record.kind }, trace(ctx))) {
-          this.outbox.kick();
           await broadcastEvent(ctx, "chat.member.changed", change);
         }
       },
@@ -268,7 +263,6 @@ const ChatService: ServiceSchema<ServiceSettingSchema, object, Vars> = {
         if (!(await this.store.addMember({ ...change, roomKind: record.kind }, trace(ctx)))) {
           throw AppError.conflict("Already a member");
         }
-        this.outbox.kick();
         await broadcastEvent(ctx, "chat.member.changed", change);
         return { roomId: record.id, userId: invitee.id };
       },
@@ -286,7 +280,6 @@ const ChatService: ServiceSchema<ServiceSettingSchema, object, Vars> = {
         if (target.role === "owner" && membership.role !== "owner") throw AppError.forbidden();
         const change = { roomId: record.id, userId: ctx.params.userId, byUserId: user.id, action: "kicked" as const };
         if (await this.store.removeMember({ ...change, roomKind: record.kind }, trace(ctx))) {
-          this.outbox.kick();
           await broadcastEvent(ctx, "chat.member.changed", change);
         }
       },
@@ -369,7 +362,6 @@ const ChatService: ServiceSchema<ServiceSettingSchema, object, Vars> = {
         ctx.meta.$statusCode = created ? 201 : 200;
         if (created) {
           const committedAt = Date.now();
-          this.outbox.kick();
           countMetric(this.broker, METRIC.messagesSent);
           ctx.meta.$location = `/api/rooms/${message.roomId}/messages/${message.id}`;
           await broadcastEvent(ctx, "chat.message.created", { message, committedAt });
@@ -388,7 +380,6 @@ const ChatService: ServiceSchema<ServiceSettingSchema, object, Vars> = {
         if (message.userId !== user.id) throw AppError.forbidden("Only the author can edit a message");
         if (message.deleted) throw AppError.notFound("Message");
         const edited = await this.store.edit(message, ctx.params.body, trace(ctx));
-        this.outbox.kick();
         await broadcastEvent(ctx, "chat.message.updated", { message: edited });
         return edited;
       },
@@ -406,7 +397,6 @@ const ChatService: ServiceSchema<ServiceSettingSchema, object, Vars> = {
         const ref = { id: message.id, roomId: message.roomId, seq: message.seq };
         if (!message.deleted) {
           await this.store.remove(message, user.id, trace(ctx));
-          this.outbox.kick();
           await broadcastEvent(ctx, "chat.message.deleted", { ...ref, userId: user.id });
         }
         return ref;
@@ -425,7 +415,6 @@ const ChatService: ServiceSchema<ServiceSettingSchema, object, Vars> = {
         const { message } = await this.ownMessage(ctx.params.messageId, user.id, ctx.params.roomId);
         if (message.deleted) throw AppError.notFound("Message");
         const updated = await this.store.toggleReaction(message, user.id, ctx.params.emoji, trace(ctx));
-        this.outbox.kick();
         await broadcastEvent(ctx, "chat.message.updated", { message: updated });
         return updated;
       },
@@ -527,7 +516,6 @@ const ChatService: ServiceSchema<ServiceSettingSchema, object, Vars> = {
         };
         const removed = await this.store.removeMember({ ...change, roomKind: record.kind }, trace(ctx));
         if (removed) {
-          this.outbox.kick();
           await broadcastEvent(ctx, "chat.member.changed", change);
         }
         return { roomId: record.id, removed };
@@ -544,7 +532,6 @@ const ChatService: ServiceSchema<ServiceSettingSchema, object, Vars> = {
         const record = await this.roomByRef(ctx.params.room);
         if (record.kind === "direct") throw AppError.forbidden("Direct rooms are two people's own: no announcements");
         const message = await this.store.announce(record.id, ctx.params.body, trace(ctx));
-        this.outbox.kick();
         await broadcastEvent(ctx, "chat.message.created", { message });
         return message;
       },
@@ -637,7 +624,7 @@ const ChatService: ServiceSchema<ServiceSettingSchema, object, Vars> = {
   },
 
   async started() {
-    this.store = new ChatStore(this.db, { roomAddsPerHour: config().roomAddsPerHour });
+    this.store = new ChatStore(this.db, this.outbox, { roomAddsPerHour: config().roomAddsPerHour });
     registerMetrics(this.broker, [METRIC.messagesSent]);
   },
 };

@@ -173,7 +173,7 @@ const LogService: ServiceSchema<ServiceSettingSchema, object, Vars> = {
         type === "cluster.node_connected"
           ? { type, idKey, requestId: null, data: { node: node.id, reconnected: flag } }
           : { type, idKey, requestId: null, data: { node: node.id, unexpected: flag } };
-      await this.publish(undefined, [event]);
+      await this.publish([event]);
     },
 
     /** The store, or UNAVAILABLE while it cannot be reached (ingest callers keep their events and retry). */

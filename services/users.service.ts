@@ -60,7 +60,6 @@ const UsersService: ServiceSchema<ServiceSettingSchema, object, Vars> = {
           { username, displayName: ctx.params.displayName ?? username, roles: [] },
           { requestId: ctx.requestID ?? null },
         );
-        this.outbox.kick();
         return user;
       },
     },
@@ -87,9 +86,15 @@ const UsersService: ServiceSchema<ServiceSettingSchema, object, Vars> = {
           throw AppError.validation([{ field: "id", message: "Give exactly one of 'id' and 'username'." }]);
         }
         const by = isOperator(caller) ? "operator" : `user:${caller.id}`;
-        const result = await setAdmin(this.db, { id, username }, admin, { requestId: ctx.requestID ?? null }, by);
+        const result = await setAdmin(
+          this.db,
+          this.outbox,
+          { id, username },
+          admin,
+          { requestId: ctx.requestID ?? null },
+          by,
+        );
         if (!result) throw AppError.notFound("User");
-        if (result.changed) this.outbox.kick();
         const listed = config().admins.includes(result.username);
         if (!admin && listed) {
           this.logger.warn(`${result.username} is in NOCHAT_ADMINS: the next start makes them admin again`);
@@ -195,7 +200,6 @@ const UsersService: ServiceSchema<ServiceSettingSchema, object, Vars> = {
       },
       async handler(ctx: Context<{ displayName?: string; status?: UserStatus }>): Promise<User> {
         const user = await this.store.update(principalOf(ctx).id, ctx.params, { requestId: ctx.requestID ?? null });
-        this.outbox.kick();
         if (!user) throw AppError.notFound("User");
         return ownUser(user);
       },
@@ -309,12 +313,11 @@ const UsersService: ServiceSchema<ServiceSettingSchema, object, Vars> = {
   },
 
   async started() {
-    this.store = new UserStore(this.db);
+    this.store = new UserStore(this.db, this.outbox);
     this.presence = new PresenceStore(this.db);
     this.graceTimers = new Map();
     this.startedAt = Date.now();
-    const admins = await applyAdminList(this.db, config().admins, { requestId: null });
-    this.outbox.kick();
+    const admins = await applyAdminList(this.db, this.outbox, config().admins, { requestId: null });
     for (const name of admins.granted) this.logger.info(`NOCHAT_ADMINS: ${name} is now an admin`);
     for (const name of admins.demoted)
       this.logger.warn(`NOCHAT_ADMINS: ${name} is no longer listed and is no longer an admin`);

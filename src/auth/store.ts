@@ -1,12 +1,10 @@
 /** auth's tables: credentials, sessions with their refresh-token families, and login throttling. */
 import { createHash, randomUUID } from "node:crypto";
-import { writeOutbox, type Trace } from "../infra/outbox.js";
+import type { Outbox, Trace } from "../infra/outbox.js";
 import type { Sql } from "../infra/sql.js";
 import { hashRefreshToken, newRefreshToken } from "./tokens.js";
 
 /** auth's outbox: its events are written in the transaction of the change they describe. */
-export const AUTH_OUTBOX = "auth";
-
 /**
  * Throttle counters, one row per key (hashed): failed logins per client address, per username from
  * one address and per username from anywhere, and registrations per client address.
@@ -34,6 +32,7 @@ interface SessionRow {
 export class AuthStore {
   constructor(
     private readonly db: Sql,
+    private readonly outbox: Outbox,
     private readonly refreshTtlMs: number,
   ) {}
 
@@ -69,9 +68,7 @@ export class AuthStore {
         session_id: sessionId,
         created_at: now,
       });
-      await writeOutbox(trx, AUTH_OUTBOX, [
-        { type: "auth.login", requestId: trace.requestId, data: { userId, sessionId } },
-      ]);
+      await this.outbox.write(trx, [{ type: "auth.login", requestId: trace.requestId, data: { userId, sessionId } }]);
     });
     return { sessionId, refreshToken };
   }
@@ -111,7 +108,7 @@ export class AuthStore {
         return { kind: "invalid" } as const;
       if (token.used_at !== null) {
         await trx("auth_sessions").where({ id: session.id }).update({ revoked_at: now, revoked_reason: "reuse" });
-        await writeOutbox(trx, AUTH_OUTBOX, [
+        await this.outbox.write(trx, [
           {
             type: "auth.session_revoked",
             requestId: trace.requestId,
@@ -127,7 +124,7 @@ export class AuthStore {
         session_id: session.id,
         created_at: now,
       });
-      await writeOutbox(trx, AUTH_OUTBOX, [
+      await this.outbox.write(trx, [
         {
           type: "auth.refreshed",
           requestId: trace.requestId,
@@ -144,7 +141,7 @@ export class AuthStore {
       const row = await trx<SessionRow>("auth_sessions").where({ id: sessionId }).forUpdate().first();
       if (!row || row.revoked_at !== null) return undefined;
       await trx("auth_sessions").where({ id: sessionId }).update({ revoked_at: now, revoked_reason: "logout" });
-      await writeOutbox(trx, AUTH_OUTBOX, [
+      await this.outbox.write(trx, [
         { type: "auth.logout", requestId: trace.requestId, data: { userId: row.user_id, sessionId } },
       ]);
       return row.user_id;
@@ -179,7 +176,7 @@ export class AuthStore {
         .whereNull("revoked_at")
         .andWhere("expires_at", ">", now)
         .update({ revoked_at: now, revoked_reason: "operator" });
-      await writeOutbox(trx, AUTH_OUTBOX, [
+      await this.outbox.write(trx, [
         { type: "auth.sessions_revoked", requestId: trace.requestId, data: { userId, sessions, by: "operator" } },
       ]);
       return sessions;

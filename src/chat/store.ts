@@ -7,7 +7,7 @@ import type { MemberAction } from "../contracts/events.js";
 import { SYSTEM_USER_ID, type MemberRole, type Message, type Room, type RoomKind } from "../contracts/objects.js";
 import { AppError } from "../errors.js";
 import { mentionedUsernames } from "../contracts/domain-events.js";
-import { writeOutbox, type Trace } from "../infra/outbox.js";
+import type { Outbox, Trace } from "../infra/outbox.js";
 import { isMysql, isUniqueViolation, type Sql } from "../infra/sql.js";
 import { canSee, directKey } from "./rules.js";
 
@@ -101,8 +101,6 @@ export interface SendInput {
 }
 
 /** chat's outbox: events are written in the same transaction as the change they describe. */
-export const CHAT_OUTBOX = "chat";
-
 export interface MemberChange {
   roomId: number;
   userId: number;
@@ -162,6 +160,7 @@ export class ChatStore {
 
   constructor(
     private readonly db: Sql,
+    private readonly outbox: Outbox,
     options: ChatStoreOptions = {},
   ) {
     this.roomAddsPerHour = options.roomAddsPerHour ?? DEFAULT_ROOM_ADDS_PER_HOUR;
@@ -225,7 +224,7 @@ export class ChatStore {
       members.map((m) => ({ room_id: roomId, user_id: m.userId, role: m.role, joined_at: now })),
     );
     const memberIds = members.map((m) => m.userId).filter((userId) => userId !== room.createdBy);
-    await writeOutbox(trx, CHAT_OUTBOX, [
+    await this.outbox.write(trx, [
       {
         type: "room.created",
         requestId: trace.requestId,
@@ -249,9 +248,8 @@ export class ChatStore {
         trace,
       );
       await this.noteAdditions(trx, roomId, others, input.createdBy);
-      await writeOutbox(
+      await this.outbox.write(
         trx,
-        CHAT_OUTBOX,
         others.map((userId) => ({
           type: "room.member_changed" as const,
           requestId: trace.requestId,
@@ -362,7 +360,7 @@ export class ChatStore {
     if (Object.keys(changes).length === 0) return;
     await this.db.transaction(async (trx) => {
       await trx("rooms").where({ id: roomId }).update(changes);
-      await writeOutbox(trx, CHAT_OUTBOX, [
+      await this.outbox.write(trx, [
         {
           type: "room.updated",
           requestId: trace.requestId,
@@ -392,7 +390,7 @@ export class ChatStore {
           joined_at: Date.now(),
         });
         await this.noteAdditions(trx, change.roomId, [change.userId], change.byUserId);
-        await writeOutbox(trx, CHAT_OUTBOX, [memberEvent(change, trace)]);
+        await this.outbox.write(trx, [memberEvent(change, trace)]);
       });
       return true;
     } catch (err) {
@@ -405,7 +403,7 @@ export class ChatStore {
   async removeMember(change: MemberChange, trace: Trace): Promise<boolean> {
     return this.db.transaction(async (trx) => {
       const removed = await trx("room_members").where({ room_id: change.roomId, user_id: change.userId }).delete();
-      if (removed > 0) await writeOutbox(trx, CHAT_OUTBOX, [memberEvent(change, trace)]);
+      if (removed > 0) await this.outbox.write(trx, [memberEvent(change, trace)]);
       return removed > 0;
     });
   }
@@ -544,7 +542,7 @@ export class ChatStore {
           .where({ room_id: input.roomId, user_id: input.userId })
           .update({ last_read_seq: seq });
         const message = toMessage({ ...row, id: Number(id) });
-        await writeOutbox(trx, CHAT_OUTBOX, [messageCreated(message, context.kind, context.direct_key, trace)]);
+        await this.outbox.write(trx, [messageCreated(message, context.kind, context.direct_key, trace)]);
         return message;
       });
       return { message, created: true };
@@ -579,7 +577,7 @@ export class ChatStore {
       };
       const [id] = await trx("messages").insert(row);
       const message = toMessage({ ...row, id: Number(id) });
-      await writeOutbox(trx, CHAT_OUTBOX, [messageCreated(message, room.kind, room.direct_key, trace)]);
+      await this.outbox.write(trx, [messageCreated(message, room.kind, room.direct_key, trace)]);
       return message;
     });
   }
@@ -615,7 +613,7 @@ export class ChatStore {
   async edit(message: Message, body: string, trace: Trace): Promise<Message> {
     await this.db.transaction(async (trx) => {
       await trx("messages").where({ id: message.id, deleted: false }).update({ body, edited_at: Date.now() });
-      await writeOutbox(trx, CHAT_OUTBOX, [
+      await this.outbox.write(trx, [
         {
           type: "message.edited",
           requestId: trace.requestId,
@@ -631,7 +629,7 @@ export class ChatStore {
     await this.db.transaction(async (trx) => {
       await trx("messages").where({ id: message.id }).update({ deleted: true, body: "" });
       await trx("message_reactions").where({ message_id: message.id }).delete();
-      await writeOutbox(trx, CHAT_OUTBOX, [
+      await this.outbox.write(trx, [
         {
           type: "message.deleted",
           requestId: trace.requestId,
@@ -659,7 +657,7 @@ export class ChatStore {
           created_at: Date.now(),
         });
       }
-      await writeOutbox(trx, CHAT_OUTBOX, [
+      await this.outbox.write(trx, [
         {
           type: "reaction.toggled",
           requestId: trace.requestId,

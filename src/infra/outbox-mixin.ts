@@ -25,14 +25,13 @@ import {
   listDeadLetters,
   migrateOutbox,
   outboxBacklog,
+  Outbox,
   OutboxRelay,
   retryDeadLetter,
-  writeOutbox,
   type DeadLetter,
   type DeliveryReport,
   type NewEvent,
 } from "./outbox.js";
-import type { Sql } from "./sql.js";
 import type { WithSql } from "./sql-mixin.js";
 
 export const DEAD_LETTER_GAUGE = METRIC.deadLetters;
@@ -44,9 +43,12 @@ export const BACKLOG_POLL_MS = 5_000;
 const CONSUMERS: readonly Consumer[] = ["notify", "log"];
 
 export interface WithOutbox extends WithSql {
-  outbox: OutboxRelay;
-  /** Writes events in `trx` (or on their own) and has the relay deliver them after the commit. */
-  publish(trx: Sql | undefined, events: NewEvent[]): Promise<DomainEvent[]>;
+  /** For this service's stores: writes in their transactions, wakes the relay after each commit. */
+  outbox: Outbox;
+  /** Delivers the outbox to its consumers. */
+  relay: OutboxRelay;
+  /** Writes events on their own (no transaction to join) and has the relay deliver them. */
+  publish(events: NewEvent[]): Promise<DomainEvent[]>;
   /** Sets the dead-letter gauge from the table. */
   countDeadLetters(): Promise<number>;
   /** Sets the backlog gauges from one grouped count of the outbox. */
@@ -112,7 +114,7 @@ export function outboxMixin(owner: string): Partial<ServiceSchema> {
           const letter = await retryDeadLetter(this.db, owner, ctx.params.id, byWhom(ctx));
           if (letter) {
             this.logger.info(`outbox: dead letter ${letter.id} (${letter.type} → ${letter.consumer}) retried`);
-            this.outbox.kick();
+            this.relay.kick();
             await this.countDeadLetters();
           }
           return letter;
@@ -127,7 +129,7 @@ export function outboxMixin(owner: string): Partial<ServiceSchema> {
           const letter = await dropDeadLetter(this.db, owner, ctx.params.id, byWhom(ctx));
           if (letter) {
             this.logger.info(`outbox: dead letter ${letter.id} (${letter.type} → ${letter.consumer}) dropped`);
-            this.outbox.kick();
+            this.relay.kick();
             await this.countDeadLetters();
           }
           return letter;
@@ -135,12 +137,8 @@ export function outboxMixin(owner: string): Partial<ServiceSchema> {
       },
     },
     methods: {
-      async publish(trx: Sql | undefined, events: NewEvent[]) {
-        const written = await writeOutbox(trx ?? this.db, owner, events);
-        // Inside a transaction the rows are not visible until the commit; the kick then finds them,
-        // or the next poll does.
-        if (trx === undefined) this.outbox.kick();
-        return written;
+      async publish(events: NewEvent[]) {
+        return this.outbox.write(this.db, events);
       },
       async countDeadLetters() {
         const n = await countDeadLetters(this.db, owner);
@@ -160,7 +158,8 @@ export function outboxMixin(owner: string): Partial<ServiceSchema> {
       await migrateOutbox(this.db, owner);
       const metrics = registerMetrics(this.broker, [METRIC.deadLetters, METRIC.outboxBacklog, METRIC.outboxLag]);
       const c = config();
-      this.outbox = new OutboxRelay(
+      this.outbox = new Outbox(owner, this.broker.nodeID);
+      this.relay = new OutboxRelay(
         this.db,
         owner,
         this.broker.nodeID,
@@ -180,8 +179,9 @@ export function outboxMixin(owner: string): Partial<ServiceSchema> {
           },
         },
       );
+      this.outbox.onCommitted(() => this.relay.kick());
       await this.countDeadLetters();
-      this.outbox.start();
+      this.relay.start();
       if (metrics) {
         const measure = () =>
           this.measureBacklog().catch((err: unknown) =>
@@ -194,7 +194,7 @@ export function outboxMixin(owner: string): Partial<ServiceSchema> {
     },
     async stopped() {
       clearInterval(this.backlogTimer);
-      await this.outbox?.stop();
+      await this.relay?.stop();
     },
   };
   return mixin as Partial<ServiceSchema>;

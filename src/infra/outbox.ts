@@ -110,11 +110,45 @@ export interface NewEvent<T extends DomainEventType = DomainEventType> {
   requestId?: string | null;
 }
 
+/**
+ * A producer's outbox, as its stores use it: `write(trx, events)` puts the events in the caller's
+ * transaction and wakes the producer's relay once that transaction has committed (at once when
+ * written outside one), so no caller has to remember to.
+ */
+export class Outbox {
+  private wake: () => void = () => undefined;
+
+  constructor(
+    readonly owner: string,
+    readonly nodeId: string,
+  ) {}
+
+  /** What to call once written events are committed: the relay's kick (outboxMixin). */
+  onCommitted(wake: () => void): void {
+    this.wake = wake;
+  }
+
+  async write(db: Knex | Knex.Transaction, events: NewEvent[]): Promise<DomainEvent[]> {
+    const written = await writeOutbox(db, this.owner, events, this.nodeId);
+    if (written.length === 0) return written;
+    const trx = db as Knex.Transaction;
+    // A rolled-back transaction wrote nothing to deliver; its rejection is the caller's to handle.
+    if (trx.isTransaction)
+      trx.executionPromise.then(
+        () => this.wake(),
+        () => undefined,
+      );
+    else this.wake();
+    return written;
+  }
+}
+
 /** Writes events in the caller's transaction. Returns them as they will be delivered. */
 export async function writeOutbox(
   trx: Knex | Knex.Transaction,
   owner: string,
   events: NewEvent[],
+  nodeId = config().nodeID,
 ): Promise<DomainEvent[]> {
   if (events.length === 0) return [];
   const now = Date.now();
@@ -125,7 +159,7 @@ export async function writeOutbox(
         type: e.type,
         ts: new Date(e.at ?? now).toISOString(),
         source: owner,
-        nodeId: config().nodeID,
+        nodeId,
         requestId: e.requestId ?? null,
         data: e.data,
       }) as DomainEvent,
@@ -584,17 +618,22 @@ export class OutboxRelay {
         letters.push(letter);
         // The audit log hears of it — unless this is the log refusing such notices (no loop).
         if (!(consumer === "log" && row.type.startsWith("outbox."))) {
-          await writeOutbox(trx, this.owner, [
-            {
-              type: "outbox.dead_lettered",
-              requestId: row.request_id,
-              data: {
-                ...auditData(letter),
-                attempts: failure.attempts,
-                error: failure.error.slice(0, 500),
+          await writeOutbox(
+            trx,
+            this.owner,
+            [
+              {
+                type: "outbox.dead_lettered",
+                requestId: row.request_id,
+                data: {
+                  ...auditData(letter),
+                  attempts: failure.attempts,
+                  error: failure.error.slice(0, 500),
+                },
               },
-            },
-          ]);
+            ],
+            this.nodeId,
+          );
         }
       }
       if (left.length === 0) {

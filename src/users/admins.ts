@@ -9,9 +9,8 @@
  * this column count as "env", the only way there was). Roles reach tokens at the next refresh.
  */
 import type { Role } from "../contracts/objects.js";
-import { writeOutbox, type Trace } from "../infra/outbox.js";
+import type { Outbox, Trace } from "../infra/outbox.js";
 import type { Migration, Sql } from "../infra/sql.js";
-import { USERS_OUTBOX } from "./store.js";
 
 export const adminSourceMigration: Migration = {
   name: "003_admin_source",
@@ -41,13 +40,21 @@ export interface AdminListOutcome {
   missing: string[];
 }
 
-async function setRole(trx: Sql, row: Row, admin: boolean, source: AdminSource | null, trace: Trace, by: string) {
+async function setRole(
+  trx: Sql,
+  outbox: Outbox,
+  row: Row,
+  admin: boolean,
+  source: AdminSource | null,
+  trace: Trace,
+  by: string,
+) {
   const roles: Role[] = rolesOf(row).filter((r) => r !== "admin");
   if (admin) roles.push("admin");
   await trx("users")
     .where({ id: row.id })
     .update({ roles: roles.join(","), admin_source: source });
-  await writeOutbox(trx, USERS_OUTBOX, [
+  await outbox.write(trx, [
     {
       type: "user.admin_changed",
       requestId: trace.requestId,
@@ -57,7 +64,12 @@ async function setRole(trx: Sql, row: Row, admin: boolean, source: AdminSource |
 }
 
 /** NOCHAT_ADMINS at start: see the module comment. */
-export async function applyAdminList(db: Sql, listed: string[], trace: Trace): Promise<AdminListOutcome> {
+export async function applyAdminList(
+  db: Sql,
+  outbox: Outbox,
+  listed: string[],
+  trace: Trace,
+): Promise<AdminListOutcome> {
   const names = [...new Set(listed.map((u) => u.trim().toLowerCase()).filter(Boolean))];
   return db.transaction(async (trx) => {
     const outcome: AdminListOutcome = { granted: [], demoted: [], missing: [] };
@@ -67,7 +79,7 @@ export async function applyAdminList(db: Sql, listed: string[], trace: Trace): P
       const row = byName.get(name);
       if (!row) outcome.missing.push(name);
       else if (!isAdmin(row)) {
-        await setRole(trx, row, true, "env", trace, "NOCHAT_ADMINS");
+        await setRole(trx, outbox, row, true, "env", trace, "NOCHAT_ADMINS");
         outcome.granted.push(name);
       } else if (row.admin_source === null) {
         await trx("users").where({ id: row.id }).update({ admin_source: "env" });
@@ -76,7 +88,7 @@ export async function applyAdminList(db: Sql, listed: string[], trace: Trace): P
     const admins = await trx<Row>("users").where("roles", "like", "%admin%").forUpdate();
     for (const row of admins) {
       if (!isAdmin(row) || row.admin_source === "granted" || byName.has(row.username)) continue;
-      await setRole(trx, row, false, null, trace, "NOCHAT_ADMINS");
+      await setRole(trx, outbox, row, false, null, trace, "NOCHAT_ADMINS");
       outcome.demoted.push(row.username);
     }
     return outcome;
@@ -86,6 +98,7 @@ export async function applyAdminList(db: Sql, listed: string[], trace: Trace): P
 /** An operator's grant or revocation for one existing account; null when there is no such account. */
 export async function setAdmin(
   db: Sql,
+  outbox: Outbox,
   target: { id?: number; username?: string },
   admin: boolean,
   trace: Trace,
@@ -102,7 +115,7 @@ export async function setAdmin(
       .first();
     if (!row) return null;
     const changed = isAdmin(row) !== admin || (admin && row.admin_source !== "granted");
-    if (changed) await setRole(trx, row, admin, admin ? "granted" : null, trace, by);
+    if (changed) await setRole(trx, outbox, row, admin, admin ? "granted" : null, trace, by);
     return { id: row.id, username: row.username, admin, changed };
   });
 }

@@ -2,10 +2,8 @@
 import type { UserRecord } from "../contracts/accounts.js";
 import type { Role, UserStatus } from "../contracts/objects.js";
 import { AppError } from "../errors.js";
-import { writeOutbox, type Trace } from "../infra/outbox.js";
+import type { Outbox, Trace } from "../infra/outbox.js";
 import { isUniqueViolation, type Sql } from "../infra/sql.js";
-
-export const USERS_OUTBOX = "users";
 
 interface UserRow {
   id: number;
@@ -38,7 +36,10 @@ function toRecord(row: UserRow): UserRecord {
 const likePrefix = (q: string): string => q.replace(/[!%_]/g, (c) => `!${c}`) + "%";
 
 export class UserStore {
-  constructor(private readonly db: Sql) {}
+  constructor(
+    private readonly db: Sql,
+    private readonly outbox: Outbox,
+  ) {}
 
   async create(input: { username: string; displayName: string; roles: Role[] }, trace: Trace): Promise<UserRecord> {
     try {
@@ -51,7 +52,7 @@ export class UserStore {
           created_at: Date.now(),
           roles: input.roles.join(","),
         });
-        await writeOutbox(trx, USERS_OUTBOX, [
+        await this.outbox.write(trx, [
           {
             type: "user.registered",
             requestId: trace.requestId,
@@ -101,7 +102,7 @@ export class UserStore {
       await this.db.transaction(async (trx) => {
         // No such user: nothing changed, so nothing to announce.
         if ((await trx("users").where({ id }).update(changes)) === 0) return;
-        await writeOutbox(trx, USERS_OUTBOX, [
+        await this.outbox.write(trx, [
           { type: "user.updated", requestId: trace.requestId, data: { userId: id, fields: Object.keys(patch) } },
         ]);
       });

@@ -35,6 +35,7 @@ import {
 } from "../support/chat-helpers.js";
 import { startNode, type NodeHandle } from "../support/processes.js";
 import { freePort } from "../support/servers.js";
+import { Outbox } from "../../src/infra/outbox.js";
 
 const ROOM_ADDS_PER_HOUR = 3;
 
@@ -313,7 +314,7 @@ describe("chat hardening (embedded node)", () => {
       const target: SqlTarget = { databaseUrl: undefined, dataDir: node.dataDir };
       const db = openSql(target);
       try {
-        const store = new ChatStore(db);
+        const store = new ChatStore(db, new Outbox("chat", "test-node"));
         const trace = { requestId: null };
         const started = Date.now();
         const ids: number[] = [];

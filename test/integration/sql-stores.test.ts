@@ -13,7 +13,7 @@ import { chatMigrations } from "../../src/chat/migrations.js";
 import { ChatStore } from "../../src/chat/store.js";
 import { AppError } from "../../src/errors.js";
 import type { DomainEvent } from "../../src/contracts/domain-events.js";
-import { outboxTable, type Trace } from "../../src/infra/outbox.js";
+import { Outbox, outboxTable, type Trace } from "../../src/infra/outbox.js";
 import { isMysql, migrate, openSql, releaseSql, type Sql, type SqlTarget } from "../../src/infra/sql.js";
 import { notifyMigrations } from "../../src/notify/migrations.js";
 import { NotifyStore } from "../../src/notify/store.js";
@@ -131,7 +131,7 @@ function storeSuite(engine: Engine): void {
   describe("UserStore", () => {
     let users: UserStore;
     before(() => {
-      users = new UserStore(db);
+      users = new UserStore(db, new Outbox("users", "test-node"));
     });
 
     it("create → get → getByUsername (case-insensitive)", async () => {
@@ -251,7 +251,7 @@ function storeSuite(engine: Engine): void {
   describe("AuthStore", () => {
     let auth: AuthStore;
     before(() => {
-      auth = new AuthStore(db, REFRESH_TTL_MS);
+      auth = new AuthStore(db, new Outbox("auth", "test-node"), REFRESH_TTL_MS);
     });
 
     it("setPassword stores and replaces the hash", async () => {
@@ -389,7 +389,7 @@ function storeSuite(engine: Engine): void {
     let chat: ChatStore;
     let roomId: number;
     before(() => {
-      chat = new ChatStore(db);
+      chat = new ChatStore(db, new Outbox("chat", "test-node"));
     });
 
     /** chat_outbox rows of a type whose data matches `where`. */

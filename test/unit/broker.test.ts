@@ -298,7 +298,7 @@ describe("services in one broker (SQLite + embedded log store)", () => {
     await poll("empty outboxes", async () => {
       const backlogs = await Promise.all(
         ["users", "auth", "chat"].map((name) =>
-          (broker.getLocalService(name) as unknown as WithOutbox).outbox.backlog(),
+          (broker.getLocalService(name) as unknown as WithOutbox).relay.backlog(),
         ),
       );
       return backlogs.every((n) => n === 0) ? true : undefined;

@@ -64,7 +64,7 @@ describe("dead letters through outboxMixin (in-process broker, metrics on)", () 
       actions: {
         write: {
           async handler(this: WithOutbox, ctx: Context<{ n: number }>) {
-            const [e] = await this.publish(undefined, [
+            const [e] = await this.publish([
               { type: "user.updated", requestId: null, data: { userId: ctx.params.n, fields: ["displayName"] } },
             ]);
             return e.id;
