@@ -1,5 +1,5 @@
 /**
- * The one error type of NoChat and its mapping to the public error shape (shared/API.md).
+ * The one error type of NoChat and its mapping to the public error shape (docs/API.md).
  * AppError extends MoleculerError so it crosses the bus intact: `type` carries the contract code,
  * `code` the HTTP status and `data.fields` the bad fields. A store error that means "the database
  * is unreachable or restarting" is UNAVAILABLE with a retry hint (databaseUnavailable() below lists

@@ -1,4 +1,4 @@
-/** The error shape of shared/API.md: every REST error body and failed socket ack, on every side. */
+/** The error shape of docs/API.md: every REST error body and failed socket ack, on every side. */
 
 export const ERROR_STATUS = {
   VALIDATION_ERROR: 422,

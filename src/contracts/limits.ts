@@ -1,5 +1,5 @@
 /**
- * The limits of shared/API.md as validator rules, shared by every service that checks them
+ * The limits of docs/API.md as validator rules, shared by every service that checks them
  * (fastest-validator, Moleculer's built-in validator).
  */
 export const LIMITS = {

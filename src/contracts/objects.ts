@@ -1,4 +1,4 @@
-/** The public objects of shared/API.md, typed once and used by every service, the gateway and tests. */
+/** The public objects of docs/API.md, typed once and used by every service, the gateway and tests. */
 
 export type UserStatus = "online" | "away" | "offline";
 export type Role = "admin";

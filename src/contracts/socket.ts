@@ -1,5 +1,5 @@
 /**
- * The real-time channel of shared/API.md as socket.io event maps, used by the gateway's socket
+ * The real-time channel of docs/API.md as socket.io event maps, used by the gateway's socket
  * mixin (server side) and by tests and the browser client (client side).
  */
 import type { ErrorBody } from "./errors.js";

@@ -1,5 +1,5 @@
 /**
- * The REST surface of shared/API.md: one line per endpoint, mapped to the action that serves it
+ * The REST surface of docs/API.md: one line per endpoint, mapped to the action that serves it
  * and the status it answers with on success (an action may override it, e.g. 200 for a repeat).
  */
 export interface RestRoute {

@@ -1,5 +1,5 @@
 /**
- * REST calls of shared/API.md. A 401 refreshes the access token once and retries; a failed
+ * REST calls of docs/API.md. A 401 refreshes the access token once and retries; a failed
  * refresh ends the session. An unreachable server is a NetworkError and never signs anyone out.
  */
 import type { ErrorBody } from "../contracts/errors.js";

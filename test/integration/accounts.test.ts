@@ -1,5 +1,5 @@
 /**
- * Accounts over the public API (shared/API.md): registration, login, refresh rotation, logout,
+ * Accounts over the public API (docs/API.md): registration, login, refresh rotation, logout,
  * validation, error shape, login throttling, token checks at REST and at the socket handshake,
  * admins, user search — the same suite against a real node on each SQL engine:
  *   (a) embedded: no TRANSPORTER, no DATABASE_URL → SQLite under DATA_DIR;

@@ -1,6 +1,6 @@
 /**
  * Rooms and messages over REST against one embedded node (all services in one process, SQLite):
- * every endpoint of shared/API.md for rooms and messages, with its success status and shape, and
+ * every endpoint of docs/API.md for rooms and messages, with its success status and shape, and
  * the permission edges (member / non-member, public / private, owner / member).
  */
 import assert from "node:assert/strict";

@@ -2,7 +2,7 @@
  * The real-time channel across a real cluster: two gateway processes (G1, G2: SERVICES=api) and one
  * services process (S: auth, users, chat, notify, log) over RabbitMQ, on a MariaDB database of its
  * own. Users' sockets are spread over both gateways; the tests check the delivery promise of
- * shared/API.md (every member, every gateway, exactly once, gap-free seq), exactly-once sends
+ * docs/API.md (every member, every gateway, exactly once, gap-free seq), exactly-once sends
  * under retries, catch-up with `sync`, membership changes, typing, presence (including a gateway
  * that dies) and the send rate limit.
  *

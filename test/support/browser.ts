@@ -1,7 +1,7 @@
 /**
  * Helpers for the Chromium end-to-end tests in test/browser/: a headless Chromium driven by
  * playwright-core (the system's /usr/bin/chromium; no browser is ever downloaded), real NoChat
- * nodes serving the built UI, and the UI's accessible contract (../shared/UI.md): every part is
+ * nodes serving the built UI, and the UI's accessible contract (docs/UI.md): every part is
  * found by role and accessible name, never by CSS classes or ids.
  *
  *   test("…", { timeout: 170_000 }, async (t) => {
