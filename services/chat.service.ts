@@ -449,14 +449,27 @@ const ChatService: ServiceSchema<ServiceSettingSchema, object, Vars> = {
         if (entries.length > 500) {
           throw AppError.validation([{ field: "rooms", message: "At most 500 rooms per sync." }]);
         }
+        const requests = entries.map(([key, after]) => ({ roomId: Number(key), after }));
+        if (new Set(requests.map((r) => r.roomId)).size !== requests.length) {
+          throw AppError.validation([{ field: "rooms", message: "Each room at most once." }]);
+        }
+        // Every room must be one the caller may read, checked as memberRoom does, in one query.
+        const access = await this.store.accessTo(
+          user.id,
+          requests.map((r) => r.roomId),
+        );
+        for (const { roomId } of requests) {
+          const room = access.get(roomId);
+          if (!room || !canSee(room.kind, room.role)) throw AppError.notFound("Room");
+          if (!room.role) throw AppError.forbidden("Join the room first");
+        }
+        const pages = await this.store.afterMany(requests, LIMITS.syncPerRoom);
         // Keyed by client input: built as entries (Object.fromEntries defines own keys, whatever
         // their name), not by assignment into a `{}`.
-        const result: [string, { messages: Message[]; hasMore: boolean }][] = [];
-        for (const [key, after] of entries) {
-          const roomId = Number(key);
-          await this.memberRoom(roomId, user.id);
-          result.push([key, await this.store.after(roomId, after, LIMITS.syncPerRoom)]);
-        }
+        const result = entries.map(([key]): [string, { messages: Message[]; hasMore: boolean }] => [
+          key,
+          pages.get(Number(key))!,
+        ]);
         return { rooms: Object.fromEntries(result) };
       },
     },

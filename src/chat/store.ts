@@ -153,6 +153,9 @@ const messageCreated = (message: Message, roomKind: RoomKind, pairKey: string | 
 
 const HOUR_MS = 3600_000;
 
+/** Rooms per statement in afterMany: SQLite's compound-select limit is 500 terms. */
+const SYNC_ROOMS_PER_STATEMENT = 100;
+
 type ReactionRow = { message_id: number; user_id: number; emoji: string };
 
 export class ChatStore {
@@ -680,6 +683,57 @@ export class ChatStore {
       messages: await this.withReactions(rows.slice(0, limit)),
       hasMore,
     };
+  }
+
+  /**
+   * `after` for many rooms at once (sync): each room's first `limit` messages after its seq, in a
+   * few statements whatever the number of rooms — one UNION ALL of per-room limited selects per
+   * SYNC_ROOMS_PER_STATEMENT rooms (SQLite allows 500 terms in a compound select), then their
+   * reactions — instead of two per room.
+   */
+  async afterMany(
+    requests: { roomId: number; after: number }[],
+    limit: number,
+  ): Promise<Map<number, { messages: Message[]; hasMore: boolean }>> {
+    const rows: MessageRow[] = [];
+    for (let i = 0; i < requests.length; i += SYNC_ROOMS_PER_STATEMENT) {
+      const page = (r: { roomId: number; after: number }) =>
+        this.db<MessageRow>("messages")
+          .where({ room_id: r.roomId })
+          .andWhere("seq", ">", r.after)
+          .orderBy("seq", "asc")
+          .limit(limit + 1);
+      const [first, ...rest] = requests.slice(i, i + SYNC_ROOMS_PER_STATEMENT);
+      const query = this.db.select("*").from(page(first).as("p0"));
+      rest.forEach((r, j) => query.unionAll(this.db.select("*").from(page(r).as(`p${j + 1}`))));
+      rows.push(...((await query) as MessageRow[]));
+    }
+    const byRoom = new Map<number, MessageRow[]>(requests.map((r) => [r.roomId, []]));
+    for (const row of rows) byRoom.get(row.room_id)?.push(row);
+    const kept = [...byRoom.values()].flatMap((list) => list.sort((a, b) => a.seq - b.seq).slice(0, limit));
+    const messages = new Map<number, Message>();
+    for (let i = 0; i < kept.length; i += 1000) {
+      for (const m of await this.withReactions(kept.slice(i, i + 1000))) messages.set(m.id, m);
+    }
+    return new Map(
+      [...byRoom].map(([roomId, list]) => [
+        roomId,
+        {
+          messages: list.slice(0, limit).map((row) => messages.get(row.id)!),
+          hasMore: list.length > limit,
+        },
+      ]),
+    );
+  }
+
+  /** The caller's view of many rooms in one query: each existing room's kind and the caller's membership. */
+  async accessTo(userId: number, roomIds: number[]): Promise<Map<number, { kind: RoomKind; role?: MemberRole }>> {
+    if (roomIds.length === 0) return new Map();
+    const rows = await this.db("rooms as r")
+      .leftJoin("room_members as rm", (j) => j.on("rm.room_id", "r.id").andOnVal("rm.user_id", userId))
+      .whereIn("r.id", roomIds)
+      .select<{ id: number; kind: RoomKind; role: MemberRole | null }[]>("r.id", "r.kind", "rm.role");
+    return new Map(rows.map((r) => [r.id, { kind: r.kind, role: r.role ?? undefined }]));
   }
 
   /** Messages before `beforeSeq` (or the newest), returned ascending, and whether older ones exist. */
