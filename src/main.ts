@@ -22,10 +22,11 @@ async function main(): Promise<void> {
   const console = args.has("--repl") && c.services.length === 0;
   const broker = new ServiceBroker({
     ...brokerOptions,
-    // The operator's console: quiet unless asked (its tables, not log lines), and calling as the operator.
+    // The operator's console: its tables, not log lines — but why it cannot reach the cluster
+    // (transit, transporter) is said at once — and it calls as the operator.
     ...(console
       ? {
-          logLevel: process.env.LOG_LEVEL ? c.logLevel : "error",
+          logLevel: process.env.LOG_LEVEL ? c.logLevel : { TRANSIT: "warn", TRANSPORTER: "warn", "**": "error" },
           middlewares: [...(brokerOptions.middlewares ?? []), OperatorPrincipalMiddleware],
         }
       : {}),

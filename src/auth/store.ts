@@ -168,7 +168,7 @@ export class AuthStore {
     }));
   }
 
-  /** Ends every active session of the user in one statement (audited); returns how many there were. */
+  /** Ends every active session of the user in one statement (audited when there was one); returns how many. */
   async revokeUserSessions(userId: number, trace: Trace, now = Date.now()): Promise<number> {
     return this.db.transaction(async (trx) => {
       const sessions = await trx("auth_sessions")
@@ -176,9 +176,11 @@ export class AuthStore {
         .whereNull("revoked_at")
         .andWhere("expires_at", ">", now)
         .update({ revoked_at: now, revoked_reason: "operator" });
-      await this.outbox.write(trx, [
-        { type: "auth.sessions_revoked", requestId: trace.requestId, data: { userId, sessions, by: "operator" } },
-      ]);
+      if (sessions > 0) {
+        await this.outbox.write(trx, [
+          { type: "auth.sessions_revoked", requestId: trace.requestId, data: { userId, sessions, by: "operator" } },
+        ]);
+      }
       return sessions;
     });
   }

@@ -112,15 +112,27 @@ export async function tailEvents(
   }
 }
 
-/** `events tail` ends on Enter or Ctrl-C (both arrive on stdin), or after `--for` seconds. */
+/**
+ * `events tail` ends on Ctrl-C or Enter, or after `--for` seconds. At a terminal any key press
+ * arrives on stdin; from a pipe (`npm run repl < commands.txt`) only an empty line or the end of
+ * the input stops it, and the lines after it wait their turn.
+ */
+const CTRL_C = String.fromCharCode(3);
+
 export function untilKeyOrTimeout(seconds: number | undefined): Promise<void> {
   return new Promise((resolve) => {
+    const onData = (chunk: Buffer | string) => {
+      const text = chunk.toString();
+      if (process.stdin.isTTY || text === "\n" || text === "\r\n" || text === "\r" || text === CTRL_C) done();
+    };
     const done = () => {
-      process.stdin.off("data", done);
+      process.stdin.off("data", onData);
+      process.stdin.off("end", done);
       clearTimeout(timer);
       resolve();
     };
-    process.stdin.on("data", done);
+    process.stdin.on("data", onData);
+    process.stdin.once("end", done);
     const timer = seconds === undefined ? undefined : setTimeout(done, seconds * 1000);
   });
 }
@@ -220,10 +232,12 @@ export const OPERATOR_COMMANDS: OperatorCommand[] = [
         username: String(args.username),
         admin: op === "grant",
       });
+      const now = result.admin ? "is now an admin" : "is no longer an admin";
+      const already = result.admin ? "is already an admin" : "is not an admin";
       print(
-        `${result.username} ${result.admin ? "is" : "is not"} an admin` +
-          (result.changed ? "" : " (no change)") +
-          " — their tokens carry the change from their next refresh",
+        result.changed
+          ? `${result.username} ${now} — their tokens carry the change from their next refresh`
+          : `${result.username} ${already}: nothing changed`,
       );
     },
   },
@@ -256,7 +270,11 @@ export const OPERATOR_COMMANDS: OperatorCommand[] = [
       }
       if (op !== "revoke") throw new UsageError("sessions revoke <username> | sessions list <username>");
       const { revoked } = await asOperator(broker, "auth.revokeUserSessions", { userId: user.id });
-      print(`${revoked} session(s) of ${user.username} ended; their sockets are being disconnected`);
+      print(
+        revoked > 0
+          ? `${revoked} session(s) of ${user.username} ended; their sockets are being disconnected`
+          : `${user.username} had no active session; any socket still open is being disconnected`,
+      );
     },
   },
   {

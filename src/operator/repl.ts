@@ -20,9 +20,13 @@ function report(err: unknown): void {
     print(`Usage: ${err.message}`);
     return;
   }
-  const e = err as { message?: string; type?: string; code?: number; data?: { fields?: { message: string }[] } };
-  const details = e.data?.fields?.map((f) => f.message).join("; ");
-  print(`✖ ${e.message ?? String(err)}${details ? `: ${details}` : ""}${e.type ? ` (${e.type})` : ""}`);
+  const e = err as { message?: string; type?: string; data?: unknown };
+  // Validation errors: each bad field's message (ours carry them in data.fields, the validator's in data).
+  const fields = Array.isArray(e.data)
+    ? (e.data as { message?: string }[])
+    : ((e.data as { fields?: { message?: string }[] } | undefined)?.fields ?? []);
+  const text = fields.length > 0 ? fields.map((f) => f.message).join("; ") : (e.message ?? String(err));
+  print(`✖ ${text}${e.type ? ` (${e.type})` : ""}`);
   if (e.type === "SERVICE_NOT_FOUND") print("  Is that service running, and this REPL on the cluster's NAMESPACE?");
 }
 
@@ -113,7 +117,8 @@ export function startOperatorRepl(broker: ServiceBroker, delimiter: string): voi
       action: (b: ServiceBroker, args: CommandArgs) => run(command, b, args),
     })) as unknown as NonNullable<ServiceBroker["options"]["replOptions"]>["customCommands"],
   };
-  const server = broker.repl() as { eval: Evaluator; ignoreUndefined: boolean } | undefined;
+  const server = broker.repl() as
+    (import("node:events").EventEmitter & { eval: Evaluator; ignoreUndefined: boolean }) | undefined;
   if (!server) return;
   // Commands print their own output; the `undefined` every one of them returns is noise.
   server.ignoreUndefined = true;
@@ -121,6 +126,11 @@ export function startOperatorRepl(broker: ServiceBroker, delimiter: string): voi
   // at once (`npm run repl < commands.txt`, tests), mixing their output.
   const evaluate = server.eval;
   let queue = Promise.resolve();
+  // At the end of piped input moleculer-repl stops the broker and exits at once: let the commands
+  // still queued (an `events tail --for 5`, say) finish first.
+  const exitListeners = server.listeners("exit") as (() => void)[];
+  server.removeAllListeners("exit");
+  server.on("exit", () => void queue.then(() => exitListeners.forEach((listener) => listener())));
   server.eval = (cmd, context, file, cb) => {
     queue = queue.then(
       () =>

@@ -10,8 +10,9 @@
  * role; `announce` reaches a connected client as a system message (userId 0); `events tail` shows a
  * login done meanwhile and stops on Enter; `events stats` and `outbox` answer; `kick` removes the
  * member; `sessions revoke` disconnects the user's socket within 2 s and ends their refresh token.
- * Mistakes get one line, never a stack; `--help` explains a command. The operator actions refuse
- * everyone but the operator on the bus, and none is reachable over REST.
+ * Mistakes get one line, never a stack; `--help` explains a command. A piped script runs line by
+ * line (an `events tail --for` too) and exits at its end; a wrong RabbitMQ password is said at once.
+ * The operator actions refuse everyone but the operator on the bus, and none is reachable over REST.
  */
 import assert from "node:assert/strict";
 import { test } from "node:test";
@@ -100,11 +101,12 @@ test("operator REPL: every NoChat command against a two-process cluster", async 
   assert.ok(profile.includes(`${gateway.env.NODE_ID}: 1`), `user shows bob's connection:\n${profile}`);
 
   // ---- admin grant | revoke ----------------------------------------------------------------------
-  assert.match(await type(repl, prompt, `admin grant ${bob.user.username}`), /is an admin/);
+  assert.match(await type(repl, prompt, `admin grant ${bob.user.username}`), /is now an admin/);
   const relogged = await login(base, bob.user.username, PASSWORD);
   const me = await api(base, "GET", "/api/users/me", { token: relogged.accessToken });
   assert.deepEqual(me.body.roles, ["admin"], "granted: bob's next token is an admin's");
-  assert.match(await type(repl, prompt, `admin revoke ${bob.user.username}`), /is not an admin/);
+  assert.match(await type(repl, prompt, `admin revoke ${bob.user.username}`), /is no longer an admin/);
+  assert.match(await type(repl, prompt, `admin revoke ${bob.user.username}`), /is not an admin: nothing changed/);
   assert.match(await type(repl, prompt, `user ${bob.user.username}`), /Roles\s+│ -/);
 
   // ---- announce: a system message reaches bob ---------------------------------------------------
@@ -166,6 +168,45 @@ test("operator REPL: every NoChat command against a two-process cluster", async 
   assert.match(await type(repl, prompt, "kick --help"), /Remove a user from a room/);
   assert.match(await type(repl, prompt, "events tail --help"), /Follow the audit log live/);
   assert.doesNotMatch(repl.output(), /\n\s+at .+\(.+:\d+:\d+\)/, "no stack trace in the console");
+
+  // ---- a script piped in: each line in turn, an `events tail --for` included, then the exit ------------
+  const script = await startNode({
+    t,
+    name: "script",
+    services: "none",
+    args: ["--repl"],
+    stdin: true,
+    env: { ...common, JWT_SECRET: undefined, LOG_LEVEL: undefined },
+    ready: prompt,
+  });
+  script.child.stdin!.end(`events tail --for 2\nfrobnicate\nrooms --top 1\n`);
+  const exit = await withTimeout(script.exited, 20_000, "the piped console to exit at the end of its input");
+  assert.equal(exit.code, 0);
+  const ran = script.output();
+  const order = ["Stopped following the audit log.", "unknown command 'frobnicate'", roomName].map((text) =>
+    ran.indexOf(text),
+  );
+  assert.ok(
+    order.every((i, k) => i >= 0 && (k === 0 || i > order[k - 1])),
+    `each line in turn:\n${ran}`,
+  );
+
+  // ---- a wrong password: said at once, not a silent hang ----------------------------------------------
+  const refused = await startNode({
+    t,
+    name: "refused",
+    services: "none",
+    args: ["--repl"],
+    stdin: true,
+    env: {
+      ...common,
+      TRANSPORTER: rabbitUrl().replace(/:\/\/([^:]+):[^@]*@/, "://$1:wrong-password@"),
+      LOG_LEVEL: undefined,
+    },
+    ready: /ACCESS.REFUSED|403/,
+    timeoutMs: 15_000,
+  });
+  await refused.stop();
 
   // ---- nobody else reaches the operator's actions ------------------------------------------------
   for (const path of ["/api/users/online", "/api/chat/roomStats", "/api/auth/revokeUserSessions"]) {
