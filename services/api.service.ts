@@ -43,21 +43,25 @@ type GatewayRequest = IncomingMessage & {
   $alias?: { method: string; path: string };
 };
 
-interface Vars extends SocketHost, WithOutbox {
+/** The service's own methods (`methods` below), typed for their callers and their bodies. */
+interface Methods {
   sendError(req: IncomingMessage, res: ServerResponse, err: unknown): void;
   warnUnavailable(line: string): void;
+  checkSendRate(userId: number): void;
+  countInstances(): void;
+  checkSocketSessions(): Promise<void>;
+}
+
+interface Vars extends SocketHost, WithOutbox {
   unavailableLog: { since: number; more: number };
   tokens: TokenCache;
   accessLog: AccessLog;
   refusals: RefusalSampler;
   sendLimiter: SendRateLimiter;
-  checkSendRate(userId: number): void;
   typing: TypingTracker;
   sweepTimer: NodeJS.Timeout;
   sessionCheck: NodeJS.Timeout;
   instancesTimer: NodeJS.Timeout | undefined;
-  countInstances(): void;
-  checkSocketSessions(): Promise<void>;
   /** docs/openapi.json, read at creation; undefined when it could not be read (404). */
   openapi: OpenApiDocument | undefined;
 }
@@ -77,7 +81,7 @@ const restPath = (req: IncomingMessage & { originalUrl?: string }): string =>
 /** The built browser UI (scripts/build-ui.mjs): index.html, sw.js and the hashed assets/. */
 const PUBLIC_DIR = path.join(PROJECT_ROOT, "public");
 
-const ApiService: ServiceSchema<ApiSettingsSchema, object, Vars> = {
+const ApiService: ServiceSchema<ApiSettingsSchema, Methods, Vars> = {
   name: "api",
   // The last mixin starts first and stops last: socket.io must close before the HTTP server waits on it.
   // Its SQL database holds only its outbox: audit records wait there until the log has them.
@@ -137,7 +141,7 @@ const ApiService: ServiceSchema<ApiSettingsSchema, object, Vars> = {
     // The REST call's request id: the caller's X-Request-ID if sane, else a new one (src/gateway/request-id.ts).
     rootCallOptions: restRootCallOptions as unknown as ApiSettingsSchema["rootCallOptions"],
 
-    onError(this: Vars, req: GatewayRequest, res: ServerResponse, err: unknown) {
+    onError(this: Vars & Methods, req: GatewayRequest, res: ServerResponse, err: unknown) {
       const requestId = req.$ctx?.requestID ?? undefined;
       const { status, body, internal } = toErrorBody(err, requestId);
       const log = (): void => {
@@ -497,6 +501,7 @@ const ApiService: ServiceSchema<ApiSettingsSchema, object, Vars> = {
       (this.refusals = new RefusalSampler(config().auditRefusalsPerMinute, (events) => {
         for (const event of events) this.accessLog.add({ ...event, at: Date.now() });
       })),
+      (count) => this.logger.warn(`access log: ${count} records dropped while the outbox was unreachable`),
     );
     this.server.prependListener("request", (req, res) => this.accessLog.observe(req as AccessRequest, res));
     // Before anything answers; socket.io's requests get theirs in started() (it takes them over).

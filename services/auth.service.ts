@@ -19,13 +19,17 @@ import type { NewEvent, Trace } from "../src/infra/outbox.js";
 import { ownUser, type UserRecord } from "../src/contracts/accounts.js";
 import { call } from "../src/infra/calls.js";
 
+/** The service's own methods (`methods` below), typed for their callers and their bodies. */
+interface Methods {
+  /** Publishes a refusal's audit event unless its kind is past the sampling rate (counted instead). */
+  audit(ctx: Context, kind: string, event: NewEvent): Promise<void>;
+  issue(user: UserRecord, sessionId: string, refreshToken: string): Promise<TokenPair>;
+}
+
 interface Vars extends WithOutbox {
   store: AuthStore;
   sampler: RefusalSampler;
-  /** Publishes a refusal's audit event unless its kind is past the sampling rate (counted instead). */
-  audit(ctx: Context, kind: string, event: NewEvent): Promise<void>;
   signer: TokenSigner;
-  issue(user: UserRecord, sessionId: string, refreshToken: string): Promise<TokenPair>;
 }
 
 const trace = (ctx: Context): Trace => ({ requestId: ctx.requestID ?? null });
@@ -35,7 +39,7 @@ const addressOf = (ctx: Context): string => (ctx.meta as { clientAddress?: strin
 
 const INVALID_LOGIN = "Invalid username or password";
 
-const AuthService: ServiceSchema<ServiceSettingSchema, object, Vars> = {
+const AuthService: ServiceSchema<ServiceSettingSchema, Methods, Vars> = {
   name: "auth",
   mixins: [outboxMixin("auth"), sqlMixin("auth", authMigrations)],
 

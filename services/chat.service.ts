@@ -19,8 +19,8 @@ import { call } from "../src/infra/calls.js";
 
 type Ctx<P = unknown> = Context<P, { $statusCode?: number; $location?: string }>;
 
-interface Vars extends WithOutbox {
-  store: ChatStore;
+/** The service's own methods (`methods` below), typed for their callers and their bodies. */
+interface Methods {
   shape(ctx: Context, callerId: number, views: RoomView[]): Promise<Room[]>;
   roomFor(ctx: Context, roomId: number, callerId: number): Promise<Room>;
   visibleRoom(roomId: number, userId: number): Promise<{ record: RoomRecord; membership?: Membership }>;
@@ -29,6 +29,10 @@ interface Vars extends WithOutbox {
   ownMessage(messageId: number, userId: number, roomId?: number): Promise<{ message: Message; membership: Membership }>;
   mentionCounts(ctx: Context, userId: number, markers: Record<number, number>): Promise<Record<number, number>>;
   unreadState(ctx: Context, roomId: number, userId: number): Promise<UnreadState>;
+}
+
+interface Vars extends WithOutbox {
+  store: ChatStore;
 }
 
 const clientMsgId = {
@@ -51,7 +55,7 @@ function checkBodyLength(text: string): void {
   }
 }
 
-const ChatService: ServiceSchema<ServiceSettingSchema, object, Vars> = {
+const ChatService: ServiceSchema<ServiceSettingSchema, Methods, Vars> = {
   name: "chat",
   // The last mixin starts first: tables are migrated before the outbox relay runs.
   mixins: [outboxMixin("chat"), sqlMixin("chat", chatMigrations)],

@@ -15,20 +15,24 @@ import { BatchWriter } from "../src/log/batch-writer.js";
 import type { HourlyCount } from "../src/contracts/actions.js";
 import { EventLog, toEventDoc, type EventDoc } from "../src/log/event-log.js";
 
-interface Vars extends WithOutbox {
-  docs: DocStore | undefined;
-  eventLog: EventLog | undefined;
-  connectTimer: NodeJS.Timeout | undefined;
+/** The service's own methods (`methods` below), typed for their callers and their bodies. */
+interface Methods {
   ready(): EventLog;
   connect(): Promise<void>;
-  writer: BatchWriter<EventDoc>;
-  purgeTimer: NodeJS.Timeout;
   purge(): Promise<void>;
   recordClusterEvent(
     type: "cluster.node_connected" | "cluster.node_disconnected",
     node: NodeInfo,
     flag: boolean,
   ): Promise<void>;
+}
+
+interface Vars extends WithOutbox {
+  docs: DocStore | undefined;
+  eventLog: EventLog | undefined;
+  connectTimer: NodeJS.Timeout | undefined;
+  writer: BatchWriter<EventDoc>;
+  purgeTimer: NodeJS.Timeout;
 }
 
 interface NodeInfo {
@@ -51,7 +55,7 @@ interface QueryParams {
 const PURGE_EVERY_MS = 10 * 60 * 1000;
 const date = { type: "date", convert: true, optional: true } as const;
 
-const LogService: ServiceSchema<ServiceSettingSchema, object, Vars> = {
+const LogService: ServiceSchema<ServiceSettingSchema, Methods, Vars> = {
   name: "log",
   // Its SQL database holds only its outbox: cluster events wait there like everyone else's.
   mixins: [outboxMixin("log"), sqlMixin("log", [outboxMigration("log")])],

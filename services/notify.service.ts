@@ -12,12 +12,16 @@ import { notificationsFor, type Directory } from "../src/notify/rules.js";
 import { NotifyStore, type NotifyLevel } from "../src/notify/store.js";
 import { call } from "../src/infra/calls.js";
 
-interface Vars extends WithSql {
-  store: NotifyStore;
+/** The service's own methods (`methods` below), typed for their callers and their bodies. */
+interface Methods {
   directory(ctx: Context): Directory;
 }
 
-const NotifyService: ServiceSchema<ServiceSettingSchema, object, Vars> = {
+interface Vars extends WithSql {
+  store: NotifyStore;
+}
+
+const NotifyService: ServiceSchema<ServiceSettingSchema, Methods, Vars> = {
   name: "notify",
   mixins: [sqlMixin("notify", notifyMigrations)],
 

@@ -18,17 +18,21 @@ import { PRESENCE_GRACE_MS, PresenceStore } from "../src/users/presence.js";
 import { broadcastEvent } from "../src/contracts/events.js";
 import { call } from "../src/infra/calls.js";
 
-type Vars = WithOutbox & {
+/** The service's own methods (`methods` below), typed for their callers and their bodies. */
+interface Methods {
+  announce(ctx: Context | ServiceBroker, userId: number): Promise<void>;
+  settleOffline(userId: number): Promise<void>;
+  sweepPresence(): Promise<void>;
+}
+
+interface Vars extends WithOutbox {
   store: UserStore;
   presence: PresenceStore;
   graceTimers: Map<number, NodeJS.Timeout>;
   sweepTimer: NodeJS.Timeout;
   onlineTimer: NodeJS.Timeout | undefined;
   startedAt: number;
-  announce(ctx: Context | ServiceBroker, userId: number): Promise<void>;
-  settleOffline(userId: number): Promise<void>;
-  sweepPresence(): Promise<void>;
-};
+}
 
 /** How often a users instance counts online users for the gauge (when metrics are on). */
 const ONLINE_COUNT_MS = 5_000;
@@ -41,7 +45,7 @@ async function mustGet(store: UserStore, id: number): Promise<UserRecord> {
   return user;
 }
 
-const UsersService: ServiceSchema<ServiceSettingSchema, object, Vars> = {
+const UsersService: ServiceSchema<ServiceSettingSchema, Methods, Vars> = {
   name: "users",
   mixins: [outboxMixin("users"), sqlMixin("users", usersMigrations)],
 

@@ -1,6 +1,7 @@
 /**
- * NoChat's keys on Moleculer's schemas: an action declares its guard (`auth: "required"`,
- * `roles: [...]`), checked by PermissionMiddleware (src/infra/permissions.ts).
+ * NoChat's keys on Moleculer's action schemas: its guard (`auth: "required"`, `roles: [...]`),
+ * checked by PermissionMiddleware (src/infra/permissions.ts), and whether running it again is safe
+ * (`idempotent`), which DatabaseOutageMiddleware (src/infra/database-outage.ts) relies on.
  */
 import type { PrincipalRole } from "../src/contracts/objects.js";
 
@@ -9,5 +10,6 @@ declare module "moleculer" {
   interface ActionSchema<TThis> {
     auth?: "required";
     roles?: PrincipalRole[];
+    idempotent?: boolean;
   }
 }

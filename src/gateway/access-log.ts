@@ -4,7 +4,8 @@
  * never bodies, query strings or headers (tokens live there). Requests only add to a bounded buffer;
  * the buffer goes to the gateway's outbox (one multi-row insert) every second, when it holds 500,
  * and on stop, and from there durably to the log. Past `maxBuffered` the oldest records are
- * dropped and counted, so a database outage cannot grow the gateway's memory.
+ * dropped, so a database outage cannot grow the gateway's memory; how many is reported (`onDropped`,
+ * the gateway logs a warning) once the outbox takes records again.
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { performance } from "node:perf_hooks";
@@ -23,13 +24,15 @@ export class AccessLog {
   private buffer: NewEvent[] = [];
   private timer: NodeJS.Timeout | undefined;
   private flushing: Promise<void> = Promise.resolve();
-  dropped = 0;
+  private dropped = 0;
 
   constructor(
     private readonly persist: (events: NewEvent[]) => Promise<void>,
     private readonly opts = { maxBatch: 500, intervalMs: 1000, maxBuffered: 20_000 },
     /** Samples refused anonymous requests (4xx without a user), so a flood cannot fill the log. */
     private readonly sampler?: RefusalSampler,
+    /** Told how many records were dropped while the outbox was unreachable, once it takes them again. */
+    private readonly onDropped: (count: number) => void = () => undefined,
   ) {}
 
   start(): void {
@@ -91,6 +94,10 @@ export class AccessLog {
           this.buffer.unshift(...batch);
           return;
         }
+      }
+      if (this.dropped > 0) {
+        this.onDropped(this.dropped);
+        this.dropped = 0;
       }
     });
     return this.flushing;

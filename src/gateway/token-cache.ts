@@ -52,8 +52,4 @@ export class TokenCache {
       if (entry.principal.id === userId) this.entries.delete(token);
     }
   }
-
-  get size(): number {
-    return this.entries.size;
-  }
 }

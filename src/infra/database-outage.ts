@@ -160,11 +160,3 @@ export const DatabaseOutageMiddleware: Middleware = {
     };
   },
 };
-
-// Actions declare `idempotent` in their schema; teach Moleculer's typings the key (see permissions.ts).
-declare module "../../node_modules/moleculer/src/service" {
-  // eslint-disable-next-line @typescript-eslint/no-unused-vars -- must repeat the type parameter to merge
-  interface ActionSchema<TThis> {
-    idempotent?: boolean;
-  }
-}

@@ -119,22 +119,6 @@ export class UserStore {
     return rows.map(toRecord);
   }
 
-  async touchLastSeen(ids: number[], at = Date.now()): Promise<void> {
-    if (ids.length > 0) await this.db("users").whereIn("id", ids).update({ last_seen_at: at });
-  }
-
-  /** Gives the admin role to the listed usernames that exist (NOCHAT_ADMINS, applied at start). */
-  async grantAdmins(usernames: string[]): Promise<void> {
-    for (const username of usernames) {
-      const user = await this.getByUsername(username);
-      if (user && !user.roles.includes("admin")) {
-        await this.db("users")
-          .where({ id: user.id })
-          .update({ roles: [...user.roles, "admin"].join(",") });
-      }
-    }
-  }
-
   async remove(id: number): Promise<void> {
     await this.db("users").where({ id }).delete();
   }
