@@ -7,7 +7,7 @@ import type { RoomStat, UserRoom } from "../src/contracts/actions.js";
 import type { UnreadState } from "../src/contracts/socket.js";
 import { chatMigrations } from "../src/chat/migrations.js";
 import { directPeers, toRoom, type RoomView } from "../src/chat/rooms-view.js";
-import { canDeleteMessage, canInvite, canModerate, canSee } from "../src/chat/rules.js";
+import { canDeleteMessage, canEditRoom, canInvite, canKick, canLeave, canSee } from "../src/chat/rules.js";
 import { ChatStore, type Membership, type RoomRecord } from "../src/chat/store.js";
 import { AppError } from "../src/errors.js";
 import type { Trace } from "../src/infra/outbox.js";
@@ -21,12 +21,18 @@ type Ctx<P = unknown> = Context<P, { $statusCode?: number; $location?: string }>
 
 /** The service's own methods (`methods` below), typed for their callers and their bodies. */
 interface Methods {
-  shape(ctx: Context, callerId: number, views: RoomView[]): Promise<Room[]>;
-  roomFor(ctx: Context, roomId: number, callerId: number): Promise<Room>;
+  /** Rooms as the caller sees them: direct rooms named after the other member. */
+  shapeRooms(ctx: Context, callerId: number, views: RoomView[]): Promise<Room[]>;
+  /** One room as the caller sees it: role, unread, mentions, last message. */
+  roomForCaller(ctx: Context, roomId: number, callerId: number): Promise<Room>;
   visibleRoom(roomId: number, userId: number): Promise<{ record: RoomRecord; membership?: Membership }>;
   memberRoom(roomId: number, userId: number): Promise<{ record: RoomRecord; membership: Membership }>;
   roomByRef(ref: string): Promise<RoomRecord>;
-  ownMessage(messageId: number, userId: number, roomId?: number): Promise<{ message: Message; membership: Membership }>;
+  messageOfMember(
+    messageId: number,
+    userId: number,
+    roomId?: number,
+  ): Promise<{ message: Message; membership: Membership }>;
   mentionCounts(ctx: Context, userId: number, markers: Record<number, number>): Promise<Record<number, number>>;
   unreadState(ctx: Context, roomId: number, userId: number): Promise<UnreadState>;
 }
@@ -69,7 +75,7 @@ const ChatService: ServiceSchema<ServiceSettingSchema, Methods, Vars> = {
       async handler(ctx: Ctx): Promise<{ rooms: Room[] }> {
         const user = principalOf(ctx);
         const mine = await this.store.roomsOf(user.id);
-        const rooms = await this.shape(
+        const rooms = await this.shapeRooms(
           ctx,
           user.id,
           mine.map((m) => ({ record: m.room, membership: m.membership, lastMessage: m.lastMessage })),
@@ -101,7 +107,7 @@ const ChatService: ServiceSchema<ServiceSettingSchema, Methods, Vars> = {
         const views = await Promise.all(
           records.map(async (record) => ({ record, membership: await this.store.membership(record.id, user.id) })),
         );
-        return { rooms: await this.shape(ctx, user.id, views) };
+        return { rooms: await this.shapeRooms(ctx, user.id, views) };
       },
     },
 
@@ -142,7 +148,7 @@ const ChatService: ServiceSchema<ServiceSettingSchema, Methods, Vars> = {
           });
         }
         ctx.meta.$location = `/api/rooms/${id}`;
-        return this.roomFor(ctx, id, user.id);
+        return this.roomForCaller(ctx, id, user.id);
       },
     },
 
@@ -165,7 +171,7 @@ const ChatService: ServiceSchema<ServiceSettingSchema, Methods, Vars> = {
             await broadcastEvent(ctx, "chat.member.changed", { ...change, userId: user.id, action: "joined" });
           }
         }
-        return this.roomFor(ctx, id, user.id);
+        return this.roomForCaller(ctx, id, user.id);
       },
     },
 
@@ -176,7 +182,7 @@ const ChatService: ServiceSchema<ServiceSettingSchema, Methods, Vars> = {
       async handler(ctx: Ctx<{ id: number }>): Promise<Room> {
         const user = principalOf(ctx);
         await this.visibleRoom(ctx.params.id, user.id);
-        return this.roomFor(ctx, ctx.params.id, user.id);
+        return this.roomForCaller(ctx, ctx.params.id, user.id);
       },
     },
 
@@ -191,15 +197,15 @@ const ChatService: ServiceSchema<ServiceSettingSchema, Methods, Vars> = {
       async handler(ctx: Ctx<{ id: number; name?: string; topic?: string }>): Promise<Room> {
         const user = principalOf(ctx);
         const { record, membership } = await this.memberRoom(ctx.params.id, user.id);
-        if (record.kind === "direct" || !canModerate(membership.role)) throw AppError.forbidden();
+        if (!canEditRoom(record.kind, membership.role)) throw AppError.forbidden();
         const { name, topic } = ctx.params;
         await this.store.updateRoom(record.id, { name, topic }, user.id, trace(ctx));
         const updated = await this.store.room(record.id);
         if (updated) {
-          const [shared] = await this.shape(ctx, user.id, [{ record: updated }]);
+          const [shared] = await this.shapeRooms(ctx, user.id, [{ record: updated }]);
           await broadcastEvent(ctx, "chat.room.updated", { room: shared });
         }
-        return this.roomFor(ctx, record.id, user.id);
+        return this.roomForCaller(ctx, record.id, user.id);
       },
     },
 
@@ -217,7 +223,7 @@ const ChatService: ServiceSchema<ServiceSettingSchema, Methods, Vars> = {
         if (!membership && (await this.store.addMember({ ...change, roomKind: record.kind }, trace(ctx)))) {
           await broadcastEvent(ctx, "chat.member.changed", change);
         }
-        return this.roomFor(ctx, record.id, user.id);
+        return this.roomForCaller(ctx, record.id, user.id);
       },
     },
 
@@ -227,7 +233,7 @@ const ChatService: ServiceSchema<ServiceSettingSchema, Methods, Vars> = {
       async handler(ctx: Ctx<{ id: number }>): Promise<void> {
         const user = principalOf(ctx);
         const { record } = await this.memberRoom(ctx.params.id, user.id);
-        if (record.kind === "direct") throw AppError.forbidden("Direct rooms cannot be left");
+        if (!canLeave(record.kind)) throw AppError.forbidden("Direct rooms cannot be left");
         const change = { roomId: record.id, userId: user.id, byUserId: user.id, action: "left" as const };
         if (await this.store.removeMember({ ...change, roomKind: record.kind }, trace(ctx))) {
           await broadcastEvent(ctx, "chat.member.changed", change);
@@ -278,10 +284,11 @@ const ChatService: ServiceSchema<ServiceSettingSchema, Methods, Vars> = {
       async handler(ctx: Ctx<{ id: number; userId: number }>): Promise<void> {
         const user = principalOf(ctx);
         const { record, membership } = await this.memberRoom(ctx.params.id, user.id);
-        if (record.kind === "direct" || !canModerate(membership.role)) throw AppError.forbidden();
+        // A kick by someone who may not kick at all is refused before the target is looked up.
+        if (!canKick(record.kind, membership.role, "member")) throw AppError.forbidden();
         const target = await this.store.membership(record.id, ctx.params.userId);
         if (!target) throw AppError.notFound("Member");
-        if (target.role === "owner" && membership.role !== "owner") throw AppError.forbidden();
+        if (!canKick(record.kind, membership.role, target.role)) throw AppError.forbidden();
         const change = { roomId: record.id, userId: ctx.params.userId, byUserId: user.id, action: "kicked" as const };
         if (await this.store.removeMember({ ...change, roomKind: record.kind }, trace(ctx))) {
           await broadcastEvent(ctx, "chat.member.changed", change);
@@ -380,7 +387,7 @@ const ChatService: ServiceSchema<ServiceSettingSchema, Methods, Vars> = {
       async handler(ctx: Ctx<{ messageId: number; roomId?: number; body: string }>): Promise<Message> {
         const user = principalOf(ctx);
         checkBodyLength(ctx.params.body);
-        const { message } = await this.ownMessage(ctx.params.messageId, user.id, ctx.params.roomId);
+        const { message } = await this.messageOfMember(ctx.params.messageId, user.id, ctx.params.roomId);
         if (message.userId !== user.id) throw AppError.forbidden("Only the author can edit a message");
         if (message.deleted) throw AppError.notFound("Message");
         const edited = await this.store.edit(message, ctx.params.body, trace(ctx));
@@ -396,7 +403,7 @@ const ChatService: ServiceSchema<ServiceSettingSchema, Methods, Vars> = {
         ctx: Ctx<{ messageId: number; roomId?: number }>,
       ): Promise<{ id: number; roomId: number; seq: number }> {
         const user = principalOf(ctx);
-        const { message, membership } = await this.ownMessage(ctx.params.messageId, user.id, ctx.params.roomId);
+        const { message, membership } = await this.messageOfMember(ctx.params.messageId, user.id, ctx.params.roomId);
         if (!canDeleteMessage(message.userId, user.id, membership.role)) throw AppError.forbidden();
         const ref = { id: message.id, roomId: message.roomId, seq: message.seq };
         if (!message.deleted) {
@@ -416,7 +423,7 @@ const ChatService: ServiceSchema<ServiceSettingSchema, Methods, Vars> = {
       },
       async handler(ctx: Ctx<{ messageId: number; roomId?: number; emoji: string }>): Promise<Message> {
         const user = principalOf(ctx);
-        const { message } = await this.ownMessage(ctx.params.messageId, user.id, ctx.params.roomId);
+        const { message } = await this.messageOfMember(ctx.params.messageId, user.id, ctx.params.roomId);
         if (message.deleted) throw AppError.notFound("Message");
         const updated = await this.store.toggleReaction(message, user.id, ctx.params.emoji, trace(ctx));
         await broadcastEvent(ctx, "chat.message.updated", { message: updated });
@@ -572,7 +579,7 @@ const ChatService: ServiceSchema<ServiceSettingSchema, Methods, Vars> = {
       return named[0];
     },
 
-    async shape(ctx: Context, callerId: number, views: RoomView[]): Promise<Room[]> {
+    async shapeRooms(ctx: Context, callerId: number, views: RoomView[]): Promise<Room[]> {
       const peers = directPeers(views.map((v) => v.record));
       const names = new Map<number, string>();
       // users.getMany takes up to 1,000 ids a call.
@@ -583,12 +590,12 @@ const ChatService: ServiceSchema<ServiceSettingSchema, Methods, Vars> = {
       return views.map((view) => toRoom(view, callerId, names));
     },
 
-    async roomFor(ctx: Context, roomId: number, callerId: number): Promise<Room> {
+    async roomForCaller(ctx: Context, roomId: number, callerId: number): Promise<Room> {
       const record = await this.store.room(roomId);
       if (!record) throw AppError.notFound("Room");
       const membership = await this.store.membership(roomId, callerId);
       const last = await this.store.lastMessages([roomId]);
-      const [room] = await this.shape(ctx, callerId, [{ record, membership, lastMessage: last.get(roomId) }]);
+      const [room] = await this.shapeRooms(ctx, callerId, [{ record, membership, lastMessage: last.get(roomId) }]);
       if (membership) {
         const mentions = await this.mentionCounts(ctx, callerId, { [roomId]: membership.lastReadSeq });
         room.mentions = mentions[roomId] ?? 0;
@@ -611,10 +618,16 @@ const ChatService: ServiceSchema<ServiceSettingSchema, Methods, Vars> = {
       return { record, membership };
     },
 
-    async ownMessage(messageId: number, userId: number, roomId?: number) {
+    /**
+     * A message the caller may act on, with their membership. A message in a room they cannot see
+     * is answered exactly like a missing one, so its id tells them nothing.
+     */
+    async messageOfMember(messageId: number, userId: number, roomId?: number) {
       const message = await this.store.message(messageId);
       if (!message || (roomId !== undefined && message.roomId !== roomId)) throw AppError.notFound("Message");
-      const { membership } = await this.memberRoom(message.roomId, userId);
+      const { membership } = await this.memberRoom(message.roomId, userId).catch((err: unknown) => {
+        throw (err as AppError).type === "NOT_FOUND" ? AppError.notFound("Message") : err;
+      });
       return { message, membership };
     },
 

@@ -3,8 +3,18 @@ import type { MemberRole, RoomKind } from "../contracts/objects.js";
 
 export const isModerator = (role: MemberRole | undefined): boolean => role === "owner" || role === "admin";
 
-/** Room metadata (name, topic) and kicks: owner or admin. */
-export const canModerate = isModerator;
+/** Room metadata (name, topic): owner or admin; never of a direct room. */
+export function canEditRoom(kind: RoomKind, role: MemberRole | undefined): boolean {
+  return kind !== "direct" && isModerator(role);
+}
+
+/** Kicks: owner or admin, never from a direct room, and only the owner may kick the owner. */
+export function canKick(kind: RoomKind, role: MemberRole | undefined, targetRole: MemberRole): boolean {
+  return kind !== "direct" && isModerator(role) && (targetRole !== "owner" || role === "owner");
+}
+
+/** Leaving: any room but a direct one (it belongs to its two people). */
+export const canLeave = (kind: RoomKind): boolean => kind !== "direct";
 
 /** Invites: any member of a public room; owner/admin of a private one; nobody in a direct room. */
 export function canInvite(kind: RoomKind, role: MemberRole | undefined): boolean {
