@@ -18,7 +18,7 @@ import {
 } from "../src/gateway/health.js";
 import { loadOpenApi, OPENAPI_CACHE_CONTROL, type OpenApiDocument } from "../src/gateway/openapi.js";
 import { aliasesOf, REST_ROUTES, routeOf } from "../src/gateway/routes.js";
-import { SocketMixin, type ChatSocket, type SocketCall, type SocketHost } from "../src/gateway/socket-mixin.js";
+import { SocketMixin, type ChatSocket, type SocketCalls, type SocketHost } from "../src/gateway/socket-mixin.js";
 import { TokenCache } from "../src/gateway/token-cache.js";
 import { AccessLog, type AccessRequest } from "../src/gateway/access-log.js";
 import { addSecurityHeaders, setSecurityHeaders, staticCacheHeaders } from "../src/gateway/security-headers.js";
@@ -393,7 +393,7 @@ const ApiService: ServiceSchema<ApiSettingsSchema, Methods, Vars> = {
       throw AppError.rateLimited(wait, "Too many messages; slow down");
     },
 
-    socketCalls(): Record<string, SocketCall> {
+    socketCalls(): SocketCalls {
       return {
         "message:send": { action: "chat.send", before: (socket) => this.checkSendRate(socket.data.principal.id) },
         "message:edit": { action: "chat.edit" },

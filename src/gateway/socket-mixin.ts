@@ -55,6 +55,9 @@ export type SocketCall =
       handle: (socket: ChatSocket, payload: Record<string, unknown>) => unknown;
     };
 
+/** Every client event of the contract and how it is served: a missing or misspelt event fails to compile. */
+export type SocketCalls = { [E in keyof ClientToServerEvents]: SocketCall };
+
 /** The service `this` the mixin needs: the gateway's server and its token resolution. */
 export interface SocketHost {
   broker: ServiceBroker;
@@ -62,7 +65,7 @@ export interface SocketHost {
   server: import("node:http").Server;
   io: ChatServer;
   resolvePrincipal(token: string, requestId?: string | null): Promise<Principal>;
-  socketCalls(): Record<string, SocketCall>;
+  socketCalls(): SocketCalls;
   /** Runs in the handshake, after authentication: the socket is not connected until it resolves. */
   prepareSocket?(socket: ChatSocket): Promise<void>;
   onSocketConnected?(socket: ChatSocket): Promise<void> | void;
@@ -171,10 +174,11 @@ const mixin: Partial<ServiceSchema<ServiceSettingSchema, object, SocketHost>> = 
             });
           }
         });
-        for (const [event, call] of Object.entries(calls)) {
+        for (const event of Object.keys(calls) as (keyof ClientToServerEvents)[]) {
+          const call = calls[event];
           // The ack is whatever function comes last: a client that sends only a callback, or extra
           // arguments before it, still gets its answer (a validation error) instead of a hang.
-          socket.on(event as keyof ClientToServerEvents, (...args: unknown[]) => {
+          socket.on(event, (...args: unknown[]) => {
             const last = args[args.length - 1];
             const reply = typeof last === "function" ? (last as (res: Ack<unknown>) => void) : undefined;
             const payload = reply && args.length === 1 ? undefined : args[0];
