@@ -93,7 +93,8 @@ export type DomainEventType = DomainEvent["type"];
 /** Consumers that must see every event of a type; each has an `ingest({ events })` action. */
 export type Consumer = "notify" | "log";
 
-const NOTIFY_TYPES = new Set<DomainEventType>(["message.created", "room.member_changed", "room.created"]);
+/** What notify turns into notifications (src/notify/rules.ts); a new room's members come as `room.member_changed`. */
+const NOTIFY_TYPES = new Set<DomainEventType>(["message.created", "room.member_changed"]);
 
 export function consumersOf(type: DomainEventType): Consumer[] {
   return NOTIFY_TYPES.has(type) ? ["notify", "log"] : ["log"];

@@ -19,12 +19,15 @@ export interface ClientToServerEvents {
     Message
   >;
   "message:edit": Call<{ messageId: number; body: string }, Message>;
-  "message:delete": Call<{ messageId: number }, { id: number; roomId: number; seq: number }>;
+  "message:delete": Call<{ messageId: number }, MessageRef>;
   "reaction:toggle": Call<{ messageId: number; emoji: string }, Message>;
   "room:read": Call<{ roomId: number; seq: number }, UnreadState>;
   sync: Call<{ rooms: Record<string, number> }, { rooms: Record<string, { messages: Message[]; hasMore: boolean }> }>;
   typing: (payload: { roomId: number; typing: boolean }, ack?: (res: Ack<null>) => void) => void;
 }
+
+/** Which message: what a delete answers and announces. */
+export type MessageRef = Pick<Message, "id" | "roomId" | "seq">;
 
 export interface UnreadState {
   roomId: number;
@@ -36,7 +39,7 @@ export interface UnreadState {
 export interface ServerToClientEvents {
   "message:new": (message: Message) => void;
   "message:updated": (message: Message) => void;
-  "message:deleted": (ref: { id: number; roomId: number; seq: number }) => void;
+  "message:deleted": (ref: MessageRef) => void;
   typing: (state: { roomId: number; userId: number; typing: boolean }) => void;
   presence: (state: { userId: number; status: UserStatus; lastSeenAt: string | null }) => void;
   "room:updated": (room: Room) => void;

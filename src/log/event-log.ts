@@ -8,15 +8,10 @@ import type { AppEvent } from "../contracts/objects.js";
 import { redact } from "./redact.js";
 import type { DocCollection, DocStore, Filter } from "../infra/docstore.js";
 
-export interface EventDoc {
+/** An AppEvent as stored: its id as `_id`, its time as a Date. */
+export interface EventDoc extends Omit<AppEvent, "id" | "ts"> {
   _id: string;
   ts: Date;
-  type: string;
-  nodeId: string;
-  requestId: string | null;
-  userId: number | null;
-  roomId: number | null;
-  data: Record<string, unknown>;
   /** `ts` truncated to the hour: the stats group on it. Filled in by record(). */
   hour?: Date;
 }
