@@ -47,16 +47,19 @@ test("operator REPL: every NoChat command against a two-process cluster", async 
     startNode({ t, name: "backend", services: ["auth", "users", "chat", "notify", "log"], env: common }),
   ]);
   const prompt = `nochat ${namespace} $`;
-  const repl = await startNode({
-    t,
-    name: "console",
-    services: "none",
-    args: ["--repl"],
-    stdin: true,
-    // Its defaults: no signing key, and quiet (warnings and errors only).
-    env: { ...common, JWT_SECRET: undefined, LOG_LEVEL: undefined },
-    ready: prompt,
-  });
+  /** `npm run repl` with its defaults: no signing key, and quiet (errors, and why it cannot connect). */
+  const startConsole = (name: string, env: Record<string, string | undefined> = {}, ready: string | RegExp = prompt) =>
+    startNode({
+      t,
+      name,
+      services: "none",
+      args: ["--repl"],
+      stdin: true,
+      env: { ...common, JWT_SECRET: undefined, LOG_LEVEL: undefined, ...env },
+      ready,
+      timeoutMs: 15_000,
+    });
+  const repl = await startConsole("console");
 
   // ---- people and a room -----------------------------------------------------------------------
   const stamp = Date.now().toString(36);
@@ -170,15 +173,7 @@ test("operator REPL: every NoChat command against a two-process cluster", async 
   assert.doesNotMatch(repl.output(), /\n\s+at .+\(.+:\d+:\d+\)/, "no stack trace in the console");
 
   // ---- a script piped in: each line in turn, an `events tail --for` included, then the exit ------------
-  const script = await startNode({
-    t,
-    name: "script",
-    services: "none",
-    args: ["--repl"],
-    stdin: true,
-    env: { ...common, JWT_SECRET: undefined, LOG_LEVEL: undefined },
-    ready: prompt,
-  });
+  const script = await startConsole("script");
   script.child.stdin!.end(`events tail --for 2\nfrobnicate\nrooms --top 1\n`);
   const exit = await withTimeout(script.exited, 20_000, "the piped console to exit at the end of its input");
   assert.equal(exit.code, 0);
@@ -192,20 +187,9 @@ test("operator REPL: every NoChat command against a two-process cluster", async 
   );
 
   // ---- a wrong password: said at once, not a silent hang ----------------------------------------------
-  const refused = await startNode({
-    t,
-    name: "refused",
-    services: "none",
-    args: ["--repl"],
-    stdin: true,
-    env: {
-      ...common,
-      TRANSPORTER: rabbitUrl().replace(/:\/\/([^:]+):[^@]*@/, "://$1:wrong-password@"),
-      LOG_LEVEL: undefined,
-    },
-    ready: /ACCESS.REFUSED|403/,
-    timeoutMs: 15_000,
-  });
+  const wrongPassword = rabbitUrl().replace(/:\/\/([^:]+):[^@]*@/, "://$1:wrong-password@");
+  const refused = await startConsole("refused", { TRANSPORTER: wrongPassword }, /ACCESS.REFUSED|403/);
+
   await refused.stop();
 
   // ---- nobody else reaches the operator's actions ------------------------------------------------
