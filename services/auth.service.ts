@@ -1,6 +1,6 @@
 import type { Context, ServiceSchema, ServiceSettingSchema } from "moleculer";
 import { config } from "../src/config.js";
-import type { ResolvedToken, ResolveTokenParams } from "../src/contracts/actions.js";
+import type { ResultOf } from "../src/contracts/actions.js";
 import { broadcastEvent } from "../src/contracts/events.js";
 import { rules } from "../src/contracts/limits.js";
 import type { AuthResult, Principal, TokenPair } from "../src/contracts/objects.js";
@@ -17,7 +17,7 @@ import { outboxMixin, type WithOutbox } from "../src/infra/outbox-mixin.js";
 import { countMetric, METRIC, registerMetrics } from "../src/infra/metrics.js";
 import type { NewEvent, Trace } from "../src/infra/outbox.js";
 import { ownUser, type UserRecord } from "../src/contracts/accounts.js";
-import { call } from "../src/infra/calls.js";
+import { call, type ActionContext } from "../src/infra/calls.js";
 
 /** The service's own methods (`methods` below), typed for their callers and their bodies. */
 interface Methods {
@@ -191,7 +191,7 @@ const AuthService: ServiceSchema<ServiceSettingSchema, Methods, Vars> = {
     resolveToken: {
       visibility: "public",
       params: { token: { type: "string", min: 1, max: 4096 } },
-      async handler(ctx: Context<ResolveTokenParams>): Promise<ResolvedToken> {
+      async handler(ctx: ActionContext<"auth.resolveToken">): Promise<ResultOf<"auth.resolveToken">> {
         const refuse = async (reason: string, userId: number | null): Promise<never> => {
           await this.audit(ctx, reason, {
             type: "auth.token_refused",
@@ -215,7 +215,7 @@ const AuthService: ServiceSchema<ServiceSettingSchema, Methods, Vars> = {
     inactiveSessions: {
       visibility: "public",
       params: { sessionIds: { type: "array", items: { type: "string", max: 64 }, max: 1000 } },
-      async handler(ctx: Context<{ sessionIds: string[] }>): Promise<{ inactive: string[] }> {
+      async handler(ctx: ActionContext<"auth.inactiveSessions">): Promise<ResultOf<"auth.inactiveSessions">> {
         return { inactive: await this.store.inactiveSessions(ctx.params.sessionIds) };
       },
     },
@@ -228,9 +228,7 @@ const AuthService: ServiceSchema<ServiceSettingSchema, Methods, Vars> = {
       visibility: "public",
       roles: ["operator"],
       params: { userId: rules.id, limit: rules.limit(1000), $$strict: "remove" },
-      async handler(
-        ctx: Context<{ userId: number; limit?: number }>,
-      ): Promise<{ sessions: { id: string; createdAt: string; expiresAt: string }[] }> {
+      async handler(ctx: ActionContext<"auth.sessionsOf">): Promise<ResultOf<"auth.sessionsOf">> {
         return { sessions: await this.store.activeSessions(ctx.params.userId, ctx.params.limit ?? 100) };
       },
     },
@@ -240,7 +238,7 @@ const AuthService: ServiceSchema<ServiceSettingSchema, Methods, Vars> = {
       visibility: "public",
       roles: ["operator"],
       params: { userId: rules.id, $$strict: "remove" },
-      async handler(ctx: Context<{ userId: number }>): Promise<{ revoked: number }> {
+      async handler(ctx: ActionContext<"auth.revokeUserSessions">): Promise<ResultOf<"auth.revokeUserSessions">> {
         const revoked = await this.store.revokeUserSessions(ctx.params.userId, trace(ctx));
         // Also with no active session left: sockets of sessions that just expired go too.
         await broadcastEvent(ctx, "auth.user.sessions_revoked", { userId: ctx.params.userId, reason: "operator" });

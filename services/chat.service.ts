@@ -3,7 +3,7 @@ import { config } from "../src/config.js";
 import { broadcastEvent } from "../src/contracts/events.js";
 import { LIMITS, rules } from "../src/contracts/limits.js";
 import { SYSTEM_USER_ID, type Message, type Room, type User } from "../src/contracts/objects.js";
-import type { RoomStat, UserRoom } from "../src/contracts/actions.js";
+import type { ResultOf } from "../src/contracts/actions.js";
 import type { UnreadState } from "../src/contracts/socket.js";
 import { chatMigrations } from "../src/chat/migrations.js";
 import { directPeers, toRoom, type RoomView } from "../src/chat/rooms-view.js";
@@ -15,7 +15,7 @@ import { outboxMixin, type WithOutbox } from "../src/infra/outbox-mixin.js";
 import { countMetric, METRIC, registerMetrics } from "../src/infra/metrics.js";
 import { principalOf } from "../src/infra/permissions.js";
 import { sqlMixin } from "../src/infra/sql-mixin.js";
-import { call } from "../src/infra/calls.js";
+import { call, type ActionContext } from "../src/infra/calls.js";
 
 type Ctx<P = unknown> = Context<P, { $statusCode?: number; $location?: string }>;
 
@@ -301,7 +301,7 @@ const ChatService: ServiceSchema<ServiceSettingSchema, Methods, Vars> = {
       idempotent: true,
       visibility: "public",
       params: { userId: rules.id },
-      async handler(ctx: Ctx<{ userId: number }>): Promise<number[]> {
+      async handler(ctx: ActionContext<"chat.roomIdsOf">): Promise<ResultOf<"chat.roomIdsOf">> {
         return this.store.roomIdsOf(ctx.params.userId);
       },
     },
@@ -311,7 +311,7 @@ const ChatService: ServiceSchema<ServiceSettingSchema, Methods, Vars> = {
       idempotent: true,
       visibility: "public",
       params: { roomId: rules.id, userIds: { type: "array", items: rules.id, max: 1000 } },
-      async handler(ctx: Ctx<{ roomId: number; userIds: number[] }>): Promise<number[]> {
+      async handler(ctx: ActionContext<"chat.membersAmong">): Promise<ResultOf<"chat.membersAmong">> {
         return this.store.membersAmong(ctx.params.roomId, ctx.params.userIds);
       },
     },
@@ -320,7 +320,7 @@ const ChatService: ServiceSchema<ServiceSettingSchema, Methods, Vars> = {
     announceUnread: {
       visibility: "public",
       params: { roomId: rules.id, userId: rules.id },
-      async handler(ctx: Ctx<{ roomId: number; userId: number }>): Promise<void> {
+      async handler(ctx: ActionContext<"chat.announceUnread">): Promise<ResultOf<"chat.announceUnread">> {
         const state = await this.unreadState(ctx, ctx.params.roomId, ctx.params.userId);
         await broadcastEvent(ctx, "unread.changed", { ...state, userId: ctx.params.userId });
       },
@@ -360,7 +360,7 @@ const ChatService: ServiceSchema<ServiceSettingSchema, Methods, Vars> = {
         clientMsgId,
         replyTo: { ...rules.id, optional: true, nullable: true },
       },
-      async handler(ctx: Ctx<{ roomId: number; body: string; clientMsgId: string; replyTo?: number | null }>) {
+      async handler(ctx: ActionContext<"chat.send">): Promise<ResultOf<"chat.send">> {
         const user = principalOf(ctx);
         checkBodyLength(ctx.params.body);
         const { roomId, body: text, clientMsgId: id, replyTo } = ctx.params;
@@ -384,7 +384,7 @@ const ChatService: ServiceSchema<ServiceSettingSchema, Methods, Vars> = {
     edit: {
       auth: "required",
       params: { messageId: rules.id, roomId: optionalRoomId, body: rules.body },
-      async handler(ctx: Ctx<{ messageId: number; roomId?: number; body: string }>): Promise<Message> {
+      async handler(ctx: ActionContext<"chat.edit">): Promise<ResultOf<"chat.edit">> {
         const user = principalOf(ctx);
         checkBodyLength(ctx.params.body);
         const { message } = await this.messageOfMember(ctx.params.messageId, user.id, ctx.params.roomId);
@@ -399,9 +399,7 @@ const ChatService: ServiceSchema<ServiceSettingSchema, Methods, Vars> = {
     delete: {
       auth: "required",
       params: { messageId: rules.id, roomId: optionalRoomId },
-      async handler(
-        ctx: Ctx<{ messageId: number; roomId?: number }>,
-      ): Promise<{ id: number; roomId: number; seq: number }> {
+      async handler(ctx: ActionContext<"chat.delete">): Promise<ResultOf<"chat.delete">> {
         const user = principalOf(ctx);
         const { message, membership } = await this.messageOfMember(ctx.params.messageId, user.id, ctx.params.roomId);
         if (!canDeleteMessage(message.userId, user.id, membership.role)) throw AppError.forbidden();
@@ -421,7 +419,7 @@ const ChatService: ServiceSchema<ServiceSettingSchema, Methods, Vars> = {
         roomId: optionalRoomId,
         emoji: rules.emoji,
       },
-      async handler(ctx: Ctx<{ messageId: number; roomId?: number; emoji: string }>): Promise<Message> {
+      async handler(ctx: ActionContext<"chat.react">): Promise<ResultOf<"chat.react">> {
         const user = principalOf(ctx);
         const { message } = await this.messageOfMember(ctx.params.messageId, user.id, ctx.params.roomId);
         if (message.deleted) throw AppError.notFound("Message");
@@ -435,7 +433,7 @@ const ChatService: ServiceSchema<ServiceSettingSchema, Methods, Vars> = {
       idempotent: true,
       auth: "required",
       params: { roomId: rules.id, seq: rules.seq },
-      async handler(ctx: Ctx<{ roomId: number; seq: number }>): Promise<UnreadState> {
+      async handler(ctx: ActionContext<"chat.markRead">): Promise<ResultOf<"chat.markRead">> {
         const user = principalOf(ctx);
         const { record } = await this.memberRoom(ctx.params.roomId, user.id);
         await this.store.markRead(record.id, user.id, Math.min(ctx.params.seq, record.lastSeq));
@@ -452,9 +450,7 @@ const ChatService: ServiceSchema<ServiceSettingSchema, Methods, Vars> = {
       params: {
         rooms: { type: "record", key: { type: "string", numeric: true }, value: rules.seq },
       },
-      async handler(
-        ctx: Ctx<{ rooms: Record<string, number> }>,
-      ): Promise<{ rooms: Record<string, { messages: Message[]; hasMore: boolean }> }> {
+      async handler(ctx: ActionContext<"chat.sync">): Promise<ResultOf<"chat.sync">> {
         const user = principalOf(ctx);
         const entries = Object.entries(ctx.params.rooms);
         if (entries.length > 500) {
@@ -493,7 +489,7 @@ const ChatService: ServiceSchema<ServiceSettingSchema, Methods, Vars> = {
       visibility: "public",
       roles: ["operator"],
       params: { top: rules.limit(1000), $$strict: "remove" },
-      async handler(ctx: Ctx<{ top?: number }>): Promise<{ rooms: RoomStat[] }> {
+      async handler(ctx: ActionContext<"chat.roomStats">): Promise<ResultOf<"chat.roomStats">> {
         const rooms = await this.store.busiestRooms(ctx.params.top ?? 20);
         return {
           rooms: rooms.map((r) => ({
@@ -514,7 +510,7 @@ const ChatService: ServiceSchema<ServiceSettingSchema, Methods, Vars> = {
       visibility: "public",
       roles: ["operator"],
       params: { userId: rules.id, $$strict: "remove" },
-      async handler(ctx: Ctx<{ userId: number }>): Promise<{ rooms: UserRoom[] }> {
+      async handler(ctx: ActionContext<"chat.roomsOfUser">): Promise<ResultOf<"chat.roomsOfUser">> {
         const rooms = await this.store.roomsOf(ctx.params.userId);
         return {
           rooms: rooms
@@ -529,7 +525,7 @@ const ChatService: ServiceSchema<ServiceSettingSchema, Methods, Vars> = {
       visibility: "public",
       roles: ["operator"],
       params: { room: roomRef, userId: rules.id, $$strict: "remove" },
-      async handler(ctx: Ctx<{ room: string; userId: number }>): Promise<{ roomId: number; removed: boolean }> {
+      async handler(ctx: ActionContext<"chat.removeMember">): Promise<ResultOf<"chat.removeMember">> {
         const record = await this.roomByRef(ctx.params.room);
         if (record.kind === "direct") throw AppError.forbidden("Nobody is removed from a direct room");
         const change = {
@@ -551,7 +547,7 @@ const ChatService: ServiceSchema<ServiceSettingSchema, Methods, Vars> = {
       visibility: "public",
       roles: ["operator"],
       params: { room: roomRef, body: rules.body, $$strict: "remove" },
-      async handler(ctx: Ctx<{ room: string; body: string }>): Promise<Message> {
+      async handler(ctx: ActionContext<"chat.announce">): Promise<ResultOf<"chat.announce">> {
         checkBodyLength(ctx.params.body);
         const record = await this.roomByRef(ctx.params.room);
         if (record.kind === "direct") throw AppError.forbidden("Direct rooms are two people's own: no announcements");

@@ -1,8 +1,8 @@
 import type { Context, ServiceSchema, ServiceSettingSchema } from "moleculer";
+import type { ResultOf } from "../src/contracts/actions.js";
 import { config } from "../src/config.js";
 import type { DomainEvent } from "../src/contracts/domain-events.js";
 import { rules } from "../src/contracts/limits.js";
-import type { AppEvent } from "../src/contracts/objects.js";
 import { AppError } from "../src/errors.js";
 import { actOnDeadLetter, gatherDeadLetters, type DeadLetterListing } from "../src/infra/dead-letters.js";
 import { openDocStore, type DocStore } from "../src/infra/docstore.js";
@@ -12,7 +12,6 @@ import { outboxMixin, type WithOutbox } from "../src/infra/outbox-mixin.js";
 import { METRIC, registerMetrics, timed } from "../src/infra/metrics.js";
 import { sqlMixin } from "../src/infra/sql-mixin.js";
 import { BatchWriter } from "../src/log/batch-writer.js";
-import type { HourlyCount } from "../src/contracts/actions.js";
 import { EventLog, toEventDoc, type EventDoc } from "../src/log/event-log.js";
 
 /** The service's own methods (`methods` below), typed for their callers and their bodies. */
@@ -90,7 +89,8 @@ const LogService: ServiceSchema<ServiceSettingSchema, Methods, Vars> = {
         limit: rules.limit(500),
         $$strict: "remove",
       },
-      async handler(ctx: Context<QueryParams>): Promise<{ events: AppEvent[]; nextBefore: string | null }> {
+      // Params as the validator leaves them: `from`/`to` converted to Dates.
+      async handler(ctx: Context<QueryParams>): Promise<ResultOf<"log.query">> {
         const { before, limit = 100, ...filters } = ctx.params;
         let cursor: { ts: Date; id: string } | undefined;
         if (before) {
@@ -108,9 +108,7 @@ const LogService: ServiceSchema<ServiceSettingSchema, Methods, Vars> = {
       idempotent: true,
       roles: ["admin"],
       params: { from: date, to: date, $$strict: "remove" },
-      async handler(
-        ctx: Context<{ from?: Date; to?: Date }>,
-      ): Promise<{ from: string; to: string; counts: HourlyCount[] }> {
+      async handler(ctx: Context<{ from?: Date; to?: Date }>): Promise<ResultOf<"log.stats">> {
         const to = ctx.params.to ?? new Date();
         const from = ctx.params.from ?? new Date(to.getTime() - 24 * 3_600_000);
         if (from >= to) throw AppError.validation([{ field: "from", message: "'from' must be before 'to'." }]);

@@ -10,7 +10,8 @@ import { sqlMixin, type WithSql } from "../src/infra/sql-mixin.js";
 import { notifyMigrations } from "../src/notify/migrations.js";
 import { notificationsFor, type Directory } from "../src/notify/rules.js";
 import { NotifyStore, type NotifyLevel } from "../src/notify/store.js";
-import { call } from "../src/infra/calls.js";
+import { call, type ActionContext } from "../src/infra/calls.js";
+import type { ResultOf } from "../src/contracts/actions.js";
 
 /** The service's own methods (`methods` below), typed for their callers and their bodies. */
 interface Methods {
@@ -106,9 +107,7 @@ const NotifyService: ServiceSchema<ServiceSettingSchema, Methods, Vars> = {
         userId: rules.id,
         markers: { type: "record", key: { type: "string", numeric: true }, value: "number" },
       },
-      async handler(
-        ctx: Context<{ userId: number; markers: Record<string, number> }>,
-      ): Promise<Record<number, number>> {
+      async handler(ctx: ActionContext<"notify.mentionCounts">): Promise<ResultOf<"notify.mentionCounts">> {
         const markers = Object.fromEntries(Object.entries(ctx.params.markers).map(([k, v]) => [Number(k), v]));
         return this.store.mentionCounts(ctx.params.userId, markers);
       },

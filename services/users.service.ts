@@ -1,6 +1,6 @@
 import type { Context, ServiceBroker, ServiceSchema, ServiceSettingSchema } from "moleculer";
 import { config } from "../src/config.js";
-import type { ConnectionParams, CreateUserParams, OnlineListing, UserInspection } from "../src/contracts/actions.js";
+import type { ResultOf } from "../src/contracts/actions.js";
 import type { User, UserStatus } from "../src/contracts/objects.js";
 import { LIMITS, rules } from "../src/contracts/limits.js";
 import { AppError } from "../src/errors.js";
@@ -11,12 +11,11 @@ import { outboxMixin, type WithOutbox } from "../src/infra/outbox-mixin.js";
 import { METRIC, registerMetrics, setMetric } from "../src/infra/metrics.js";
 import { usersMigrations } from "../src/users/migrations.js";
 import { applyAdminList, setAdmin } from "../src/users/admins.js";
-import type { CallMeta } from "../src/infra/permissions.js";
 import { ownUser, publicUser, type UserRecord } from "../src/contracts/accounts.js";
 import { UserStore } from "../src/users/store.js";
 import { PRESENCE_GRACE_MS, PresenceStore } from "../src/users/presence.js";
 import { broadcastEvent } from "../src/contracts/events.js";
-import { call } from "../src/infra/calls.js";
+import { call, type ActionContext } from "../src/infra/calls.js";
 
 /** The service's own methods (`methods` below), typed for their callers and their bodies. */
 interface Methods {
@@ -57,7 +56,7 @@ const UsersService: ServiceSchema<ServiceSettingSchema, Methods, Vars> = {
         username: rules.username,
         displayName: { ...rules.displayName, optional: true },
       },
-      async handler(ctx: Context<CreateUserParams>): Promise<UserRecord> {
+      async handler(ctx: ActionContext<"users.create">): Promise<ResultOf<"users.create">> {
         const { username } = ctx.params;
         // Never admin: NOCHAT_ADMINS applies at start to accounts that exist, setAdmin afterwards.
         const user = await this.store.create(
@@ -81,9 +80,7 @@ const UsersService: ServiceSchema<ServiceSettingSchema, Methods, Vars> = {
         admin: { type: "boolean" },
         $$strict: "remove",
       },
-      async handler(
-        ctx: Context<{ id?: number; username?: string; admin: boolean }, CallMeta>,
-      ): Promise<{ id: number; username: string; admin: boolean; changed: boolean }> {
+      async handler(ctx: ActionContext<"users.setAdmin">): Promise<ResultOf<"users.setAdmin">> {
         const caller = principalOf(ctx);
         const { id, username, admin } = ctx.params;
         if ((id === undefined) === (username === undefined)) {
@@ -112,7 +109,7 @@ const UsersService: ServiceSchema<ServiceSettingSchema, Methods, Vars> = {
     findByUsername: {
       visibility: "public",
       params: { username: { type: "string", max: 256 } },
-      async handler(ctx: Context<{ username: string }>): Promise<UserRecord | null> {
+      async handler(ctx: ActionContext<"users.findByUsername">): Promise<ResultOf<"users.findByUsername">> {
         return (await this.store.getByUsername(ctx.params.username)) ?? null;
       },
     },
@@ -121,7 +118,7 @@ const UsersService: ServiceSchema<ServiceSettingSchema, Methods, Vars> = {
     getRecord: {
       visibility: "public",
       params: { id: rules.id },
-      async handler(ctx: Context<{ id: number }>): Promise<UserRecord | null> {
+      async handler(ctx: ActionContext<"users.getRecord">): Promise<ResultOf<"users.getRecord">> {
         return (await this.store.get(ctx.params.id)) ?? null;
       },
     },
@@ -130,7 +127,7 @@ const UsersService: ServiceSchema<ServiceSettingSchema, Methods, Vars> = {
     findManyByUsername: {
       visibility: "public",
       params: { usernames: { type: "array", items: { type: "string", max: 64 }, max: 100 } },
-      async handler(ctx: Context<{ usernames: string[] }>): Promise<{ id: number; username: string }[]> {
+      async handler(ctx: ActionContext<"users.findManyByUsername">): Promise<ResultOf<"users.findManyByUsername">> {
         const users = await this.store.getManyByUsername(ctx.params.usernames);
         return users.map((u) => ({ id: u.id, username: u.username }));
       },
@@ -141,7 +138,7 @@ const UsersService: ServiceSchema<ServiceSettingSchema, Methods, Vars> = {
       idempotent: true,
       visibility: "public",
       params: { ids: { type: "array", items: rules.id, max: 1000 } },
-      async handler(ctx: Context<{ ids: number[] }>): Promise<User[]> {
+      async handler(ctx: ActionContext<"users.getMany">): Promise<ResultOf<"users.getMany">> {
         return (await this.store.getMany(ctx.params.ids)).map((u) => publicUser(u));
       },
     },
@@ -150,7 +147,7 @@ const UsersService: ServiceSchema<ServiceSettingSchema, Methods, Vars> = {
     remove: {
       visibility: "public",
       params: { id: rules.id },
-      async handler(ctx: Context<{ id: number }>): Promise<void> {
+      async handler(ctx: ActionContext<"users.remove">): Promise<ResultOf<"users.remove">> {
         await this.store.remove(ctx.params.id);
       },
     },
@@ -160,7 +157,7 @@ const UsersService: ServiceSchema<ServiceSettingSchema, Methods, Vars> = {
       visibility: "public",
       auth: "required",
       params: connectionParams,
-      async handler(ctx: Context<ConnectionParams>): Promise<void> {
+      async handler(ctx: ActionContext<"users.connected">): Promise<ResultOf<"users.connected">> {
         const user = principalOf(ctx);
         const timer = this.graceTimers.get(user.id);
         if (timer) clearTimeout(timer);
@@ -176,7 +173,7 @@ const UsersService: ServiceSchema<ServiceSettingSchema, Methods, Vars> = {
       visibility: "public",
       auth: "required",
       params: connectionParams,
-      async handler(ctx: Context<ConnectionParams>): Promise<void> {
+      async handler(ctx: ActionContext<"users.disconnected">): Promise<ResultOf<"users.disconnected">> {
         const user = principalOf(ctx);
         if (await this.presence.disconnect(ctx.params.socketId, user.id)) return;
         const previous = this.graceTimers.get(user.id);
@@ -242,7 +239,7 @@ const UsersService: ServiceSchema<ServiceSettingSchema, Methods, Vars> = {
       visibility: "public",
       roles: ["operator"],
       params: { limit: rules.limit(10_000), $$strict: "remove" },
-      async handler(ctx: Context<{ limit?: number }>): Promise<OnlineListing> {
+      async handler(ctx: ActionContext<"users.online">): Promise<ResultOf<"users.online">> {
         const limit = ctx.params.limit ?? 1000;
         const { rows, connections } = await this.presence.connectedUsers(limit);
         return { users: rows, connections, truncated: rows.length === limit };
@@ -255,7 +252,7 @@ const UsersService: ServiceSchema<ServiceSettingSchema, Methods, Vars> = {
       visibility: "public",
       roles: ["operator"],
       params: { username: { type: "string", min: 1, max: 256 }, $$strict: "remove" },
-      async handler(ctx: Context<{ username: string }>): Promise<UserInspection> {
+      async handler(ctx: ActionContext<"users.inspect">): Promise<ResultOf<"users.inspect">> {
         const record = await this.store.getByUsername(ctx.params.username);
         if (!record) throw AppError.notFound("User");
         return { user: record, connections: await this.presence.connectionsOf(record.id) };

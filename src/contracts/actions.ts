@@ -1,10 +1,23 @@
 /**
- * The internal API: every action one service calls on another over the bus, by name, with its
- * params and result (InternalActions), called through `call()` (src/infra/calls.ts) so that a
- * renamed action or field breaks the build, not production.
+ * The internal API: every action called by name in code — one service on another, the gateway's
+ * socket table, the operator's commands — with its params and result (InternalActions). Callers go
+ * through `call()` (src/infra/calls.ts), handlers take `ActionContext<N>` and answer `ResultOf<N>`,
+ * and the socket table may only name an action whose params and result are its event's payload and
+ * ack: a renamed action or field breaks the build, not production.
  */
 import type { UserRecord } from "./accounts.js";
 import type { AppEvent, Message, MemberRole, Principal, Role, RoomKind, User, UserStatus } from "./objects.js";
+import type { ClientToServerEvents } from "./socket.js";
+
+/** What a client sends with a socket event, and what its ack carries when it succeeds. */
+export type SocketPayload<E extends keyof ClientToServerEvents> = Parameters<ClientToServerEvents[E]>[0];
+export type SocketResult<E extends keyof ClientToServerEvents> = Parameters<
+  NonNullable<Parameters<ClientToServerEvents[E]>[1]>
+>[0] extends infer A
+  ? A extends { ok: true; data: infer D }
+    ? D
+    : never
+  : never;
 
 /** `auth.resolveToken` */
 export interface ResolveTokenParams {
@@ -103,6 +116,14 @@ export interface InternalActions {
   "users.online": Action<{ limit?: number }, OnlineListing>;
   "users.inspect": Action<{ username: string }, UserInspection>;
 
+  // Served to clients over the socket (and REST, whose path adds `roomId` to a message's calls).
+  "chat.send": Action<SocketPayload<"message:send">, SocketResult<"message:send">>;
+  "chat.edit": Action<SocketPayload<"message:edit"> & { roomId?: number }, SocketResult<"message:edit">>;
+  "chat.delete": Action<SocketPayload<"message:delete"> & { roomId?: number }, SocketResult<"message:delete">>;
+  "chat.react": Action<SocketPayload<"reaction:toggle"> & { roomId?: number }, SocketResult<"reaction:toggle">>;
+  "chat.markRead": Action<SocketPayload<"room:read">, SocketResult<"room:read">>;
+  "chat.sync": Action<SocketPayload<"sync">, SocketResult<"sync">>;
+
   "chat.roomIdsOf": Action<{ userId: number }, number[]>;
   "chat.membersAmong": Action<{ roomId: number; userIds: number[] }, number[]>;
   "chat.announceUnread": Action<{ roomId: number; userId: number }, void>;
@@ -124,6 +145,15 @@ export interface InternalActions {
 export type InternalActionName = keyof InternalActions;
 export type ParamsOf<N extends InternalActionName> = InternalActions[N]["params"];
 export type ResultOf<N extends InternalActionName> = InternalActions[N]["result"];
+
+/** The actions that can serve socket event E: they take its payload and answer its ack's data. */
+export type ActionServing<E extends keyof ClientToServerEvents> = {
+  [N in InternalActionName]: SocketPayload<E> extends ParamsOf<N>
+    ? ResultOf<N> extends SocketResult<E>
+      ? N
+      : never
+    : never;
+}[InternalActionName];
 
 /** `users.connected` / `users.disconnected` */
 export interface ConnectionParams {

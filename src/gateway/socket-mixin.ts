@@ -10,6 +10,7 @@ import type { IncomingMessage } from "node:http";
 import type { Logger, ServiceBroker, ServiceSchema, ServiceSettingSchema } from "moleculer";
 import { Server, type Socket } from "socket.io";
 import { config } from "../config.js";
+import type { ActionServing } from "../contracts/actions.js";
 import type { Principal } from "../contracts/objects.js";
 import { socketRooms, type Ack, type ClientToServerEvents, type ServerToClientEvents } from "../contracts/socket.js";
 import { AppError, toErrorBody } from "../errors.js";
@@ -44,10 +45,13 @@ function tooManySockets(message: string): Error {
 export type ChatServer = Server<ClientToServerEvents, ServerToClientEvents, Record<string, never>, SocketData>;
 export type ChatSocket = Socket<ClientToServerEvents, ServerToClientEvents, Record<string, never>, SocketData>;
 
-/** How a client event is served: an action call, or a handler local to the gateway. */
-export type SocketCall =
+/**
+ * How client event E is served: an action whose params and result are E's payload and ack data
+ * (ActionServing), or a handler local to the gateway.
+ */
+export type SocketCall<E extends keyof ClientToServerEvents> =
   | {
-      action: string;
+      action: ActionServing<E>;
       /** Reject before calling, e.g. for a per-user rate limit. */
       before?: (socket: ChatSocket, payload: Record<string, unknown>) => void;
     }
@@ -56,7 +60,9 @@ export type SocketCall =
     };
 
 /** Every client event of the contract and how it is served: a missing or misspelt event fails to compile. */
-export type SocketCalls = { [E in keyof ClientToServerEvents]: SocketCall };
+export type SocketCalls = { [E in keyof ClientToServerEvents]: SocketCall<E> };
+/** Any entry of the table. */
+type AnySocketCall = SocketCalls[keyof SocketCalls];
 
 /** The service `this` the mixin needs: the gateway's server and its token resolution. */
 export interface SocketHost {
@@ -238,7 +244,7 @@ export const SocketMixin = mixin as Partial<ServiceSchema>;
 async function handleCall(
   broker: ServiceBroker,
   socket: ChatSocket,
-  call: SocketCall,
+  call: AnySocketCall,
   payload: unknown,
   ack: ((res: Ack<unknown>) => void) | undefined,
 ): Promise<boolean> {
@@ -252,7 +258,7 @@ async function handleCall(
 async function runCall(
   broker: ServiceBroker,
   socket: ChatSocket,
-  call: SocketCall,
+  call: AnySocketCall,
   payload: unknown,
   ack: ((res: Ack<unknown>) => void) | undefined,
   requestId: string,
