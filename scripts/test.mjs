@@ -168,7 +168,10 @@ const nodeArgs = [
   ...files.map((f) => path.relative(ROOT, f)),
 ];
 log(`running ${files.length} test file(s): ${what}`);
-const child = spawn(process.execPath, nodeArgs, { cwd: ROOT, stdio: "inherit", env: process.env });
+// Brokers a test starts in-process keep their files (the embedded stores, a generated signing key)
+// out of the checkout: a DATA_DIR of this run's own, removed with it.
+const env = { ...process.env, DATA_DIR: process.env.DATA_DIR ?? path.join(tapDir, "data") };
+const child = spawn(process.execPath, nodeArgs, { cwd: ROOT, stdio: "inherit", env });
 
 let interrupted;
 for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"]) {

@@ -26,6 +26,12 @@ interface Methods {
   ): Promise<void>;
 }
 
+/** Where the audit log lives: `settings` when given (tests), else MONGO_URL and DATA_DIR. */
+interface Settings extends ServiceSettingSchema {
+  mongoUrl?: string;
+  dataDir?: string;
+}
+
 interface Vars extends WithOutbox {
   docs: DocStore | undefined;
   eventLog: EventLog | undefined;
@@ -54,7 +60,7 @@ interface QueryParams {
 const PURGE_EVERY_MS = 10 * 60 * 1000;
 const date = { type: "date", convert: true, optional: true } as const;
 
-const LogService: ServiceSchema<ServiceSettingSchema, Methods, Vars> = {
+const LogService: ServiceSchema<Settings, Methods, Vars> = {
   name: "log",
   // Its SQL database holds only its outbox: cluster events wait there like everyone else's.
   mixins: [outboxMixin("log"), sqlMixin("log", [outboxMigration("log")])],
@@ -189,7 +195,10 @@ const LogService: ServiceSchema<ServiceSettingSchema, Methods, Vars> = {
     async connect() {
       const c = config();
       try {
-        const docs = await openDocStore({ mongoUrl: c.mongoUrl, dataDir: c.dataDir });
+        const docs = await openDocStore({
+          mongoUrl: this.settings.mongoUrl ?? c.mongoUrl,
+          dataDir: this.settings.dataDir ?? c.dataDir,
+        });
         const eventLog = new EventLog(docs, c.logRetentionDays);
         const { ttl } = await eventLog.init().catch(async (err: unknown) => {
           await docs.close().catch(() => undefined);

@@ -22,6 +22,13 @@ interface Methods {
   announce(ctx: Context | ServiceBroker, userId: number): Promise<void>;
   settleOffline(userId: number): Promise<void>;
   sweepPresence(): Promise<void>;
+  /** The usernames that are admins by configuration. */
+  adminList(): string[];
+}
+
+/** `settings.admins` (tests) or else NOCHAT_ADMINS. */
+interface Settings extends ServiceSettingSchema {
+  admins?: string[];
 }
 
 interface Vars extends WithOutbox {
@@ -44,7 +51,7 @@ async function mustGet(store: UserStore, id: number): Promise<UserRecord> {
   return user;
 }
 
-const UsersService: ServiceSchema<ServiceSettingSchema, Methods, Vars> = {
+const UsersService: ServiceSchema<Settings, Methods, Vars> = {
   name: "users",
   mixins: [outboxMixin("users"), sqlMixin("users", usersMigrations)],
 
@@ -96,7 +103,7 @@ const UsersService: ServiceSchema<ServiceSettingSchema, Methods, Vars> = {
           by,
         );
         if (!result) throw AppError.notFound("User");
-        const listed = config().admins.includes(result.username);
+        const listed = this.adminList().includes(result.username);
         if (!admin && listed) {
           this.logger.warn(`${result.username} is in NOCHAT_ADMINS: the next start makes them admin again`);
         }
@@ -268,6 +275,10 @@ const UsersService: ServiceSchema<ServiceSettingSchema, Methods, Vars> = {
   },
 
   methods: {
+    adminList() {
+      return this.settings.admins ?? config().admins;
+    },
+
     async announce(via: Context | ServiceBroker, userId: number) {
       const user = await this.store.get(userId);
       if (!user) return;
@@ -318,7 +329,7 @@ const UsersService: ServiceSchema<ServiceSettingSchema, Methods, Vars> = {
     this.presence = new PresenceStore(this.db);
     this.graceTimers = new Map();
     this.startedAt = Date.now();
-    const admins = await applyAdminList(this.db, this.outbox, config().admins, { requestId: null });
+    const admins = await applyAdminList(this.db, this.outbox, this.adminList(), { requestId: null });
     for (const name of admins.granted) this.logger.info(`NOCHAT_ADMINS: ${name} is now an admin`);
     for (const name of admins.demoted)
       this.logger.warn(`NOCHAT_ADMINS: ${name} is no longer listed and is no longer an admin`);

@@ -69,8 +69,13 @@ const byWhom = (ctx: Context): { userId: number | null; requestId: string | null
   return { userId: meta.user?.id ?? null, requestId: meta.requestId ?? ctx.requestID ?? null };
 };
 
+/** How the relay retries a consumer: its `settings.outbox` when given (tests), else OUTBOX_MAX_ATTEMPTS and OUTBOX_RETRY_MS. */
+export interface OutboxSettings {
+  outbox?: { maxAttempts: number; retryMs: number };
+}
+
 export function outboxMixin(owner: string): Partial<ServiceSchema> {
-  const mixin: Partial<ServiceSchema<ServiceSettingSchema, object, WithOutbox>> = {
+  const mixin: Partial<ServiceSchema<ServiceSettingSchema & OutboxSettings, object, WithOutbox>> = {
     actions: {
       /** Internal (admin): this producer's dead letters in the database this instance uses. */
       outboxDeadLetters: {
@@ -111,7 +116,7 @@ export function outboxMixin(owner: string): Partial<ServiceSchema> {
         visibility: "public",
         params: { id: { type: "uuid" } },
         async handler(ctx: Context<{ id: string }>): Promise<DeadLetter | null> {
-          const letter = await retryDeadLetter(this.db, owner, ctx.params.id, byWhom(ctx));
+          const letter = await retryDeadLetter(this.db, owner, ctx.params.id, byWhom(ctx), this.broker.nodeID);
           if (letter) {
             this.logger.info(`outbox: dead letter ${letter.id} (${letter.type} → ${letter.consumer}) retried`);
             this.relay.kick();
@@ -126,7 +131,7 @@ export function outboxMixin(owner: string): Partial<ServiceSchema> {
         visibility: "public",
         params: { id: { type: "uuid" } },
         async handler(ctx: Context<{ id: string }>): Promise<DeadLetter | null> {
-          const letter = await dropDeadLetter(this.db, owner, ctx.params.id, byWhom(ctx));
+          const letter = await dropDeadLetter(this.db, owner, ctx.params.id, byWhom(ctx), this.broker.nodeID);
           if (letter) {
             this.logger.info(`outbox: dead letter ${letter.id} (${letter.type} → ${letter.consumer}) dropped`);
             this.relay.kick();
@@ -157,7 +162,10 @@ export function outboxMixin(owner: string): Partial<ServiceSchema> {
     async started() {
       await migrateOutbox(this.db, owner);
       const metrics = registerMetrics(this.broker, [METRIC.deadLetters, METRIC.outboxBacklog, METRIC.outboxLag]);
-      const c = config();
+      const retries = this.settings.outbox ?? {
+        maxAttempts: config().outboxMaxAttempts,
+        retryMs: config().outboxRetryMs,
+      };
       this.outbox = new Outbox(owner, this.broker.nodeID);
       this.relay = new OutboxRelay(
         this.db,
@@ -166,8 +174,8 @@ export function outboxMixin(owner: string): Partial<ServiceSchema> {
         async (consumer, events) =>
           (await this.broker.call(`${consumer}.ingest`, { events }, { timeout: 15_000, retries: 0 })) as DeliveryReport,
         {
-          maxAttempts: c.outboxMaxAttempts,
-          retryBaseMs: c.outboxRetryMs,
+          maxAttempts: retries.maxAttempts,
+          retryBaseMs: retries.retryMs,
           onError: (consumer, err) =>
             this.logger.debug(`outbox: delivery to ${consumer} failed, will retry`, (err as Error).message),
           onDeadLetter: (letter) => {

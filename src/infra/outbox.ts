@@ -22,7 +22,6 @@ import { createHash, randomUUID } from "node:crypto";
 import type { Knex } from "knex";
 import type { DomainEvent, DomainEventType } from "../contracts/domain-events.js";
 import { consumersOf } from "../contracts/domain-events.js";
-import { config } from "../config.js";
 import { databaseUnavailable } from "../errors.js";
 import { migrate, type Migration, type Sql } from "./sql.js";
 
@@ -148,7 +147,7 @@ export async function writeOutbox(
   trx: Knex | Knex.Transaction,
   owner: string,
   events: NewEvent[],
-  nodeId = config().nodeID,
+  nodeId: string,
 ): Promise<DomainEvent[]> {
   if (events.length === 0) return [];
   const now = Date.now();
@@ -774,6 +773,8 @@ export async function retryDeadLetter(
   owner: string,
   id: string,
   by: { userId: number | null; requestId: string | null },
+  /** This node, as the audit event's origin. */
+  nodeId: string,
 ): Promise<DeadLetter | null> {
   return db.transaction(async (trx) => {
     const row = await takeDeadLetter(trx, owner, id);
@@ -806,13 +807,18 @@ export async function retryDeadLetter(
       });
     }
     const letter = toDeadLetter(owner, row);
-    await writeOutbox(trx, owner, [
-      {
-        type: "outbox.dead_letter_retried",
-        requestId: by.requestId,
-        data: { ...auditData(letter), userId: by.userId },
-      },
-    ]);
+    await writeOutbox(
+      trx,
+      owner,
+      [
+        {
+          type: "outbox.dead_letter_retried",
+          requestId: by.requestId,
+          data: { ...auditData(letter), userId: by.userId },
+        },
+      ],
+      nodeId,
+    );
     return letter;
   });
 }
@@ -823,18 +829,25 @@ export async function dropDeadLetter(
   owner: string,
   id: string,
   by: { userId: number | null; requestId: string | null },
+  /** This node, as the audit event's origin. */
+  nodeId: string,
 ): Promise<DeadLetter | null> {
   return db.transaction(async (trx) => {
     const row = await takeDeadLetter(trx, owner, id);
     if (!row) return null;
     const letter = toDeadLetter(owner, row);
-    await writeOutbox(trx, owner, [
-      {
-        type: "outbox.dead_letter_dropped",
-        requestId: by.requestId,
-        data: { ...auditData(letter), userId: by.userId },
-      },
-    ]);
+    await writeOutbox(
+      trx,
+      owner,
+      [
+        {
+          type: "outbox.dead_letter_dropped",
+          requestId: by.requestId,
+          data: { ...auditData(letter), userId: by.userId },
+        },
+      ],
+      nodeId,
+    );
     return letter;
   });
 }

@@ -11,40 +11,52 @@ import type { ServiceSchema, ServiceSettingSchema } from "moleculer";
 import { config } from "../config.js";
 import { migrate, openSql, pingSql, releaseSql, type Migration, type Sql } from "./sql.js";
 
+type SqlTarget = Parameters<typeof openSql>[0];
+
 export interface WithSql {
   db: Sql;
+}
+
+/**
+ * Where the service's database is: its `settings` when given (tests point brokers at their own
+ * databases this way), else DATABASE_URL and DATA_DIR.
+ */
+export interface SqlSettings {
+  databaseUrl?: string;
+  dataDir?: string;
 }
 
 /** How long `<service>.ready` waits for `SELECT 1` before answering UNAVAILABLE. */
 export const SQL_READY_TIMEOUT_MS = 1_000;
 
 export function sqlMixin(owner: string, migrations: Migration[]): Partial<ServiceSchema> {
-  const target = () => ({
-    databaseUrl: config().databaseUrl,
-    dataDir: config().dataDir,
-  });
-  const mixin: Partial<ServiceSchema<ServiceSettingSchema, object, WithSql>> = {
-    actions: {
-      ready: {
-        params: {},
-        retryPolicy: { enabled: false },
-        circuitBreaker: { enabled: false },
-        async handler(): Promise<{ ok: true }> {
-          await pingSql(this.db, SQL_READY_TIMEOUT_MS);
-          return { ok: true };
+  const mixin: Partial<ServiceSchema<ServiceSettingSchema & SqlSettings, object, WithSql & { sqlTarget: SqlTarget }>> =
+    {
+      actions: {
+        ready: {
+          params: {},
+          retryPolicy: { enabled: false },
+          circuitBreaker: { enabled: false },
+          async handler(): Promise<{ ok: true }> {
+            await pingSql(this.db, SQL_READY_TIMEOUT_MS);
+            return { ok: true };
+          },
         },
       },
-    },
-    created() {
-      this.db = openSql(target());
-    },
-    async started() {
-      await migrate(this.db, owner, migrations);
-    },
-    async stopped() {
-      await releaseSql(target());
-    },
-  };
+      created() {
+        this.sqlTarget = {
+          databaseUrl: this.settings.databaseUrl ?? config().databaseUrl,
+          dataDir: this.settings.dataDir ?? config().dataDir,
+        };
+        this.db = openSql(this.sqlTarget);
+      },
+      async started() {
+        await migrate(this.db, owner, migrations);
+      },
+      async stopped() {
+        await releaseSql(this.sqlTarget);
+      },
+    };
   // Mixins are typed for any service; the services using this one declare `WithSql` in their vars.
   return mixin as Partial<ServiceSchema>;
 }

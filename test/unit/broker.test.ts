@@ -13,7 +13,6 @@ import ChatService from "../../services/chat.service.js";
 import LogService from "../../services/log.service.js";
 import NotifyService from "../../services/notify.service.js";
 import UsersService from "../../services/users.service.js";
-import { reloadConfig } from "../../src/config.js";
 import type { ResolvedToken } from "../../src/contracts/actions.js";
 import type { AppEvent, AuthResult, Message, Principal, User } from "../../src/contracts/objects.js";
 import { AppError, toErrorBody } from "../../src/errors.js";
@@ -53,7 +52,6 @@ describe("services in one broker (SQLite + embedded log store)", () => {
 
   before(async () => {
     dataDir = mkdtempSync(path.join(os.tmpdir(), "nochat-broker-"));
-    reloadConfig({ DATA_DIR: dataDir, NOCHAT_ADMINS: "boss", LOG_LEVEL: "warn", NODE_ID: "unit-broker" });
     broker = new ServiceBroker({
       nodeID: "unit-broker",
       transporter: null,
@@ -62,7 +60,8 @@ describe("services in one broker (SQLite + embedded log store)", () => {
       middlewares: [PermissionMiddleware],
     });
     for (const schema of [UsersService, AuthService, ChatService, NotifyService, LogService]) {
-      broker.createService(schema);
+      // Each service's database and the admin list come from its settings, not the environment.
+      broker.createService({ ...schema, settings: { ...schema.settings, dataDir, admins: ["boss"] } });
     }
     await broker.start();
   });

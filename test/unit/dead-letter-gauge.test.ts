@@ -10,7 +10,6 @@ import os from "node:os";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
 import { Errors, ServiceBroker, type Context } from "moleculer";
-import { reloadConfig } from "../../src/config.js";
 import type { DomainEvent } from "../../src/contracts/domain-events.js";
 import type { Principal } from "../../src/contracts/objects.js";
 import {
@@ -44,13 +43,6 @@ describe("dead letters through outboxMixin (in-process broker, metrics on)", () 
 
   before(async () => {
     dataDir = mkdtempSync(path.join(os.tmpdir(), "nochat-gauge-"));
-    reloadConfig({
-      DATA_DIR: dataDir,
-      LOG_LEVEL: "warn",
-      NODE_ID: "unit-gauge",
-      OUTBOX_MAX_ATTEMPTS: "2",
-      OUTBOX_RETRY_MS: "20",
-    });
     broker = new ServiceBroker({
       nodeID: "unit-gauge",
       transporter: null,
@@ -61,6 +53,7 @@ describe("dead letters through outboxMixin (in-process broker, metrics on)", () 
     broker.createService({
       name: "producer",
       mixins: [outboxMixin("producer"), sqlMixin("producer", [outboxMigration("producer")])],
+      settings: { dataDir, outbox: { maxAttempts: 2, retryMs: 20 } },
       actions: {
         write: {
           async handler(this: WithOutbox, ctx: Context<{ n: number }>) {

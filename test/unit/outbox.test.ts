@@ -140,7 +140,7 @@ describe("transactional outbox on SQLite", () => {
   const rows = (): Promise<Row[]> => db<Row>(TABLE).orderBy("id").select();
 
   it("writeOutbox stores one row per event with its consumers, and returns the events as delivered", async () => {
-    const written = await writeOutbox(db, OWNER, [logEvent(1), bothEvent(2)]);
+    const written = await writeOutbox(db, OWNER, [logEvent(1), bothEvent(2)], "unit-node");
     assert.equal(written.length, 2);
     const [first, second] = written;
     assert.match(first.id, /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/);
@@ -159,7 +159,7 @@ describe("transactional outbox on SQLite", () => {
     );
     const payload = JSON.parse((await db(TABLE).where({ event_id: first.id }).first()).payload) as DomainEvent;
     assert.deepEqual(payload, first, "the row carries exactly the returned event");
-    assert.deepEqual(await writeOutbox(db, OWNER, []), []);
+    assert.deepEqual(await writeOutbox(db, OWNER, [], "unit-node"), []);
   });
 
   it("outboxBacklog: events and the oldest one's time per consumer, 0 for a consumer nothing waits for", async () => {
@@ -167,7 +167,7 @@ describe("transactional outbox on SQLite", () => {
       { consumer: "notify", count: 0, oldestAt: null },
       { consumer: "log", count: 0, oldestAt: null },
     ]);
-    await writeOutbox(db, OWNER, [logEvent(1), bothEvent(2), bothEvent(3)]);
+    await writeOutbox(db, OWNER, [logEvent(1), bothEvent(2), bothEvent(3)], "unit-node");
     await db(TABLE).update({ created_at: 1_000 }).where({ type: "user.updated" });
     await db(TABLE).update({ created_at: 2_000 }).where({ type: "message.created" });
     assert.deepEqual(await outboxBacklog(db, OWNER, ["notify", "log"]), [
@@ -179,7 +179,7 @@ describe("transactional outbox on SQLite", () => {
   it("writeOutbox inside a rolled-back transaction leaves nothing", async () => {
     await assert.rejects(
       db.transaction(async (trx) => {
-        await writeOutbox(trx, OWNER, [logEvent(1), bothEvent(2)]);
+        await writeOutbox(trx, OWNER, [logEvent(1), bothEvent(2)], "unit-node");
         assert.equal((await trx(TABLE).count({ n: "*" }).first())?.n, 2, "visible inside the transaction");
         throw new Error("the change failed");
       }),
@@ -187,14 +187,14 @@ describe("transactional outbox on SQLite", () => {
     );
     assert.deepEqual(await rows(), []);
     // …and a committed one keeps them.
-    await db.transaction((trx) => writeOutbox(trx, OWNER, [logEvent(3)]));
+    await db.transaction((trx) => writeOutbox(trx, OWNER, [logEvent(3)], "unit-node"));
     assert.equal((await rows()).length, 1);
   });
 
   it("an idKey gives a stable id: the same event written twice is stored once", async () => {
-    const a = await writeOutbox(db, OWNER, [{ ...logEvent(1), idKey: "cluster:node-x:1" }]);
-    const b = await writeOutbox(db, OWNER, [{ ...logEvent(1), idKey: "cluster:node-x:1" }]);
-    const c = await writeOutbox(db, OWNER, [{ ...logEvent(1), idKey: "cluster:node-x:2" }]);
+    const a = await writeOutbox(db, OWNER, [{ ...logEvent(1), idKey: "cluster:node-x:1" }], "unit-node");
+    const b = await writeOutbox(db, OWNER, [{ ...logEvent(1), idKey: "cluster:node-x:1" }], "unit-node");
+    const c = await writeOutbox(db, OWNER, [{ ...logEvent(1), idKey: "cluster:node-x:2" }], "unit-node");
     assert.equal(a[0].id, b[0].id);
     assert.notEqual(a[0].id, c[0].id);
     assert.equal((await rows()).length, 2);
@@ -205,6 +205,7 @@ describe("transactional outbox on SQLite", () => {
       db,
       OWNER,
       Array.from({ length: 10 }, (_, i) => (i % 2 ? bothEvent(i) : logEvent(i))),
+      "unit-node",
     );
     const consumers = new Consumers();
     const r = relay(consumers.deliver, { batchSize: 4 });
@@ -230,7 +231,7 @@ describe("transactional outbox on SQLite", () => {
   });
 
   it("a failing consumer keeps its rows (pending only for it) and backs off; the others are not sent again", async () => {
-    const written = await writeOutbox(db, OWNER, [bothEvent(1), logEvent(2), bothEvent(3)]);
+    const written = await writeOutbox(db, OWNER, [bothEvent(1), logEvent(2), bothEvent(3)], "unit-node");
     const consumers = new Consumers();
     consumers.failing.add("notify");
     const errors: string[] = [];
@@ -288,7 +289,7 @@ describe("transactional outbox on SQLite", () => {
     consumers.failing.add("notify");
     const r = relay(consumers.deliver, { pollMs: 20 });
     r.start();
-    const written = await writeOutbox(db, OWNER, [bothEvent(1), bothEvent(2)]);
+    const written = await writeOutbox(db, OWNER, [bothEvent(1), bothEvent(2)], "unit-node");
     r.kick();
     await until("log has both", () => consumers.ids("log").length === 2);
     await sleep(1_500);
@@ -315,7 +316,7 @@ describe("transactional outbox on SQLite", () => {
     consumers.failing.add("notify");
     consumers.failing.add("log");
     const r = relay(consumers.deliver);
-    const written = await writeOutbox(db, OWNER, [bothEvent(1), logEvent(2)]);
+    const written = await writeOutbox(db, OWNER, [bothEvent(1), logEvent(2)], "unit-node");
     const t0 = Date.now() + 10;
     await r.deliverBatch(t0);
     assert.deepEqual(
@@ -335,7 +336,7 @@ describe("transactional outbox on SQLite", () => {
   });
 
   it("a row leased by another (crashed) relay waits for its lease to expire, then is delivered", async () => {
-    const [event] = await writeOutbox(db, OWNER, [logEvent(1)]);
+    const [event] = await writeOutbox(db, OWNER, [logEvent(1)], "unit-node");
     const now = Date.now() + 10;
     await db(TABLE).update({ leased_by: "crashed-node", lease_until: now + 30_000 });
     const consumers = new Consumers();
@@ -391,7 +392,7 @@ describe("transactional outbox on SQLite", () => {
         [db, other].map(async (conn, p) => {
           for (let i = 0; i < 30; i++) {
             const n = p * 1000 + i;
-            all.push(...(await writeOutbox(conn, OWNER, [i % 3 === 0 ? bothEvent(n) : logEvent(n)])));
+            all.push(...(await writeOutbox(conn, OWNER, [i % 3 === 0 ? bothEvent(n) : logEvent(n)], "unit-node")));
             (p === 0 ? a : b).kick();
             if (i % 5 === 0) await sleep(2);
           }
@@ -417,17 +418,17 @@ describe("transactional outbox on SQLite", () => {
     const r = relay(consumers.deliver, { pollMs: 60_000 });
     r.start();
     await sleep(50); // the first drain at start found nothing; the next poll is a minute away
-    await writeOutbox(db, OWNER, [logEvent(1)]);
+    await writeOutbox(db, OWNER, [logEvent(1)], "unit-node");
     await sleep(200);
     assert.deepEqual(consumers.ids("log"), [], "not delivered without a kick");
     r.kick();
     const took = await until("the kicked delivery", () => consumers.ids("log").length === 1);
     assert.ok(took < 500, `took ${took} ms`);
     // A kick during a delivery runs another drain right after it.
-    await writeOutbox(db, OWNER, [logEvent(2)]);
+    await writeOutbox(db, OWNER, [logEvent(2)], "unit-node");
     r.kick();
     r.kick();
-    await writeOutbox(db, OWNER, [logEvent(3)]);
+    await writeOutbox(db, OWNER, [logEvent(3)], "unit-node");
     r.kick();
     await until("both later events", () => consumers.ids("log").length === 3);
   });
@@ -447,7 +448,7 @@ describe("transactional outbox on SQLite", () => {
     );
     r.start();
     await sleep(20);
-    await writeOutbox(db, OWNER, [logEvent(1)]);
+    await writeOutbox(db, OWNER, [logEvent(1)], "unit-node");
     r.kick();
     await until("the delivery to start", () => started);
     let stopped = false;
@@ -459,7 +460,7 @@ describe("transactional outbox on SQLite", () => {
     assert.equal(finished, true);
     assert.deepEqual(await rows(), [], "the delivery in flight was settled before stop() returned");
 
-    await writeOutbox(db, OWNER, [logEvent(2)]);
+    await writeOutbox(db, OWNER, [logEvent(2)], "unit-node");
     r.kick();
     await sleep(100);
     assert.equal((await rows()).length, 1, "a stopped relay delivers nothing; the row waits for the next start");
@@ -485,7 +486,7 @@ describe("transactional outbox on SQLite", () => {
 
   it("a poison event among 500 good ones: all good ones arrive, it is retried alone with backoff and dead-lettered after N attempts with its error; nothing is lost", async () => {
     const events = Array.from({ length: 501 }, (_, i) => (i % 3 ? logEvent(i) : bothEvent(i)));
-    const written = await writeOutbox(db, OWNER, events);
+    const written = await writeOutbox(db, OWNER, events, "unit-node");
     const poison = written[250];
     assert.equal(poison.type, "user.updated");
     const received = new Map<string, string[]>(); // consumer → event ids, in arrival order
@@ -555,7 +556,7 @@ describe("transactional outbox on SQLite", () => {
   });
 
   it("the audit notice of a dead letter carries what it is about", async () => {
-    const [poison] = await writeOutbox(db, OWNER, [logEvent(7)]);
+    const [poison] = await writeOutbox(db, OWNER, [logEvent(7)], "unit-node");
     const got: DomainEvent[] = [];
     const r = relay(
       async (_consumer, batch) => {
@@ -588,7 +589,7 @@ describe("transactional outbox on SQLite", () => {
   });
 
   it("a consumer that is down never counts against events: no dead letters however long it lasts", async () => {
-    const written = await writeOutbox(db, OWNER, [bothEvent(1), bothEvent(2)]);
+    const written = await writeOutbox(db, OWNER, [bothEvent(1), bothEvent(2)], "unit-node");
     const consumers = new Consumers();
     consumers.failing.add("notify");
     const r = relay(consumers.deliver, { maxAttempts: 2, retryBaseMs: 10, maxBackoffMs: 50 });
@@ -614,7 +615,7 @@ describe("transactional outbox on SQLite", () => {
   });
 
   it("a consumer may name the events it refused: the rest are acknowledged in one call, the refused one retried alone", async () => {
-    const written = await writeOutbox(db, OWNER, [bothEvent(1), bothEvent(2), bothEvent(3)]);
+    const written = await writeOutbox(db, OWNER, [bothEvent(1), bothEvent(2), bothEvent(3)], "unit-node");
     const calls: string[][] = [];
     let refuse = true;
     const r = relay(
@@ -651,7 +652,7 @@ describe("transactional outbox on SQLite", () => {
   });
 
   it("retry puts a dead letter back for its consumer (fresh attempts) and it is delivered once accepted; drop removes it; both audited", async () => {
-    const [a, b] = await writeOutbox(db, OWNER, [bothEvent(1), bothEvent(2)]);
+    const [a, b] = await writeOutbox(db, OWNER, [bothEvent(1), bothEvent(2)], "unit-node");
     const got = new Map<string, string[]>();
     let poisoned = true;
     const r = relay(
@@ -680,12 +681,12 @@ describe("transactional outbox on SQLite", () => {
     // The bug is fixed; an admin retries one and drops the other.
     poisoned = false;
     const by = { userId: 42, requestId: "req-admin" };
-    const retried = await retryDeadLetter(db, OWNER, letters[0].id, by);
+    const retried = await retryDeadLetter(db, OWNER, letters[0].id, by, "unit-node");
     assert.equal(retried?.eventId, a.id);
-    assert.equal(await retryDeadLetter(db, OWNER, letters[0].id, by), null, "only once");
-    const dropped = await dropDeadLetter(db, OWNER, letters[1].id, by);
+    assert.equal(await retryDeadLetter(db, OWNER, letters[0].id, by, "unit-node"), null, "only once");
+    const dropped = await dropDeadLetter(db, OWNER, letters[1].id, by, "unit-node");
     assert.equal(dropped?.eventId, b.id);
-    assert.equal(await dropDeadLetter(db, OWNER, letters[1].id, by), null);
+    assert.equal(await dropDeadLetter(db, OWNER, letters[1].id, by, "unit-node"), null);
     assert.equal(await countDeadLetters(db, OWNER), 0);
     await r.deliverBatch(Date.now() + 30);
     assert.deepEqual(got.get("notify"), [a.id], "the retried event reached notify, once; the dropped one never");
@@ -699,7 +700,7 @@ describe("transactional outbox on SQLite", () => {
   });
 
   it("retrying a dead letter whose event still waits for another consumer adds the consumer back to that row", async () => {
-    const [a] = await writeOutbox(db, OWNER, [bothEvent(1)]);
+    const [a] = await writeOutbox(db, OWNER, [bothEvent(1)], "unit-node");
     const consumers = new Consumers();
     const r = relay(
       async (consumer, batch) => {
@@ -715,7 +716,7 @@ describe("transactional outbox on SQLite", () => {
       (await rows()).filter((x) => x.event_id === a.id).map((x) => x.pending),
       ["log"],
     );
-    await retryDeadLetter(db, OWNER, letter.id, { userId: 1, requestId: null });
+    await retryDeadLetter(db, OWNER, letter.id, { userId: 1, requestId: null }, "unit-node");
     assert.deepEqual(
       (await rows()).filter((x) => x.event_id === a.id).map((x) => x.pending),
       ["log,notify"],
