@@ -4,11 +4,11 @@ import { broadcastEvent } from "../src/contracts/events.js";
 import { LIMITS, rules } from "../src/contracts/limits.js";
 import { SYSTEM_USER_ID, type Message, type Room, type User } from "../src/contracts/objects.js";
 import type { ResultOf } from "../src/contracts/actions.js";
-import type { UnreadState } from "../src/contracts/socket.js";
 import { chatMigrations } from "../src/chat/migrations.js";
-import { directPeers, toRoom, type RoomView } from "../src/chat/rooms-view.js";
-import { canDeleteMessage, canEditRoom, canInvite, canKick, canLeave, canSee } from "../src/chat/rules.js";
-import { ChatStore, type Membership, type RoomRecord } from "../src/chat/store.js";
+import { RoomAccess } from "../src/chat/access.js";
+import { RoomViews } from "../src/chat/rooms-view.js";
+import { canDeleteMessage, canEditRoom, canInvite, canKick, canLeave } from "../src/chat/rules.js";
+import { ChatStore } from "../src/chat/store.js";
 import { AppError } from "../src/errors.js";
 import type { Trace } from "../src/infra/outbox.js";
 import { outboxMixin, type WithOutbox } from "../src/infra/outbox-mixin.js";
@@ -21,24 +21,13 @@ type Ctx<P = unknown> = Context<P, { $statusCode?: number; $location?: string }>
 
 /** The service's own methods (`methods` below), typed for their callers and their bodies. */
 interface Methods {
-  /** Rooms as the caller sees them: direct rooms named after the other member. */
-  shapeRooms(ctx: Context, callerId: number, views: RoomView[]): Promise<Room[]>;
-  /** One room as the caller sees it: role, unread, mentions, last message. */
-  roomForCaller(ctx: Context, roomId: number, callerId: number): Promise<Room>;
-  visibleRoom(roomId: number, userId: number): Promise<{ record: RoomRecord; membership?: Membership }>;
-  memberRoom(roomId: number, userId: number): Promise<{ record: RoomRecord; membership: Membership }>;
-  roomByRef(ref: string): Promise<RoomRecord>;
-  messageOfMember(
-    messageId: number,
-    userId: number,
-    roomId?: number,
-  ): Promise<{ message: Message; membership: Membership }>;
-  mentionCounts(ctx: Context, userId: number, markers: Record<number, number>): Promise<Record<number, number>>;
-  unreadState(ctx: Context, roomId: number, userId: number): Promise<UnreadState>;
+  /** Rooms as the caller of `ctx` sees them (lookups in users and notify go with the request). */
+  views(ctx: Context): RoomViews;
 }
 
 interface Vars extends WithOutbox {
   store: ChatStore;
+  access: RoomAccess;
 }
 
 const clientMsgId = {
@@ -74,23 +63,7 @@ const ChatService: ServiceSchema<ServiceSettingSchema, Methods, Vars> = {
       params: {},
       async handler(ctx: Ctx): Promise<{ rooms: Room[] }> {
         const user = principalOf(ctx);
-        const mine = await this.store.roomsOf(user.id);
-        const rooms = await this.shapeRooms(
-          ctx,
-          user.id,
-          mine.map((m) => ({ record: m.room, membership: m.membership, lastMessage: m.lastMessage })),
-        );
-        // Mentions can only be unread in rooms with unread messages.
-        const unread = mine.filter((m) => m.room.lastSeq > m.membership.lastReadSeq);
-        const mentions = await this.mentionCounts(
-          ctx,
-          user.id,
-          Object.fromEntries(unread.map((m) => [m.room.id, m.membership.lastReadSeq])),
-        );
-        for (const room of rooms) room.mentions = mentions[room.id] ?? 0;
-        const activity = (r: Room) => r.lastMessage?.createdAt ?? r.createdAt;
-        rooms.sort((a, b) => activity(b).localeCompare(activity(a)));
-        return { rooms };
+        return { rooms: await this.views(ctx).roomsOf(user.id) };
       },
     },
 
@@ -107,7 +80,7 @@ const ChatService: ServiceSchema<ServiceSettingSchema, Methods, Vars> = {
         const views = await Promise.all(
           records.map(async (record) => ({ record, membership: await this.store.membership(record.id, user.id) })),
         );
-        return { rooms: await this.shapeRooms(ctx, user.id, views) };
+        return { rooms: await this.views(ctx).shape(user.id, views) };
       },
     },
 
@@ -148,7 +121,7 @@ const ChatService: ServiceSchema<ServiceSettingSchema, Methods, Vars> = {
           });
         }
         ctx.meta.$location = `/api/rooms/${id}`;
-        return this.roomForCaller(ctx, id, user.id);
+        return this.views(ctx).room(id, user.id);
       },
     },
 
@@ -171,7 +144,7 @@ const ChatService: ServiceSchema<ServiceSettingSchema, Methods, Vars> = {
             await broadcastEvent(ctx, "chat.member.changed", { ...change, userId: user.id, action: "joined" });
           }
         }
-        return this.roomForCaller(ctx, id, user.id);
+        return this.views(ctx).room(id, user.id);
       },
     },
 
@@ -181,8 +154,8 @@ const ChatService: ServiceSchema<ServiceSettingSchema, Methods, Vars> = {
       params: { id: rules.id },
       async handler(ctx: Ctx<{ id: number }>): Promise<Room> {
         const user = principalOf(ctx);
-        await this.visibleRoom(ctx.params.id, user.id);
-        return this.roomForCaller(ctx, ctx.params.id, user.id);
+        await this.access.visibleRoom(ctx.params.id, user.id);
+        return this.views(ctx).room(ctx.params.id, user.id);
       },
     },
 
@@ -196,16 +169,16 @@ const ChatService: ServiceSchema<ServiceSettingSchema, Methods, Vars> = {
       },
       async handler(ctx: Ctx<{ id: number; name?: string; topic?: string }>): Promise<Room> {
         const user = principalOf(ctx);
-        const { record, membership } = await this.memberRoom(ctx.params.id, user.id);
+        const { record, membership } = await this.access.memberRoom(ctx.params.id, user.id);
         if (!canEditRoom(record.kind, membership.role)) throw AppError.forbidden();
         const { name, topic } = ctx.params;
         await this.store.updateRoom(record.id, { name, topic }, user.id, trace(ctx));
         const updated = await this.store.room(record.id);
         if (updated) {
-          const [shared] = await this.shapeRooms(ctx, user.id, [{ record: updated }]);
+          const [shared] = await this.views(ctx).shape(user.id, [{ record: updated }]);
           await broadcastEvent(ctx, "chat.room.updated", { room: shared });
         }
-        return this.roomForCaller(ctx, record.id, user.id);
+        return this.views(ctx).room(record.id, user.id);
       },
     },
 
@@ -223,7 +196,7 @@ const ChatService: ServiceSchema<ServiceSettingSchema, Methods, Vars> = {
         if (!membership && (await this.store.addMember({ ...change, roomKind: record.kind }, trace(ctx)))) {
           await broadcastEvent(ctx, "chat.member.changed", change);
         }
-        return this.roomForCaller(ctx, record.id, user.id);
+        return this.views(ctx).room(record.id, user.id);
       },
     },
 
@@ -232,7 +205,7 @@ const ChatService: ServiceSchema<ServiceSettingSchema, Methods, Vars> = {
       params: { id: rules.id },
       async handler(ctx: Ctx<{ id: number }>): Promise<void> {
         const user = principalOf(ctx);
-        const { record } = await this.memberRoom(ctx.params.id, user.id);
+        const { record } = await this.access.memberRoom(ctx.params.id, user.id);
         if (!canLeave(record.kind)) throw AppError.forbidden("Direct rooms cannot be left");
         const change = { roomId: record.id, userId: user.id, byUserId: user.id, action: "left" as const };
         if (await this.store.removeMember({ ...change, roomKind: record.kind }, trace(ctx))) {
@@ -247,7 +220,7 @@ const ChatService: ServiceSchema<ServiceSettingSchema, Methods, Vars> = {
       params: { id: rules.id },
       async handler(ctx: Ctx<{ id: number }>): Promise<{ members: (User & { role: string })[] }> {
         const user = principalOf(ctx);
-        await this.visibleRoom(ctx.params.id, user.id);
+        await this.access.visibleRoom(ctx.params.id, user.id);
         const members = await this.store.members(ctx.params.id);
         const users = await call(ctx, "users.getMany", { ids: members.map((m) => m.userId) });
         const byId = new Map(users.map((u) => [u.id, u]));
@@ -265,7 +238,7 @@ const ChatService: ServiceSchema<ServiceSettingSchema, Methods, Vars> = {
       params: { id: rules.id, userId: rules.id, $$strict: "remove" },
       async handler(ctx: Ctx<{ id: number; userId: number }>): Promise<{ roomId: number; userId: number }> {
         const user = principalOf(ctx);
-        const { record, membership } = await this.memberRoom(ctx.params.id, user.id);
+        const { record, membership } = await this.access.memberRoom(ctx.params.id, user.id);
         if (!canInvite(record.kind, membership.role)) throw AppError.forbidden();
         const [invitee] = await call(ctx, "users.getMany", { ids: [ctx.params.userId] });
         if (!invitee) throw AppError.notFound("User");
@@ -283,7 +256,7 @@ const ChatService: ServiceSchema<ServiceSettingSchema, Methods, Vars> = {
       params: { id: rules.id, userId: rules.id },
       async handler(ctx: Ctx<{ id: number; userId: number }>): Promise<void> {
         const user = principalOf(ctx);
-        const { record, membership } = await this.memberRoom(ctx.params.id, user.id);
+        const { record, membership } = await this.access.memberRoom(ctx.params.id, user.id);
         // A kick by someone who may not kick at all is refused before the target is looked up.
         if (!canKick(record.kind, membership.role, "member")) throw AppError.forbidden();
         const target = await this.store.membership(record.id, ctx.params.userId);
@@ -321,7 +294,7 @@ const ChatService: ServiceSchema<ServiceSettingSchema, Methods, Vars> = {
       visibility: "public",
       params: { roomId: rules.id, userId: rules.id },
       async handler(ctx: ActionContext<"chat.announceUnread">): Promise<ResultOf<"chat.announceUnread">> {
-        const state = await this.unreadState(ctx, ctx.params.roomId, ctx.params.userId);
+        const state = await this.views(ctx).unreadState(ctx.params.roomId, ctx.params.userId);
         await broadcastEvent(ctx, "unread.changed", { ...state, userId: ctx.params.userId });
       },
     },
@@ -339,7 +312,7 @@ const ChatService: ServiceSchema<ServiceSettingSchema, Methods, Vars> = {
       async handler(
         ctx: Ctx<{ roomId: number; before?: number; after?: number; limit?: number }>,
       ): Promise<{ messages: Message[]; hasMore: boolean }> {
-        await this.memberRoom(ctx.params.roomId, principalOf(ctx).id);
+        await this.access.memberRoom(ctx.params.roomId, principalOf(ctx).id);
         const limit = ctx.params.limit ?? LIMITS.historyPage.default;
         if (ctx.params.before !== undefined && ctx.params.after !== undefined) {
           throw AppError.validation([{ field: "after", message: "Give either 'before' or 'after', not both." }]);
@@ -387,7 +360,7 @@ const ChatService: ServiceSchema<ServiceSettingSchema, Methods, Vars> = {
       async handler(ctx: ActionContext<"chat.edit">): Promise<ResultOf<"chat.edit">> {
         const user = principalOf(ctx);
         checkBodyLength(ctx.params.body);
-        const { message } = await this.messageOfMember(ctx.params.messageId, user.id, ctx.params.roomId);
+        const { message } = await this.access.messageOfMember(ctx.params.messageId, user.id, ctx.params.roomId);
         if (message.userId !== user.id) throw AppError.forbidden("Only the author can edit a message");
         if (message.deleted) throw AppError.notFound("Message");
         const edited = await this.store.edit(message, ctx.params.body, trace(ctx));
@@ -401,7 +374,11 @@ const ChatService: ServiceSchema<ServiceSettingSchema, Methods, Vars> = {
       params: { messageId: rules.id, roomId: optionalRoomId },
       async handler(ctx: ActionContext<"chat.delete">): Promise<ResultOf<"chat.delete">> {
         const user = principalOf(ctx);
-        const { message, membership } = await this.messageOfMember(ctx.params.messageId, user.id, ctx.params.roomId);
+        const { message, membership } = await this.access.messageOfMember(
+          ctx.params.messageId,
+          user.id,
+          ctx.params.roomId,
+        );
         if (!canDeleteMessage(message.userId, user.id, membership.role)) throw AppError.forbidden();
         const ref = { id: message.id, roomId: message.roomId, seq: message.seq };
         if (!message.deleted) {
@@ -421,7 +398,7 @@ const ChatService: ServiceSchema<ServiceSettingSchema, Methods, Vars> = {
       },
       async handler(ctx: ActionContext<"chat.react">): Promise<ResultOf<"chat.react">> {
         const user = principalOf(ctx);
-        const { message } = await this.messageOfMember(ctx.params.messageId, user.id, ctx.params.roomId);
+        const { message } = await this.access.messageOfMember(ctx.params.messageId, user.id, ctx.params.roomId);
         if (message.deleted) throw AppError.notFound("Message");
         const updated = await this.store.toggleReaction(message, user.id, ctx.params.emoji, trace(ctx));
         await broadcastEvent(ctx, "chat.message.updated", { message: updated });
@@ -435,9 +412,9 @@ const ChatService: ServiceSchema<ServiceSettingSchema, Methods, Vars> = {
       params: { roomId: rules.id, seq: rules.seq },
       async handler(ctx: ActionContext<"chat.markRead">): Promise<ResultOf<"chat.markRead">> {
         const user = principalOf(ctx);
-        const { record } = await this.memberRoom(ctx.params.roomId, user.id);
+        const { record } = await this.access.memberRoom(ctx.params.roomId, user.id);
         await this.store.markRead(record.id, user.id, Math.min(ctx.params.seq, record.lastSeq));
-        const state = await this.unreadState(ctx, record.id, user.id);
+        const state = await this.views(ctx).unreadState(record.id, user.id);
         await broadcastEvent(ctx, "unread.changed", { ...state, userId: user.id });
         return state;
       },
@@ -460,16 +437,10 @@ const ChatService: ServiceSchema<ServiceSettingSchema, Methods, Vars> = {
         if (new Set(requests.map((r) => r.roomId)).size !== requests.length) {
           throw AppError.validation([{ field: "rooms", message: "Each room at most once." }]);
         }
-        // Every room must be one the caller may read, checked as memberRoom does, in one query.
-        const access = await this.store.accessTo(
-          user.id,
+        await this.access.memberRooms(
           requests.map((r) => r.roomId),
+          user.id,
         );
-        for (const { roomId } of requests) {
-          const room = access.get(roomId);
-          if (!room || !canSee(room.kind, room.role)) throw AppError.notFound("Room");
-          if (!room.role) throw AppError.forbidden("Join the room first");
-        }
         const pages = await this.store.afterMany(requests, LIMITS.syncPerRoom);
         // Keyed by client input: built as entries (Object.fromEntries defines own keys, whatever
         // their name), not by assignment into a `{}`.
@@ -526,7 +497,7 @@ const ChatService: ServiceSchema<ServiceSettingSchema, Methods, Vars> = {
       roles: ["operator"],
       params: { room: roomRef, userId: rules.id, $$strict: "remove" },
       async handler(ctx: ActionContext<"chat.removeMember">): Promise<ResultOf<"chat.removeMember">> {
-        const record = await this.roomByRef(ctx.params.room);
+        const record = await this.access.roomByRef(ctx.params.room);
         if (record.kind === "direct") throw AppError.forbidden("Nobody is removed from a direct room");
         const change = {
           roomId: record.id,
@@ -549,7 +520,7 @@ const ChatService: ServiceSchema<ServiceSettingSchema, Methods, Vars> = {
       params: { room: roomRef, body: rules.body, $$strict: "remove" },
       async handler(ctx: ActionContext<"chat.announce">): Promise<ResultOf<"chat.announce">> {
         checkBodyLength(ctx.params.body);
-        const record = await this.roomByRef(ctx.params.room);
+        const record = await this.access.roomByRef(ctx.params.room);
         if (record.kind === "direct") throw AppError.forbidden("Direct rooms are two people's own: no announcements");
         const message = await this.store.announce(record.id, ctx.params.body, trace(ctx));
         await broadcastEvent(ctx, "chat.message.created", { message });
@@ -559,98 +530,32 @@ const ChatService: ServiceSchema<ServiceSettingSchema, Methods, Vars> = {
   },
 
   methods: {
-    /** A room by id (`12` or `#12`) or by exact name (not a direct room); a name several rooms share is refused. */
-    async roomByRef(ref: string): Promise<RoomRecord> {
-      const id = /^#?\d{1,10}$/.test(ref) ? Number(ref.replace("#", "")) : undefined;
-      if (id !== undefined) {
-        const record = await this.store.room(id);
-        if (!record) throw AppError.notFound("Room");
-        return record;
-      }
-      const named = await this.store.roomsNamed(ref, 10);
-      if (named.length === 0) throw AppError.notFound("Room");
-      if (named.length > 1) {
-        throw AppError.conflict(`Rooms ${named.map((r) => `#${r.id}`).join(", ")} are called ${ref}: give the id`);
-      }
-      return named[0];
-    },
-
-    async shapeRooms(ctx: Context, callerId: number, views: RoomView[]): Promise<Room[]> {
-      const peers = directPeers(views.map((v) => v.record));
-      const names = new Map<number, string>();
-      // users.getMany takes up to 1,000 ids a call.
-      for (let i = 0; i < peers.length; i += 1000) {
-        const ids = peers.slice(i, i + 1000);
-        for (const u of await call(ctx, "users.getMany", { ids })) names.set(u.id, u.username);
-      }
-      return views.map((view) => toRoom(view, callerId, names));
-    },
-
-    async roomForCaller(ctx: Context, roomId: number, callerId: number): Promise<Room> {
-      const record = await this.store.room(roomId);
-      if (!record) throw AppError.notFound("Room");
-      const membership = await this.store.membership(roomId, callerId);
-      const last = await this.store.lastMessages([roomId]);
-      const [room] = await this.shapeRooms(ctx, callerId, [{ record, membership, lastMessage: last.get(roomId) }]);
-      if (membership) {
-        const mentions = await this.mentionCounts(ctx, callerId, { [roomId]: membership.lastReadSeq });
-        room.mentions = mentions[roomId] ?? 0;
-      }
-      return room;
-    },
-
-    /** Members see their rooms, everyone sees public rooms; anything else is NOT_FOUND (no leak). */
-    async visibleRoom(roomId: number, userId: number) {
-      const record = await this.store.room(roomId);
-      const membership = record ? await this.store.membership(roomId, userId) : undefined;
-      if (!record || !canSee(record.kind, membership?.role)) throw AppError.notFound("Room");
-      return { record, membership };
-    },
-
-    /** Reading and writing need membership: a public room's non-member gets FORBIDDEN, others NOT_FOUND. */
-    async memberRoom(roomId: number, userId: number) {
-      const { record, membership } = await this.visibleRoom(roomId, userId);
-      if (!membership) throw AppError.forbidden("Join the room first");
-      return { record, membership };
-    },
-
-    /**
-     * A message the caller may act on, with their membership. A message in a room they cannot see
-     * is answered exactly like a missing one, so its id tells them nothing.
-     */
-    async messageOfMember(messageId: number, userId: number, roomId?: number) {
-      const message = await this.store.message(messageId);
-      if (!message || (roomId !== undefined && message.roomId !== roomId)) throw AppError.notFound("Message");
-      const { membership } = await this.memberRoom(message.roomId, userId).catch((err: unknown) => {
-        throw (err as AppError).type === "NOT_FOUND" ? AppError.notFound("Message") : err;
+    views(ctx: Context): RoomViews {
+      return new RoomViews(this.store, {
+        usernames: async (ids) => {
+          const names = new Map<number, string>();
+          // users.getMany takes up to 1,000 ids a call.
+          for (let i = 0; i < ids.length; i += 1000) {
+            for (const u of await call(ctx, "users.getMany", { ids: ids.slice(i, i + 1000) }))
+              names.set(u.id, u.username);
+          }
+          return names;
+        },
+        // Mentions live in notify; without it the counts are 0 rather than an error.
+        mentionCounts: async (userId, markers) => {
+          if (Object.keys(markers).length === 0) return {};
+          return call(ctx, "notify.mentionCounts", { userId, markers }).catch((err: unknown) => {
+            this.logger.debug("mention counts unavailable", (err as Error).message);
+            return {};
+          });
+        },
       });
-      return { message, membership };
-    },
-
-    /** Mentions live in notify; without it the counts are 0 rather than an error. */
-    async mentionCounts(ctx: Context, userId: number, markers: Record<number, number>) {
-      if (Object.keys(markers).length === 0) return {};
-      return call(ctx, "notify.mentionCounts", {
-        userId,
-        markers,
-      }).catch((err: unknown) => {
-        this.logger.debug("mention counts unavailable", (err as Error).message);
-        return {};
-      });
-    },
-
-    async unreadState(ctx: Context, roomId: number, userId: number): Promise<UnreadState> {
-      const record = await this.store.room(roomId);
-      const membership = await this.store.membership(roomId, userId);
-      const lastSeq = record?.lastSeq ?? 0;
-      const lastReadSeq = membership?.lastReadSeq ?? 0;
-      const mentions = await this.mentionCounts(ctx, userId, { [roomId]: lastReadSeq });
-      return { roomId, lastReadSeq, unread: Math.max(0, lastSeq - lastReadSeq), mentions: mentions[roomId] ?? 0 };
     },
   },
 
   async started() {
     this.store = new ChatStore(this.db, this.outbox, { roomAddsPerHour: config().roomAddsPerHour });
+    this.access = new RoomAccess(this.store);
     registerMetrics(this.broker, [METRIC.messagesSent]);
   },
 };
