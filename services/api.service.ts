@@ -3,8 +3,9 @@ import path from "node:path";
 import type { Context, ServiceSchema } from "moleculer";
 import ApiGateway, { type ApiSettingsSchema } from "moleculer-web";
 import { ALL_SERVICES, config, PROJECT_ROOT } from "../src/config.js";
-import { LIMITS } from "../src/contracts/limits.js";
-import type { Principal } from "../src/contracts/objects.js";
+import { LIMITS, SEND_BATCH_MAX } from "../src/contracts/limits.js";
+import type { Message, Principal } from "../src/contracts/objects.js";
+import type { ParamsOf } from "../src/contracts/actions.js";
 import { AppError, DATABASE_RETRY_AFTER_S, toErrorBody } from "../src/errors.js";
 import type { CallMeta, GuardedAction } from "../src/infra/permissions.js";
 import {
@@ -36,6 +37,9 @@ import { RefusalSampler } from "../src/log/sampler.js";
 import { socketRooms } from "../src/contracts/socket.js";
 import { broadcastEvent, onBus } from "../src/contracts/events.js";
 import { call } from "../src/infra/calls.js";
+import { GroupCommit } from "../src/infra/group-commit.js";
+
+type BatchedSend = ParamsOf<"chat.sendBatch">["sends"][number];
 
 type GatewayRequest = IncomingMessage & {
   $ctx?: Context<unknown, CallMeta & { $statusCode?: number }>;
@@ -58,6 +62,8 @@ interface Vars extends SocketHost, WithOutbox {
   accessLog: AccessLog;
   refusals: RefusalSampler;
   sendLimiter: SendRateLimiter;
+  /** Socket sends, one `chat.sendBatch` call per tick. */
+  sends: GroupCommit<BatchedSend, Message>;
   typing: TypingTracker;
   sweepTimer: NodeJS.Timeout;
   sessionCheck: NodeJS.Timeout;
@@ -253,10 +259,14 @@ const ApiService: ServiceSchema<ApiSettingsSchema, Methods, Vars> = {
     },
 
     // Fan-out: chat broadcasts after commit; each gateway emits to its own sockets only.
-    "chat.message.created"(ctx) {
-      const { message, committedAt } = ctx.params;
-      this.io.to(socketRooms.room(message.roomId)).emit("message:new", message);
-      if (committedAt !== undefined) observeSeconds(this.broker, METRIC.fanout, (Date.now() - committedAt) / 1000);
+    "chat.messages.created"(ctx) {
+      const { messages, committedAt } = ctx.params;
+      for (const message of messages) this.io.to(socketRooms.room(message.roomId)).emit("message:new", message);
+      // One observation per message, as the histogram is documented.
+      if (committedAt !== undefined) {
+        const seconds = (Date.now() - committedAt) / 1000;
+        for (let i = 0; i < messages.length; i++) observeSeconds(this.broker, METRIC.fanout, seconds);
+      }
     },
     "chat.message.updated"(ctx) {
       const { message } = ctx.params;
@@ -395,7 +405,13 @@ const ApiService: ServiceSchema<ApiSettingsSchema, Methods, Vars> = {
 
     socketCalls(): SocketCalls {
       return {
-        "message:send": { action: "chat.send", before: (socket) => this.checkSendRate(socket.data.principal.id) },
+        // Coalesced: this tick's sends of every socket go to chat as one bus call.
+        "message:send": {
+          handle: (socket, payload, requestId) => {
+            this.checkSendRate(socket.data.principal.id);
+            return this.sends.submit({ userId: socket.data.principal.id, requestId, payload });
+          },
+        },
         "message:edit": { action: "chat.edit" },
         "message:delete": { action: "chat.delete" },
         "reaction:toggle": { action: "chat.react" },
@@ -507,6 +523,18 @@ const ApiService: ServiceSchema<ApiSettingsSchema, Methods, Vars> = {
     // Before anything answers; socket.io's requests get theirs in started() (it takes them over).
     this.server.prependListener("request", (_req, res) => setSecurityHeaders(res));
     this.sendLimiter = new SendRateLimiter(config().sendLimit);
+    this.sends = new GroupCommit(
+      async (sends) => {
+        const { results } = await call(this.broker, "chat.sendBatch", { sends });
+        return results.map((r) =>
+          r.ok
+            ? { ok: true, value: r.message }
+            : { ok: false, error: new AppError(r.error.code, r.error.message, r.error) },
+        );
+      },
+      // Calls in flight are chat's to queue (its own group commit); the gateway never waits for one.
+      { maxBatch: SEND_BATCH_MAX, maxInFlight: Number.POSITIVE_INFINITY },
+    );
     this.typing = new TypingTracker((roomId, userId, typing) => {
       void broadcastEvent(this.broker, "chat.typing", {
         roomId,

@@ -1,15 +1,16 @@
-import type { Context, ServiceSchema, ServiceSettingSchema } from "moleculer";
+import { Errors, type Context, type ServiceSchema, type ServiceSettingSchema } from "moleculer";
 import { config } from "../src/config.js";
 import { broadcastEvent } from "../src/contracts/events.js";
-import { LIMITS, rules } from "../src/contracts/limits.js";
+import { LIMITS, rules, SEND_BATCH_MAX } from "../src/contracts/limits.js";
 import { SYSTEM_USER_ID, type Message, type Room, type User } from "../src/contracts/objects.js";
-import type { ResultOf } from "../src/contracts/actions.js";
+import type { ParamsOf, ResultOf } from "../src/contracts/actions.js";
 import { chatMigrations } from "../src/chat/migrations.js";
 import { RoomAccess } from "../src/chat/access.js";
 import { RoomViews } from "../src/chat/rooms-view.js";
 import { canDeleteMessage, canEditRoom, canInvite, canKick, canLeave } from "../src/chat/rules.js";
-import { ChatStore } from "../src/chat/store.js";
-import { AppError } from "../src/errors.js";
+import { ChatStore, type SendRequest, type SendResult } from "../src/chat/store.js";
+import { AppError, toErrorBody } from "../src/errors.js";
+import { GroupCommit, type Outcome } from "../src/infra/group-commit.js";
 import type { Trace } from "../src/infra/outbox.js";
 import { outboxMixin, type WithOutbox } from "../src/infra/outbox-mixin.js";
 import { countMetric, METRIC, registerMetrics } from "../src/infra/metrics.js";
@@ -23,11 +24,17 @@ type Ctx<P = unknown> = Context<P, { $statusCode?: number; $location?: string }>
 interface Methods {
   /** Rooms as the caller of `ctx` sees them (lookups in users and notify go with the request). */
   views(ctx: Context): RoomViews;
+  /** A batch's sends stored in one transaction, then announced in one broadcast. */
+  storeSends(requests: SendRequest[]): Promise<Outcome<SendResult>[]>;
 }
 
 interface Vars extends WithOutbox {
   store: ChatStore;
   access: RoomAccess;
+  /** Group commit: sends that arrive while a transaction is in flight go into the next one. */
+  sends: GroupCommit<SendRequest, SendResult>;
+  /** chat.send's params, checked per send of a sendBatch (the same rules and messages). */
+  checkSend(payload: object): SendPayload;
 }
 
 const clientMsgId = {
@@ -37,6 +44,14 @@ const clientMsgId = {
   pattern: LIMITS.clientMsgId.pattern,
 } as const;
 const optionalRoomId = { ...rules.id, optional: true } as const;
+const sendParams = {
+  roomId: rules.id,
+  body: rules.body,
+  clientMsgId,
+  replyTo: { ...rules.id, optional: true, nullable: true },
+} as const;
+type SendPayload = ParamsOf<"chat.send">;
+type SendAnswer = ResultOf<"chat.sendBatch">["results"][number];
 /** A room for the operator: its id (`12`, `#12`) or its exact name. */
 const roomRef = { type: "string", min: 1, max: 80 } as const;
 
@@ -327,30 +342,59 @@ const ChatService: ServiceSchema<ServiceSettingSchema, Methods, Vars> = {
       // A repeated clientMsgId returns the stored original: a database outage is retried in the cluster.
       idempotent: true,
       auth: "required",
-      params: {
-        roomId: rules.id,
-        body: rules.body,
-        clientMsgId,
-        replyTo: { ...rules.id, optional: true, nullable: true },
-      },
+      params: sendParams,
       async handler(ctx: ActionContext<"chat.send">): Promise<ResultOf<"chat.send">> {
         const user = principalOf(ctx);
         checkBodyLength(ctx.params.body);
-        const { roomId, body: text, clientMsgId: id, replyTo } = ctx.params;
-        // The store checks membership first, then answers a repeated clientMsgId with the original
-        // (CONFLICT if it is in another room), then checks replyTo.
-        const { message, created } = await this.store.send(
-          { roomId, body: text, clientMsgId: id, replyTo, userId: user.id },
-          trace(ctx),
-        );
+        const { roomId, body, clientMsgId, replyTo } = ctx.params;
+        const { message, created } = await this.sends.submit({
+          roomId,
+          body,
+          clientMsgId,
+          replyTo,
+          userId: user.id,
+          trace: trace(ctx),
+        });
         ctx.meta.$statusCode = created ? 201 : 200;
-        if (created) {
-          const committedAt = Date.now();
-          countMetric(this.broker, METRIC.messagesSent);
-          ctx.meta.$location = `/api/rooms/${message.roomId}/messages/${message.id}`;
-          await broadcastEvent(ctx, "chat.message.created", { message, committedAt });
-        }
+        if (created) ctx.meta.$location = `/api/rooms/${message.roomId}/messages/${message.id}`;
         return message;
+      },
+    },
+
+    /**
+     * Internal: the sends a gateway took from its sockets in one tick, as one bus call. Each is
+     * validated and answered alone, exactly as `send` would answer it; the senders are the
+     * gateway's authenticated principals.
+     */
+    sendBatch: {
+      idempotent: true,
+      visibility: "public",
+      params: {
+        sends: {
+          type: "array",
+          max: SEND_BATCH_MAX,
+          items: {
+            type: "object",
+            props: { userId: rules.id, requestId: { type: "string", max: 128, nullable: true }, payload: "object" },
+          },
+        },
+      },
+      async handler(ctx: ActionContext<"chat.sendBatch">): Promise<ResultOf<"chat.sendBatch">> {
+        const results = await Promise.all(
+          ctx.params.sends.map(async ({ userId, requestId, payload }): Promise<SendAnswer> => {
+            try {
+              const checked = this.checkSend(payload);
+              checkBodyLength(checked.body);
+              const { message, created } = await this.sends.submit({ ...checked, userId, trace: { requestId } });
+              return { ok: true, message, created };
+            } catch (err) {
+              const { body, internal } = toErrorBody(err, requestId ?? undefined);
+              if (internal) this.logger.error(`send failed [${requestId}]`, err);
+              return { ok: false, error: body };
+            }
+          }),
+        );
+        return { results };
       },
     },
 
@@ -523,13 +567,25 @@ const ChatService: ServiceSchema<ServiceSettingSchema, Methods, Vars> = {
         const record = await this.access.roomByRef(ctx.params.room);
         if (record.kind === "direct") throw AppError.forbidden("Direct rooms are two people's own: no announcements");
         const message = await this.store.announce(record.id, ctx.params.body, trace(ctx));
-        await broadcastEvent(ctx, "chat.message.created", { message });
+        await broadcastEvent(ctx, "chat.messages.created", { messages: [message] });
         return message;
       },
     },
   },
 
   methods: {
+    async storeSends(requests: SendRequest[]): Promise<Outcome<SendResult>[]> {
+      const outcomes = await this.store.sendMany(requests);
+      const messages = outcomes.flatMap((o) => (o.ok && o.value.created ? [o.value.message] : []));
+      if (messages.length > 0) {
+        const committedAt = Date.now();
+        countMetric(this.broker, METRIC.messagesSent, undefined, messages.length);
+        messages.sort((a, b) => a.roomId - b.roomId || a.seq - b.seq);
+        await broadcastEvent(this.broker, "chat.messages.created", { messages, committedAt });
+      }
+      return outcomes;
+    },
+
     views(ctx: Context): RoomViews {
       return new RoomViews(this.store, {
         usernames: async (ids) => {
@@ -556,6 +612,16 @@ const ChatService: ServiceSchema<ServiceSettingSchema, Methods, Vars> = {
   async started() {
     this.store = new ChatStore(this.db, this.outbox, { roomAddsPerHour: config().roomAddsPerHour });
     this.access = new RoomAccess(this.store);
+    this.sends = new GroupCommit((requests) => this.storeSends(requests), { maxBatch: SEND_BATCH_MAX, maxInFlight: 1 });
+    // The broker's own validator (fastest-validator): the same rules and messages as chat.send's params.
+    const { validator } = this.broker;
+    if (!validator) throw new Error("chat needs the broker's params validator (validator: true)");
+    const check = validator.compile(sendParams as unknown as Record<string, unknown>);
+    this.checkSend = (payload) => {
+      const res = check(payload as Record<string, unknown>) as true | object[];
+      if (res !== true) throw new Errors.ValidationError("Parameters validation error!", "VALIDATION_ERROR", res);
+      return payload as SendPayload;
+    };
     registerMetrics(this.broker, [METRIC.messagesSent]);
   },
 };

@@ -5,9 +5,11 @@
 import { randomUUID } from "node:crypto";
 import type { MemberAction } from "../contracts/events.js";
 import { SYSTEM_USER_ID, type MemberRole, type Message, type Room, type RoomKind } from "../contracts/objects.js";
-import { AppError } from "../errors.js";
+import { AppError, databaseUnavailable } from "../errors.js";
 import { mentionedUsernames } from "../contracts/domain-events.js";
 import type { Outbox, Trace } from "../infra/outbox.js";
+import type { Knex } from "knex";
+import type { Outcome } from "../infra/group-commit.js";
 import { isMysql, isUniqueViolation, type Sql } from "../infra/sql.js";
 import { canSee, directKey } from "./rules.js";
 
@@ -118,6 +120,32 @@ const memberEvent = (change: MemberChange, trace: Trace) => ({
 export interface SendResult {
   message: Message;
   created: boolean;
+}
+
+/** A send with what its domain event carries. */
+export interface SendRequest extends SendInput {
+  trace: Trace;
+}
+
+/** The answer to a repeated clientMsgId: the stored original, if it was sent to the same room. */
+function replay(original: Message, roomId: number): Outcome<SendResult> {
+  if (original.roomId !== roomId) {
+    return { ok: false, error: AppError.conflict("This clientMsgId was already used for a message in another room") };
+  }
+  return { ok: true, value: { message: original, created: false } };
+}
+
+const pairKey = (a: number, b: number | string): string => `${a}:${b}`;
+
+function uniquePairs<A, B>(pairs: [A, B][]): [A, B][] {
+  const seen = new Map<string, [A, B]>();
+  for (const p of pairs) seen.set(`${String(p[0])}\u0000${String(p[1])}`, p);
+  return [...seen.values()];
+}
+
+/** `(a = ? and b = ?) or …`: each pair a point of the two-column index (no row-value IN, which not every planner ranges). */
+function wherePairs(q: Knex.QueryBuilder, a: string, b: string, pairs: [unknown, unknown][]): void {
+  for (const [x, y] of pairs) q.orWhere((w) => w.where(a, x as Knex.Value).andWhere(b, y as Knex.Value));
 }
 
 export interface ChatStoreOptions {
@@ -452,45 +480,6 @@ export class ChatStore {
   }
 
   /**
-   * What a send needs to know, in one round trip: the room's kind and pair, the sender's role, the
-   * message this clientMsgId already made, if any, and the room of the message replied to.
-   */
-  private async sendContext(roomId: number, userId: number, clientMsgId: string, replyTo: number | null) {
-    return this.db("rooms as r")
-      .leftJoin("room_members as rm", (j) => j.on("rm.room_id", "r.id").andOnVal("rm.user_id", userId))
-      .where("r.id", roomId)
-      .first<
-        | {
-            kind: RoomKind;
-            direct_key: string | null;
-            role: MemberRole | null;
-            existing_id: number | null;
-            reply_room_id: number | null;
-          }
-        | undefined
-      >(
-        "r.kind",
-        "r.direct_key",
-        "rm.role",
-        this.db.raw("(select m.id from messages m where m.user_id = ? and m.client_msg_id = ?) as existing_id", [
-          userId,
-          clientMsgId,
-        ]),
-        this.db.raw("(select m.room_id from messages m where m.id = ?) as reply_room_id", [replyTo ?? 0]),
-      );
-  }
-
-  /** The stored message of a repeated clientMsgId, for a sender who may still see it. */
-  private replayed(original: Message | undefined, roomId: number): SendResult {
-    // Only a concurrent delete of the room gets here without one.
-    if (!original) throw AppError.notFound("Room");
-    if (original.roomId !== roomId) {
-      throw AppError.conflict("This clientMsgId was already used for a message in another room");
-    }
-    return { message: original, created: false };
-  }
-
-  /**
    * Takes the room's next seq. The UPDATE locks the room row until the transaction ends, so
    * concurrent senders queue on it and seqs come out 1, 2, 3, … with no gap; it also returns the
    * new value (MySQL: LAST_INSERT_ID(expr), read back as the statement's insertId; SQLite: RETURNING).
@@ -511,52 +500,186 @@ export class ChatStore {
   }
 
   /**
-   * Stores a message of a member with the room's next seq, the sender's read marker moved to it and
-   * its `message.created` event, in one transaction. Membership comes first: non-members get
-   * NOT_FOUND for rooms they cannot see and FORBIDDEN for public ones, whatever else they sent (a
-   * replyTo must not tell them which room a message is in). A repeated clientMsgId then returns
-   * the stored original (`created: false`) and changes nothing, to a sender who is still a member;
-   * sent to another room, it is a CONFLICT. The hot path: one read, then BEGIN, four statements, COMMIT.
+   * Stores one message of a member; see sendMany, whose one-item batch this is.
    */
   async send(input: SendInput, trace: Trace): Promise<SendResult> {
-    const context = await this.sendContext(input.roomId, input.userId, input.clientMsgId, input.replyTo ?? null);
-    if (!context || !canSee(context.kind, context.role ?? undefined)) throw AppError.notFound("Room");
-    if (!context.role) throw AppError.forbidden("Join the room first");
-    if (context.existing_id) return this.replayed(await this.message(context.existing_id), input.roomId);
-    if (input.replyTo && Number(context.reply_room_id) !== input.roomId) {
-      throw AppError.validation([{ field: "replyTo", message: "replyTo must be a message of the same room." }]);
+    const [outcome] = await this.sendMany([{ ...input, trace }]);
+    if (!outcome.ok) throw outcome.error;
+    return outcome.value;
+  }
+
+  /**
+   * Stores a batch of sends, each answered alone, in order. Per send, as for one: membership comes
+   * first (NOT_FOUND for rooms the sender cannot see, FORBIDDEN for public ones they are not in,
+   * whatever else they sent — a replyTo must not tell them which room a message is in); a repeated
+   * clientMsgId returns the stored original (`created: false`) and changes nothing, or CONFLICT if
+   * it was sent to another room; then replyTo must be a message of the same room.
+   *
+   * The cost does not grow with the number of sends but with round trips: three reads (rooms,
+   * memberships, repeated clientMsgIds; a fourth for replyTo), then one transaction — every room's
+   * counter moved once, rooms locked in id order, so batches on several chat instances never
+   * deadlock and each room's seqs stay gap-free; one multi-row insert of the messages, the
+   * senders' read markers moved together, one outbox write — and COMMIT. If the transaction fails
+   * for one send (say, a concurrent retry of its clientMsgId), the batch is stored again one send at
+   * a time so that send fails alone.
+   */
+  async sendMany(requests: SendRequest[]): Promise<Outcome<SendResult>[]> {
+    const outcomes: Outcome<SendResult>[] = new Array(requests.length);
+    const fail = (i: number, error: unknown) => (outcomes[i] = { ok: false, error });
+    const ctx = await this.sendContext(requests);
+    const fresh: number[] = [];
+    const firstOf = new Map<string, number>(); // sender:clientMsgId → the batch's first send of it
+    const repeats: [number, number][] = []; // [send, first send of its clientMsgId in this batch]
+    requests.forEach((r, i) => {
+      const room = ctx.rooms.get(r.roomId);
+      const role = ctx.roles.get(pairKey(r.roomId, r.userId));
+      const key = pairKey(r.userId, r.clientMsgId);
+      const original = ctx.existing.get(key);
+      if (!room || !canSee(room.kind, role)) fail(i, AppError.notFound("Room"));
+      else if (!role) fail(i, AppError.forbidden("Join the room first"));
+      else if (original) outcomes[i] = replay(original, r.roomId);
+      else if (r.replyTo && ctx.replyRooms.get(r.replyTo) !== r.roomId) {
+        fail(i, AppError.validation([{ field: "replyTo", message: "replyTo must be a message of the same room." }]));
+      } else if (firstOf.has(key)) repeats.push([i, firstOf.get(key)!]);
+      else {
+        firstOf.set(key, i);
+        fresh.push(i);
+      }
+    });
+    if (fresh.length > 0) {
+      try {
+        const stored = await this.insertSends(
+          fresh.map((i) => requests[i]),
+          ctx.rooms,
+        );
+        fresh.forEach((i, k) => (outcomes[i] = { ok: true, value: { message: stored[k], created: true } }));
+      } catch (err) {
+        if (fresh.length > 1 && !databaseUnavailable(err)) {
+          // One send spoiled the batch: each alone, so only that one fails.
+          for (const i of fresh) [outcomes[i]] = await this.sendMany([requests[i]]);
+        } else {
+          const i = fresh[0];
+          // A concurrent retry of the same clientMsgId won the race: answer with its message.
+          const original =
+            isUniqueViolation(err) && fresh.length === 1
+              ? await this.findByClientMsgId(requests[i].userId, requests[i].clientMsgId)
+              : undefined;
+          if (original) outcomes[i] = replay(original, requests[i].roomId);
+          else for (const j of fresh) fail(j, err);
+        }
+      }
     }
-    try {
-      const message = await this.db.transaction(async (trx) => {
-        const seq = await this.nextSeq(trx, input.roomId);
-        const row = {
-          room_id: input.roomId,
+    for (const [i, first] of repeats) {
+      const o = outcomes[first];
+      outcomes[i] = o.ok ? replay(o.value.message, requests[i].roomId) : o;
+    }
+    return outcomes;
+  }
+
+  /** What a batch of sends needs to know, in three or four reads whatever its size. */
+  private async sendContext(requests: SendRequest[]) {
+    const roomIds = [...new Set(requests.map((r) => r.roomId))];
+    const members = uniquePairs(requests.map((r) => [r.roomId, r.userId]));
+    const sent = uniquePairs(requests.map((r) => [r.userId, r.clientMsgId]));
+    const replyIds = [...new Set(requests.flatMap((r) => (r.replyTo ? [r.replyTo] : [])))];
+    const [roomRows, memberRows, existingRows, replyRows] = await Promise.all([
+      this.db<RoomRow>("rooms").whereIn("id", roomIds).select("id", "kind", "direct_key"),
+      this.db("room_members")
+        .where((q) => wherePairs(q, "room_id", "user_id", members))
+        .select<{ room_id: number; user_id: number; role: MemberRole }[]>("room_id", "user_id", "role"),
+      this.db<MessageRow>("messages")
+        .where((q) => wherePairs(q, "user_id", "client_msg_id", sent))
+        .select(),
+      replyIds.length === 0
+        ? []
+        : this.db("messages").whereIn("id", replyIds).select<{ id: number; room_id: number }[]>("id", "room_id"),
+    ]);
+    const existing = await this.withReactions(existingRows);
+    return {
+      rooms: new Map(roomRows.map((r) => [r.id, { kind: r.kind, directKey: r.direct_key }])),
+      roles: new Map(memberRows.map((m) => [pairKey(m.room_id, m.user_id), m.role])),
+      existing: new Map(existing.map((m) => [pairKey(m.userId, m.clientMsgId), m])),
+      replyRooms: new Map(replyRows.map((r) => [Number(r.id), Number(r.room_id)])),
+    };
+  }
+
+  /** One transaction for sends already checked; the stored messages in the order given. */
+  private insertSends(
+    sends: SendRequest[],
+    rooms: Map<number, { kind: RoomKind; directKey: string | null }>,
+  ): Promise<Message[]> {
+    return this.db.transaction(async (trx) => {
+      const counts = new Map<number, number>();
+      for (const s of sends) counts.set(s.roomId, (counts.get(s.roomId) ?? 0) + 1);
+      const roomIds = [...counts.keys()].sort((a, b) => a - b);
+      // Every room's counter moves once; the rows are locked in id order until COMMIT.
+      const moved = await trx("rooms")
+        .whereIn("id", roomIds)
+        .update({
+          last_seq: trx.raw(`last_seq + case id ${roomIds.map(() => "when ? then ?").join(" ")} end`, [
+            ...roomIds.flatMap((id) => [id, counts.get(id)!]),
+          ]),
+        });
+      if (moved !== roomIds.length) throw AppError.notFound("Room");
+      const last = await trx<RoomRow>("rooms").whereIn("id", roomIds).select("id", "last_seq");
+      const next = new Map(last.map((r) => [r.id, Number(r.last_seq) - counts.get(r.id)! + 1]));
+      const now = Date.now();
+      const rows = sends.map((s) => {
+        const seq = next.get(s.roomId)!;
+        next.set(s.roomId, seq + 1);
+        return {
+          room_id: s.roomId,
           seq,
-          user_id: input.userId,
-          body: input.body,
-          client_msg_id: input.clientMsgId,
-          reply_to: input.replyTo ?? null,
-          created_at: Date.now(),
+          user_id: s.userId,
+          body: s.body,
+          client_msg_id: s.clientMsgId,
+          reply_to: s.replyTo ?? null,
+          created_at: now,
           edited_at: null,
           deleted: false,
         };
-        const [id] = await trx("messages").insert(row);
-        await trx("room_members")
-          .where({ room_id: input.roomId, user_id: input.userId })
-          .update({ last_read_seq: seq });
-        const message = toMessage({ ...row, id: Number(id) });
-        await this.outbox.write(trx, [messageCreated(message, context.kind, context.direct_key, trace)]);
-        return message;
       });
-      return { message, created: true };
-    } catch (err) {
-      // A concurrent retry of the same clientMsgId won the race: answer with its message.
-      if (isUniqueViolation(err)) {
-        const original = await this.findByClientMsgId(input.userId, input.clientMsgId);
-        if (original) return this.replayed(original, input.roomId);
-      }
-      throw err;
-    }
+      await trx("messages").insert(rows);
+      // The ids, by (room, seq): each room's new seqs are one range.
+      const ids = await trx("messages")
+        .where((q) => {
+          for (const id of roomIds) {
+            q.orWhere((r) =>
+              r.where("room_id", id).whereBetween("seq", [next.get(id)! - counts.get(id)!, next.get(id)! - 1]),
+            );
+          }
+        })
+        .select<{ id: number; room_id: number; seq: number }[]>("id", "room_id", "seq");
+      const idOf = new Map(ids.map((r) => [pairKey(r.room_id, r.seq), Number(r.id)]));
+      const messages = rows.map((row) => toMessage({ ...row, id: idOf.get(pairKey(row.room_id, row.seq))! }));
+      // Each sender's read marker moves to their newest message in the room.
+      const markers = new Map<string, [number, number, number]>();
+      for (const m of messages) markers.set(pairKey(m.roomId, m.userId), [m.roomId, m.userId, m.seq]);
+      const marks = [...markers.values()];
+      await trx("room_members")
+        .where((q) =>
+          wherePairs(
+            q,
+            "room_id",
+            "user_id",
+            marks.map(([roomId, userId]) => [roomId, userId]),
+          ),
+        )
+        .update({
+          last_read_seq: trx.raw(
+            `case ${marks.map(() => "when room_id = ? and user_id = ? then ?").join(" ")} else last_read_seq end`,
+            marks.flat(),
+          ),
+        });
+      await this.outbox.write(
+        trx,
+        messages.map((m, k) => {
+          const room = rooms.get(m.roomId)!;
+          return messageCreated(m, room.kind, room.directKey, sends[k].trace);
+        }),
+      );
+      return messages;
+    });
   }
 
   /**

@@ -7,6 +7,7 @@
  */
 import type { UserRecord } from "./accounts.js";
 import type { AppEvent, Message, MemberRole, Principal, Role, RoomKind, User, UserStatus } from "./objects.js";
+import type { ErrorBody } from "./errors.js";
 import type { ClientToServerEvents } from "./socket.js";
 
 /** What a client sends with a socket event, and what its ack carries when it succeeds. */
@@ -123,6 +124,12 @@ export interface InternalActions {
   "chat.react": Action<SocketPayload<"reaction:toggle"> & { roomId?: number }, SocketResult<"reaction:toggle">>;
   "chat.markRead": Action<SocketPayload<"room:read">, SocketResult<"room:read">>;
   "chat.sync": Action<SocketPayload<"sync">, SocketResult<"sync">>;
+
+  /** From gateways: the sends of one tick, each answered alone (as `chat.send` would answer it). */
+  "chat.sendBatch": Action<
+    { sends: { userId: number; requestId: string | null; payload: object }[] },
+    { results: ({ ok: true; message: Message; created: boolean } | { ok: false; error: ErrorBody })[] }
+  >;
 
   "chat.roomIdsOf": Action<{ userId: number }, number[]>;
   "chat.membersAmong": Action<{ roomId: number; userIds: number[] }, number[]>;

@@ -19,8 +19,12 @@ export interface BusEvents {
   "auth.user.sessions_revoked": { userId: number; reason: "operator" };
 
   // Broadcast by chat after commit; every gateway emits them to its own sockets.
-  /** `committedAt`: when chat saw the commit (epoch ms), for the fan-out latency metric. */
-  "chat.message.created": { message: Message; committedAt?: number };
+  /**
+   * The messages one transaction stored (chat's group commit), in seq order per room — one bus
+   * message per batch, not per message. `committedAt`: when chat saw the commit (epoch ms), for the
+   * fan-out latency metric.
+   */
+  "chat.messages.created": { messages: Message[]; committedAt?: number };
   "chat.message.updated": { message: Message };
   "chat.message.deleted": {
     id: number;
@@ -58,7 +62,7 @@ export type BusListeners<This> = {
   [N in BusEventName]?: (this: This, ctx: Context<BusEvents[N]>) => void | Promise<void>;
 };
 
-/** Declares listeners (`events: onBus<Vars>({ "chat.message.created"(ctx) { … } })`): a misspelt event or field fails to compile. */
+/** Declares listeners (`events: onBus<Vars>({ "chat.messages.created"(ctx) { … } })`): a misspelt event or field fails to compile. */
 export const onBus = <This>(listeners: BusListeners<This>): BusListeners<This> => listeners;
 
 interface Emitter {

@@ -179,3 +179,6 @@ export const rules = {
   /** A page size from 1 to `max`; optional (each action has its default). */
   limit: (max: number) => integer(1, max, { optional: true }),
 };
+
+/** The most sends one `chat.sendBatch` call carries and one chat transaction stores. */
+export const SEND_BATCH_MAX = 256;

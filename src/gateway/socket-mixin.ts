@@ -10,7 +10,7 @@ import type { IncomingMessage } from "node:http";
 import type { Logger, ServiceBroker, ServiceSchema, ServiceSettingSchema } from "moleculer";
 import { Server, type Socket } from "socket.io";
 import { config } from "../config.js";
-import type { ActionServing } from "../contracts/actions.js";
+import type { ActionServing, SocketResult } from "../contracts/actions.js";
 import type { Principal } from "../contracts/objects.js";
 import { socketRooms, type Ack, type ClientToServerEvents, type ServerToClientEvents } from "../contracts/socket.js";
 import { AppError, toErrorBody } from "../errors.js";
@@ -47,7 +47,7 @@ export type ChatSocket = Socket<ClientToServerEvents, ServerToClientEvents, Reco
 
 /**
  * How client event E is served: an action whose params and result are E's payload and ack data
- * (ActionServing), or a handler local to the gateway.
+ * (ActionServing), or a handler local to the gateway answering E's ack data.
  */
 export type SocketCall<E extends keyof ClientToServerEvents> =
   | {
@@ -56,7 +56,11 @@ export type SocketCall<E extends keyof ClientToServerEvents> =
       before?: (socket: ChatSocket, payload: Record<string, unknown>) => void;
     }
   | {
-      handle: (socket: ChatSocket, payload: Record<string, unknown>) => unknown;
+      handle: (
+        socket: ChatSocket,
+        payload: Record<string, unknown>,
+        requestId: string,
+      ) => SocketResult<E> | Promise<SocketResult<E>>;
     };
 
 /** Every client event of the contract and how it is served: a missing or misspelt event fails to compile. */
@@ -271,7 +275,7 @@ async function runCall(
     sanitizeInput(payload);
     let data: unknown;
     if ("handle" in call) {
-      data = await call.handle(socket, payload as Record<string, unknown>);
+      data = await call.handle(socket, payload as Record<string, unknown>, requestId);
     } else {
       call.before?.(socket, payload as Record<string, unknown>);
       const meta: CallMeta = { user: socket.data.principal, requestId };
