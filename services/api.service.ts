@@ -33,6 +33,7 @@ import { clientAddress } from "../src/gateway/client-address.js";
 import { restRootCallOptions } from "../src/gateway/request-id.js";
 import { inRequest } from "../src/infra/request-context.js";
 import { TypingTracker } from "../src/gateway/typing.js";
+import { RoomSequencer } from "../src/gateway/room-sequencer.js";
 import { RefusalSampler } from "../src/log/sampler.js";
 import { socketRooms } from "../src/contracts/socket.js";
 import { broadcastEvent, onBus } from "../src/contracts/events.js";
@@ -66,6 +67,8 @@ interface Vars extends SocketHost, WithOutbox {
   sends: GroupCommit<BatchedSend, Message>;
   typing: TypingTracker;
   sweepTimer: NodeJS.Timeout;
+  /** Emits live messages in seq order per room. */
+  sequencer: RoomSequencer;
   sessionCheck: NodeJS.Timeout;
   instancesTimer: NodeJS.Timeout | undefined;
   /** docs/openapi.json, read at creation; undefined when it could not be read (404). */
@@ -261,7 +264,7 @@ const ApiService: ServiceSchema<ApiSettingsSchema, Methods, Vars> = {
     // Fan-out: chat broadcasts after commit; each gateway emits to its own sockets only.
     "chat.messages.created"(ctx) {
       const { messages, committedAt } = ctx.params;
-      for (const message of messages) this.io.to(socketRooms.room(message.roomId)).emit("message:new", message);
+      for (const message of messages) this.sequencer.push(message);
       // One observation per message, as the histogram is documented.
       if (committedAt !== undefined) {
         const seconds = (Date.now() - committedAt) / 1000;
@@ -523,6 +526,9 @@ const ApiService: ServiceSchema<ApiSettingsSchema, Methods, Vars> = {
     // Before anything answers; socket.io's requests get theirs in started() (it takes them over).
     this.server.prependListener("request", (_req, res) => setSecurityHeaders(res));
     this.sendLimiter = new SendRateLimiter(config().sendLimit);
+    this.sequencer = new RoomSequencer((message) =>
+      this.io.to(socketRooms.room(message.roomId)).emit("message:new", message),
+    );
     this.sends = new GroupCommit(
       async (sends) => {
         const { results } = await call(this.broker, "chat.sendBatch", { sends });
@@ -555,7 +561,10 @@ const ApiService: ServiceSchema<ApiSettingsSchema, Methods, Vars> = {
       this.instancesTimer = setInterval(() => this.countInstances(), 5_000);
       this.instancesTimer.unref();
     }
-    this.sweepTimer = setInterval(() => this.sendLimiter.sweep(), 60_000);
+    this.sweepTimer = setInterval(() => {
+      this.sendLimiter.sweep();
+      this.sequencer.sweep(10 * 60_000);
+    }, 60_000);
     this.sweepTimer.unref();
     this.sessionCheck = setInterval(() => {
       this.checkSocketSessions().catch((err: unknown) =>
@@ -567,6 +576,7 @@ const ApiService: ServiceSchema<ApiSettingsSchema, Methods, Vars> = {
 
   async stopped() {
     clearInterval(this.sweepTimer);
+    this.sequencer.flush();
     clearInterval(this.sessionCheck);
     clearInterval(this.instancesTimer);
     this.typing.stop();
