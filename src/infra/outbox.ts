@@ -807,20 +807,26 @@ export async function retryDeadLetter(
       });
     }
     const letter = toDeadLetter(owner, row);
-    await writeOutbox(
-      trx,
-      owner,
-      [
-        {
-          type: "outbox.dead_letter_retried",
-          requestId: by.requestId,
-          data: { ...auditData(letter), userId: by.userId },
-        },
-      ],
-      nodeId,
-    );
+    await auditDeadLetter(trx, owner, "outbox.dead_letter_retried", letter, by, nodeId);
     return letter;
   });
+}
+
+/** The audit event of an admin's retry or drop of a dead letter, in the same transaction. */
+function auditDeadLetter(
+  trx: Knex.Transaction,
+  owner: string,
+  type: "outbox.dead_letter_retried" | "outbox.dead_letter_dropped",
+  letter: DeadLetter,
+  by: { userId: number | null; requestId: string | null },
+  nodeId: string,
+): Promise<DomainEvent[]> {
+  return writeOutbox(
+    trx,
+    owner,
+    [{ type, requestId: by.requestId, data: { ...auditData(letter), userId: by.userId } }],
+    nodeId,
+  );
 }
 
 /** Deletes a dead letter for good, and audits it; null when this database has no such dead letter. */
@@ -836,18 +842,7 @@ export async function dropDeadLetter(
     const row = await takeDeadLetter(trx, owner, id);
     if (!row) return null;
     const letter = toDeadLetter(owner, row);
-    await writeOutbox(
-      trx,
-      owner,
-      [
-        {
-          type: "outbox.dead_letter_dropped",
-          requestId: by.requestId,
-          data: { ...auditData(letter), userId: by.userId },
-        },
-      ],
-      nodeId,
-    );
+    await auditDeadLetter(trx, owner, "outbox.dead_letter_dropped", letter, by, nodeId);
     return letter;
   });
 }
