@@ -259,6 +259,8 @@ export async function startNode(options: StartNodeOptions = {}): Promise<NodeHan
     if (v !== undefined && !INHERITED_BLOCKLIST.has(k)) env[k] = v;
   }
   env.NO_COLOR = "1";
+  // Nor a developer's .env in the checkout.
+  env.ENV_FILE = "";
   env.LOG_LEVEL = "info";
   env.NODE_ID = `test-${randomBytes(4).toString("hex")}`;
   env.JWT_SECRET = TEST_JWT_SECRET;
