@@ -19,10 +19,10 @@ export function publicUser(record: UserRecord): User {
 }
 
 /**
- * The caller's own User (`/api/users/me`, register, login): the status they chose — they are the one asking, so they
- * are around — and their roles if any.
+ * The caller's own User (`/api/users/me`, register, login): the status others see — `offline`
+ * until one of their sockets connects, even right after registering — and their roles if any.
  */
 export function ownUser(record: UserRecord, withRoles = true): User {
-  const { roles, chosenStatus, ...user } = record;
-  return withRoles && roles.length > 0 ? { ...user, status: chosenStatus, roles } : { ...user, status: chosenStatus };
+  const user = publicUser(record);
+  return withRoles && record.roles.length > 0 ? { ...user, roles: record.roles } : user;
 }

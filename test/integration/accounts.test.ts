@@ -273,10 +273,12 @@ for (const engine of ENGINES) {
         const res = await api(base, "PATCH", "/api/users/me", { token: acc.accessToken, body });
         expectValidation(res, field, `PATCH /users/me: ${what}`);
       }
-      // The caller sees the status they chose; others see presence: offline until a socket connects.
+      // Everyone, the caller too, sees presence: offline until a socket connects — right after
+      // registering as well — then the status the user chose.
+      assert.equal(acc.user.status, "offline", "right after registering");
       const chosen = await api(base, "PATCH", "/api/users/me", { token: acc.accessToken, body: { status: "away" } });
       assert.equal(chosen.status, 200, chosen.text);
-      assert.equal(chosen.body.status, "away");
+      assert.equal(chosen.body.status, "offline", "chosen, but no socket yet");
       const seenByOthers = () => api(base, "GET", `/api/users/${acc.user.id}`, { token: acc.accessToken });
       assert.equal((await seenByOthers()).body.status, "offline");
       await connectSocket(base, acc.accessToken, t);
