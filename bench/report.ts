@@ -206,9 +206,9 @@ const esc = (s: string): string => s.replace(/&/g, "&amp;").replace(/</g, "&lt;"
  * the x axis in "nines" (50, 90, 99, 99.9 %), the y axis logarithmic in ms.
  */
 export function latencySvg(results: BenchResults): string {
-  const W = 760;
+  const W = 900;
   const H = 420;
-  const m = { left: 64, right: 210, top: 46, bottom: 52 };
+  const m = { left: 64, right: 300, top: 46, bottom: 52 };
   const pw = W - m.left - m.right;
   const ph = H - m.top - m.bottom;
   const series: { label: string; color: string; dashed: boolean; points: [number, number][] }[] = [];
@@ -223,7 +223,7 @@ export function latencySvg(results: BenchResults): string {
       if (!l.count) continue;
       const h = Histogram.from(l.hist);
       series.push({
-        label: `${t.name} ${kind === "e2e" ? "send→receive" : "ack"}`,
+        label: `${t.name} ${kind === "e2e" ? "send→receive" : "ack"} (${t.open.ratePerSec}/s)`,
         color,
         dashed,
         points: PERCENTILES.map((p) => [p, h.quantile(p)]),

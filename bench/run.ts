@@ -24,9 +24,10 @@
  *   --body N             message body length in characters (100)
  *   --drain-timeout S    how long the outbox may take to drain after the load (120 / 60)
  *   --out FILE           results JSON (bench/results/<time>-full.json; quick: bench/results/quick-latest.json)
+ *   --report FILE        runs nothing: prints the tables of a results JSON and writes its chart beside it
  */
 import { fork, type ChildProcess } from "node:child_process";
-import { mkdirSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { io } from "socket.io-client";
 import { Histogram } from "./hist.js";
@@ -72,6 +73,7 @@ const KNOWN = new Set([
   "body",
   "drain-timeout",
   "out",
+  "report",
   "help",
 ]);
 for (const a of argv)
@@ -81,6 +83,14 @@ for (const a of argv)
   }
 if (flag("help")) {
   console.log("usage: npm run bench [-- --quick] [--targets a,b] [--gateways N] … (options: bench/run.ts)");
+  process.exit(0);
+}
+
+const REPORT = option("report");
+if (REPORT) {
+  const results = JSON.parse(readFileSync(REPORT, "utf8")) as BenchResults;
+  writeFileSync(REPORT.replace(/\.json$/, "") + ".svg", latencySvg(results));
+  console.log(markdown(results));
   process.exit(0);
 }
 
@@ -429,6 +439,13 @@ async function runTarget(name: TargetName): Promise<TargetResult> {
         fail(`${result.idle.failed} idle sockets did not connect: ${opened.find((o) => o.error)?.error}`);
       await Promise.all(workers.map((w) => w.request({ type: "idleClose" }, "idleClosed", 60_000)));
     }
+
+    // The idle sockets' connect and disconnect records (audit, presence) go through first: the
+    // saturation window measures messages, not them.
+    phase = "quiescing";
+    const quietFrom = Date.now();
+    while (((await sampleBacklog()) ?? 0) > 0 && Date.now() - quietFrom < DRAIN_S * 1000) await sleep(500);
+    await sleep(2_000);
 
     // ---- saturation: closed loop --------------------------------------------------------------
     phase = "warm-up";
