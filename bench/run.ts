@@ -23,6 +23,7 @@
  *   --catchup N          messages a reconnecting client catches up on, over 10 rooms (1000)
  *   --body N             message body length in characters (100)
  *   --drain-timeout S    how long the outbox may take to drain after the load (120 / 60)
+ *   --deadline S         the whole run stops (and fails) after this long, whatever happens (1200 / 300)
  *   --out FILE           results JSON (bench/results/<time>-full.json; quick: bench/results/quick-latest.json)
  *   --report FILE        runs nothing: prints the tables of a results JSON and writes its chart beside it
  */
@@ -72,6 +73,7 @@ const KNOWN = new Set([
   "catchup",
   "body",
   "drain-timeout",
+  "deadline",
   "out",
   "report",
   "help",
@@ -110,6 +112,7 @@ const SOCKETS_ASKED = num("sockets", 10_000, 2_000);
 const CATCHUP = Math.round(num("catchup", 1000, 1000) / CATCHUP_ROOMS) * CATCHUP_ROOMS;
 const BODY = num("body", 100, 100, 40);
 const DRAIN_S = num("drain-timeout", 120, 60, 1);
+const DEADLINE_S = num("deadline", 1200, 300, 10);
 const OUT =
   option("out") ??
   path.join(
@@ -687,6 +690,12 @@ for (const signal of ["SIGINT", "SIGTERM"] as const)
     log(`${signal}: stopping`);
     process.exit(130);
   });
+
+// Bounded whatever happens: a hung phase ends the run (the exit hooks stop every process started).
+setTimeout(() => {
+  log(`FAILED: the run took longer than --deadline ${DEADLINE_S} s; stopping everything`);
+  process.exit(1);
+}, DEADLINE_S * 1000).unref();
 
 main().then(
   (code) => process.exit(code),

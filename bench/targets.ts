@@ -162,6 +162,8 @@ const NOCHAT_ENV = {
   SOCKETS_PER_USER: "100000",
   SOCKETS_PER_ADDRESS: "100000",
   ROOM_ADDS_PER_HOUR: "100000",
+  // To profile the nodes under load, e.g. BENCH_NODE_OPTIONS="--cpu-prof --cpu-prof-dir=/tmp/prof".
+  ...(process.env.BENCH_NODE_OPTIONS ? { NODE_OPTIONS: process.env.BENCH_NODE_OPTIONS } : {}),
 };
 
 /** Registers users, puts them in rooms of ROOM_SIZE, and builds the catch-up user's rooms. */
