@@ -82,7 +82,10 @@ export interface TargetResult {
   backlog?: {
     samples: { t: number; pending: number }[];
     maxDuring: number;
+    /** At the end of the saturation window. */
     atLoadEnd: number;
+    /** From the end of the saturation window until the outboxes were empty (null: not within the drain timeout). */
+    drainAfterSaturationMs: number | null;
     final: number;
     drainedMs: number | null;
   };
@@ -158,7 +161,9 @@ export function markdown(results: BenchResults): string {
       lat(o?.ack),
       lat(o?.e2e),
       c ? `${fmt(c.lost + (c.lostInDb ?? 0))} / ${fmt(c.duplicates + (c.extraInDb ?? 0) + c.ackConflicts)}` : "–",
-      b ? `${fmt(b.maxDuring)} → ${fmt(b.final)}` : "n/a",
+      b
+        ? `${fmt(b.atLoadEnd)} · ${b.drainAfterSaturationMs === null ? "–" : fmt(b.drainAfterSaturationMs / 1000, 1)} s · ${fmt(b.final)}`
+        : "n/a",
       t.idle ? `${fmt(t.idle.connected)} · ${fmt(t.idle.rssPerSocketKiB, 1)}` : "–",
       t.catchUp ? fmt(t.catchUp.totalMs) : "–",
       s
@@ -175,7 +180,7 @@ export function markdown(results: BenchResults): string {
     "ack ms p50/p95/p99",
     "send→receive ms p50/p95/p99",
     "lost / dup",
-    "outbox backlog max → end",
+    "outbox backlog after saturation · drained in · at end",
     "idle sockets · RSS KiB/socket",
     "catch-up 1,000 ms",
     "CPU ms/msg: machine = server + db/broker + load gen + other",

@@ -11,7 +11,7 @@
  *
  * STORE picks where a message goes:
  *   none     nowhere: the fan-out limit of socket.io on this machine
- *   mariadb  one INSERT per message (autocommit) through a mysql2 pool of 10, DATABASE_URL
+ *   mariadb  one INSERT per message (autocommit) through a mysql2 pool of 20 (as NoChat's knex pool), DATABASE_URL
  *   sqlite   one INSERT per message through better-sqlite3 (WAL, synchronous=NORMAL, as NoChat), SQLITE_FILE
  * Both tables have NoChat's unique keys (room, seq) and (user, clientMsgId): a retried clientMsgId is
  * answered with the stored original and not broadcast again.
@@ -89,7 +89,7 @@ async function openStore(): Promise<{ store: Store; close(): Promise<void> }> {
     return { store: async () => ({ id: ++nextId }), close: async () => undefined };
   }
   if (STORE === "mariadb") {
-    const pool = mysql.createPool({ uri: process.env.DATABASE_URL, connectionLimit: 10 });
+    const pool = mysql.createPool({ uri: process.env.DATABASE_URL, connectionLimit: 20 });
     await pool.query(CREATE);
     const store: Store = async (m) => {
       const args = [m.roomId, m.seq, m.userId, m.body, m.clientMsgId, Date.parse(m.createdAt)];
