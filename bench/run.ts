@@ -16,8 +16,8 @@
  *   --users N            load users, in rooms of 10 (200 / 40)
  *   --workers N          load-generator processes (2)
  *   --warmup S           closed-loop warm-up before the window (3 / 1)
- *   --duration S         saturation window: closed loop, one send in flight per user (20 / 3)
- *   --open-duration S    open loop at --open-fraction of the saturation rate (15 / 3)
+ *   --duration S         saturation window: closed loop, one send in flight per user (20 / 2)
+ *   --open-duration S    open loop at --open-fraction of the saturation rate (15 / 2)
  *   --open-fraction F    (0.3)
  *   --sockets N          idle authenticated sockets on one gateway (10000 / 2000), capped by `ulimit -n`
  *   --catchup N          messages a reconnecting client catches up on, over 10 rooms (1000)
@@ -105,8 +105,8 @@ const GATEWAYS = num("gateways", 1, 1, 1);
 const USERS = Math.max(10, Math.round(num("users", 200, 40, 10) / 10) * 10);
 const WORKERS = Math.min(num("workers", 2, 2, 1), USERS / 10);
 const WARMUP_S = num("warmup", 3, 1);
-const DURATION_S = num("duration", 20, 3, 1);
-const OPEN_S = num("open-duration", 15, 3, 1);
+const DURATION_S = num("duration", 20, 2, 1);
+const OPEN_S = num("open-duration", 15, 2, 1);
 const OPEN_FRACTION = num("open-fraction", 0.3, 0.3, 0.01);
 const SOCKETS_ASKED = num("sockets", 10_000, 2_000);
 const CATCHUP = Math.round(num("catchup", 1000, 1000) / CATCHUP_ROOMS) * CATCHUP_ROOMS;
@@ -127,12 +127,13 @@ const SOCKETS = Math.max(0, Math.min(SOCKETS_ASKED, FD_LIMIT - 1_000));
 
 // ---- output -------------------------------------------------------------------------------------
 
+const RUN_STARTED = Date.now();
 const tty = process.stderr.isTTY;
 let statusShown = false;
 function log(line: string): void {
   if (statusShown) process.stderr.write("\r\x1b[K");
   statusShown = false;
-  process.stderr.write(`bench: ${line}\n`);
+  process.stderr.write(`bench ${((Date.now() - RUN_STARTED) / 1000).toFixed(1).padStart(5)} s: ${line}\n`);
 }
 let lastPlainStatus = 0;
 function status(line: string): void {
@@ -354,7 +355,7 @@ async function runTarget(name: TargetName): Promise<TargetResult> {
     lastBacklog = pending;
     return pending;
   };
-  /** Waits until the outboxes are empty (at most --drain-timeout), then 2 s more: the time they took, null if they did not drain. */
+  /** Waits until the outboxes are empty (at most --drain-timeout), then 2 s more (quick: 0.3 s): the time they took, null if they did not drain. */
   const quiesce = async (what: string): Promise<number | null> => {
     phase = what;
     const from = Date.now();
@@ -364,7 +365,7 @@ async function runTarget(name: TargetName): Promise<TargetResult> {
       pending = await sampleBacklog();
     }
     const took = (pending ?? 0) === 0 ? Date.now() - from : null;
-    await sleep(2_000);
+    await sleep(QUICK ? 300 : 2_000);
     return took;
   };
   let drainAfterSaturationMs: number | null = null;
