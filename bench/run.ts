@@ -355,16 +355,31 @@ async function runTarget(name: TargetName): Promise<TargetResult> {
     lastBacklog = pending;
     return pending;
   };
-  /** Waits until the outboxes are empty (at most --drain-timeout), then 2 s more (quick: 0.3 s): the time they took, null if they did not drain. */
-  const quiesce = async (what: string): Promise<number | null> => {
+  /**
+   * Waits (at most --drain-timeout) until the target has no more than `sockets` sockets registered
+   * (the idle ones' disconnects handled) and its outboxes read empty twice, 1 s apart; then 2 s more
+   * (quick: 0.3 s). Resolves with the time until they first read empty, null if they did not.
+   */
+  const quiesce = async (what: string, sockets: number): Promise<number | null> => {
     phase = what;
     const from = Date.now();
-    let pending = await sampleBacklog();
-    while ((pending ?? 0) > 0 && Date.now() - from < DRAIN_S * 1000) {
-      await sleep(500);
-      pending = await sampleBacklog();
+    const within = (): boolean => Date.now() - from < DRAIN_S * 1000;
+    let settled = false;
+    let emptyAt = 0;
+    while (!settled && within()) {
+      const connected = await target?.connections().catch(() => undefined);
+      if (connected !== undefined && connected > sockets) {
+        await sleep(250);
+        continue;
+      }
+      settled = ((await sampleBacklog()) ?? 0) === 0;
+      if (settled) {
+        emptyAt = Date.now();
+        await sleep(1_000);
+        settled = ((await sampleBacklog()) ?? 0) === 0;
+      } else await sleep(250);
     }
-    const took = (pending ?? 0) === 0 ? Date.now() - from : null;
+    const took = settled ? emptyAt - from : null;
     await sleep(QUICK ? 300 : 2_000);
     return took;
   };
@@ -460,7 +475,7 @@ async function runTarget(name: TargetName): Promise<TargetResult> {
 
     // The idle sockets' connect and disconnect records (audit, presence) go through first: the
     // saturation window measures messages, not them.
-    await quiesce("quiescing");
+    await quiesce("quiescing", setup.users.length);
 
     // ---- saturation: closed loop --------------------------------------------------------------
     phase = "warm-up";
@@ -473,12 +488,22 @@ async function runTarget(name: TargetName): Promise<TargetResult> {
     const pids = t.pids();
     const loadPids = workers.map((w) => w.child.pid!);
     const infra = infraPids();
-    const cpuOf = (list: number[]): number => list.reduce((a, p) => a + processCpuMs(p), 0);
+    // Per process, so that one exiting in the window (a shared server another user stops) is left
+    // out rather than counted negative.
+    const cpuAt = (list: number[]): Map<number, number> => new Map(list.map((p) => [p, processCpuMs(p)]));
+    const cpuSince = (before: Map<number, number>): number => {
+      let ms = 0;
+      for (const [pid, was] of before) {
+        const now = processCpuMs(pid);
+        if (now >= was) ms += now - was;
+      }
+      return ms;
+    };
     const cpu0 = machineCpu();
-    const [server0, load0, infra0] = [cpuOf(pids), cpuOf(loadPids), cpuOf(infra)];
+    const [serverAt, loadAt, infraAt] = [cpuAt(pids), cpuAt(loadPids), cpuAt(infra)];
     await sleepUntil(winEnd);
     const cpu1 = machineCpu();
-    const [server1, load1, infra1] = [cpuOf(pids), cpuOf(loadPids), cpuOf(infra)];
+    const [serverMs, loadMs, infraMs] = [cpuSince(serverAt), cpuSince(loadAt), cpuSince(infraAt)];
     const serverRss = pids.reduce((a, p) => a + rssBytes(p), 0);
     phase = "stopping the closed loop";
     const stopped = await Promise.all(workers.map((w) => w.request({ type: "closedStop" }, "closedStopped", 60_000)));
@@ -503,10 +528,10 @@ async function runTarget(name: TargetName): Promise<TargetResult> {
       failedAttempts: stopped.reduce((n, s) => n + s.failedAttempts, 0),
       machineCpuMsPerMsg: perMsg(cpu1.busyMs - cpu0.busyMs),
       machineBusyPercent: Math.round(((cpu1.busyMs - cpu0.busyMs) / (cpu1.totalMs - cpu0.totalMs)) * 1000) / 10,
-      serverCpuMsPerMsg: perMsg(server1 - server0),
-      loadCpuMsPerMsg: perMsg(load1 - load0),
-      infraCpuMsPerMsg: perMsg(infra1 - infra0),
-      otherCpuMsPerMsg: perMsg(cpu1.busyMs - cpu0.busyMs - (server1 - server0) - (load1 - load0) - (infra1 - infra0)),
+      serverCpuMsPerMsg: perMsg(serverMs),
+      loadCpuMsPerMsg: perMsg(loadMs),
+      infraCpuMsPerMsg: perMsg(infraMs),
+      otherCpuMsPerMsg: perMsg(cpu1.busyMs - cpu0.busyMs - serverMs - loadMs - infraMs),
       serverRssMiB: MiB(serverRss),
     };
     const atLoadEnd = (await sampleBacklog()) ?? 0;
@@ -522,7 +547,7 @@ async function runTarget(name: TargetName): Promise<TargetResult> {
     );
 
     // What the saturation left in the outboxes is delivered before the latency is measured at 30 %.
-    drainAfterSaturationMs = await quiesce("outbox catching up");
+    drainAfterSaturationMs = await quiesce("outbox catching up", setup.users.length);
     if (samples.length > 0)
       log(
         `${name}: outbox backlog ${atLoadEnd} at the end of the window, ` +

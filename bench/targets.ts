@@ -104,6 +104,8 @@ export interface Target {
   backlog(): Promise<Record<string, number> | undefined>;
   /** A few of the undelivered events, to say why a backlog does not drain. */
   backlogRows(): Promise<OutboxRow[]>;
+  /** Sockets the target has finished registering (NoChat: presence rows); undefined when it keeps none. */
+  connections(): Promise<number | undefined>;
   /** Stops every process; resolves with the exit codes (0 = a clean stop). */
   stop(): Promise<{ name: string; code: number | null; signal: string | null }[]>;
 }
@@ -263,6 +265,9 @@ export async function startNochatEmbedded(log: (line: string) => void): Promise<
       }
       return rows;
     },
+    async connections() {
+      return (sqlite().prepare("SELECT count(*) AS n FROM presence_connections").get() as { n: number }).n;
+    },
     async stop() {
       db?.close();
       const status = await node.stop();
@@ -356,6 +361,10 @@ export async function startNochatClustered(gatewayCount: number, log: (line: str
           for (const r of found) rows.push(outboxRow(producer, r));
         }
         return rows;
+      },
+      async connections() {
+        const [rows] = await db.query<mysql.RowDataPacket[]>("SELECT count(*) AS n FROM presence_connections");
+        return Number(rows[0].n);
       },
       stop: cleanup,
     };
@@ -481,6 +490,7 @@ export async function startBaseline(store: "none" | "mariadb" | "sqlite"): Promi
     },
     backlog: async () => undefined,
     backlogRows: async () => [],
+    connections: async () => undefined,
     stop: cleanup,
   };
 }
