@@ -8,7 +8,6 @@ import { SYSTEM_USER_ID, type MemberRole, type Message, type Room, type RoomKind
 import { AppError, databaseUnavailable } from "../errors.js";
 import { mentionedUsernames } from "../contracts/domain-events.js";
 import type { Outbox, Trace } from "../infra/outbox.js";
-import type { Knex } from "knex";
 import type { Outcome } from "../infra/group-commit.js";
 import { isMysql, isUniqueViolation, type Sql } from "../infra/sql.js";
 import { canSee, directKey } from "./rules.js";
@@ -143,11 +142,6 @@ function uniquePairs<A, B>(pairs: [A, B][]): [A, B][] {
   return [...seen.values()];
 }
 
-/** `(a = ? and b = ?) or …`: each pair a point of the two-column index (no row-value IN, which not every planner ranges). */
-function wherePairs(q: Knex.QueryBuilder, a: string, b: string, pairs: [unknown, unknown][]): void {
-  for (const [x, y] of pairs) q.orWhere((w) => w.where(a, x as Knex.Value).andWhere(b, y as Knex.Value));
-}
-
 export interface ChatStoreOptions {
   /**
    * How many rooms others may put one user in (invites, initial members of a new room, a new
@@ -188,6 +182,8 @@ type ReactionRow = { message_id: number; user_id: number; emoji: string };
 
 export class ChatStore {
   private readonly roomAddsPerHour: number;
+  /** Whether a multi-row INSERT gets consecutive ids here (MySQL/MariaDB: asked once). */
+  private consecutiveIds?: Promise<boolean>;
 
   constructor(
     private readonly db: Sql,
@@ -576,25 +572,54 @@ export class ChatStore {
     return outcomes;
   }
 
+  /**
+   * Inserts message rows in one statement and answers their ids, in order. One multi-row INSERT
+   * gets consecutive ids where the engine promises it — SQLite (one writer), and MySQL/MariaDB with
+   * innodb_autoinc_lock_mode 0 or 1 (1 is MariaDB's default) — read off the insert; with mode 2 (or
+   * if unknown) they are read back by (room, seq).
+   */
+  private async insertedIds(trx: Sql, rows: { room_id: number; seq: number }[]): Promise<number[]> {
+    const [id] = (await trx("messages").insert(rows)) as number[];
+    if (!isMysql(this.db)) return rows.map((_, k) => Number(id) - rows.length + 1 + k);
+    this.consecutiveIds ??= this.db
+      .raw("select @@innodb_autoinc_lock_mode as mode")
+      .then((res: [{ mode: number | string }[]]) => Number(res[0][0]?.mode) <= 1)
+      .catch(() => false);
+    if (await this.consecutiveIds) return rows.map((_, k) => Number(id) + k);
+    const found = await trx("messages")
+      .whereIn("room_id", [...new Set(rows.map((r) => r.room_id))])
+      .whereIn("seq", [...new Set(rows.map((r) => r.seq))])
+      .select<{ id: number; room_id: number; seq: number }[]>("id", "room_id", "seq");
+    const idOf = new Map(found.map((r) => [pairKey(r.room_id, r.seq), Number(r.id)]));
+    return rows.map((r) => idOf.get(pairKey(r.room_id, r.seq))!);
+  }
+
   /** What a batch of sends needs to know, in three or four reads whatever its size. */
   private async sendContext(requests: SendRequest[]) {
     const roomIds = [...new Set(requests.map((r) => r.roomId))];
     const members = uniquePairs(requests.map((r) => [r.roomId, r.userId]));
     const sent = uniquePairs(requests.map((r) => [r.userId, r.clientMsgId]));
     const replyIds = [...new Set(requests.flatMap((r) => (r.replyTo ? [r.replyTo] : [])))];
+    // Memberships and repeated clientMsgIds as IN × IN on their two-column keys (index ranges the
+    // planner handles well); the few rows of other pairs that match are ignored below.
     const [roomRows, memberRows, existingRows, replyRows] = await Promise.all([
       this.db<RoomRow>("rooms").whereIn("id", roomIds).select("id", "kind", "direct_key"),
       this.db("room_members")
-        .where((q) => wherePairs(q, "room_id", "user_id", members))
+        .whereIn("room_id", roomIds)
+        .whereIn("user_id", [...new Set(members.map(([, userId]) => userId))])
         .select<{ room_id: number; user_id: number; role: MemberRole }[]>("room_id", "user_id", "role"),
       this.db<MessageRow>("messages")
-        .where((q) => wherePairs(q, "user_id", "client_msg_id", sent))
+        .whereIn("user_id", [...new Set(sent.map(([userId]) => userId))])
+        .whereIn("client_msg_id", [...new Set(sent.map(([, id]) => id))])
         .select(),
       replyIds.length === 0
         ? []
         : this.db("messages").whereIn("id", replyIds).select<{ id: number; room_id: number }[]>("id", "room_id"),
     ]);
-    const existing = await this.withReactions(existingRows);
+    const wanted = new Set(sent.map(([userId, id]) => pairKey(userId, id)));
+    const existing = await this.withReactions(
+      existingRows.filter((m) => wanted.has(pairKey(m.user_id, m.client_msg_id))),
+    );
     return {
       rooms: new Map(roomRows.map((r) => [r.id, { kind: r.kind, directKey: r.direct_key }])),
       roles: new Map(memberRows.map((m) => [pairKey(m.room_id, m.user_id), m.role])),
@@ -639,32 +664,16 @@ export class ChatStore {
           deleted: false,
         };
       });
-      await trx("messages").insert(rows);
-      // The ids, by (room, seq): each room's new seqs are one range.
-      const ids = await trx("messages")
-        .where((q) => {
-          for (const id of roomIds) {
-            q.orWhere((r) =>
-              r.where("room_id", id).whereBetween("seq", [next.get(id)! - counts.get(id)!, next.get(id)! - 1]),
-            );
-          }
-        })
-        .select<{ id: number; room_id: number; seq: number }[]>("id", "room_id", "seq");
-      const idOf = new Map(ids.map((r) => [pairKey(r.room_id, r.seq), Number(r.id)]));
-      const messages = rows.map((row) => toMessage({ ...row, id: idOf.get(pairKey(row.room_id, row.seq))! }));
+      const ids = await this.insertedIds(trx, rows);
+      const messages = rows.map((row, k) => toMessage({ ...row, id: ids[k] }));
       // Each sender's read marker moves to their newest message in the room.
       const markers = new Map<string, [number, number, number]>();
       for (const m of messages) markers.set(pairKey(m.roomId, m.userId), [m.roomId, m.userId, m.seq]);
       const marks = [...markers.values()];
+      // One statement: the rows are found by room and sender; a pair not in the batch keeps its marker.
       await trx("room_members")
-        .where((q) =>
-          wherePairs(
-            q,
-            "room_id",
-            "user_id",
-            marks.map(([roomId, userId]) => [roomId, userId]),
-          ),
-        )
+        .whereIn("room_id", [...new Set(marks.map(([roomId]) => roomId))])
+        .whereIn("user_id", [...new Set(marks.map(([, userId]) => userId))])
         .update({
           last_read_seq: trx.raw(
             `case ${marks.map(() => "when room_id = ? and user_id = ? then ?").join(" ")} else last_read_seq end`,
