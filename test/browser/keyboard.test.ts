@@ -10,7 +10,6 @@ import {
   browserTest,
   composerValue,
   createRoomRest,
-  eventually,
   gone,
   historyRest,
   joinRest,
@@ -20,6 +19,7 @@ import {
   visible,
   waitSignedIn,
 } from "../support/browser.js";
+import { eventually } from "../support/wait.js";
 
 async function isFocused(locator: Locator): Promise<boolean> {
   if ((await locator.count()) !== 1) return false;
@@ -107,6 +107,7 @@ test(
     await A.keyboard.press("ArrowUp");
     await eventually("the composer holds the last own message", async () => {
       assert.equal(await composerValue(A), "keyboard message");
+      return true;
     });
     await visible(A.getByRole("button", { name: "Cancel edit", exact: true }));
     await A.keyboard.press("ControlOrMeta+a");
@@ -118,7 +119,10 @@ test(
 
     // Escape leaves edit mode without saving.
     await A.keyboard.press("ArrowUp");
-    await eventually("edit mode again", async () => assert.equal(await composerValue(A), "keyboard message, edited"));
+    await eventually("edit mode again", async () => {
+      assert.equal(await composerValue(A), "keyboard message, edited");
+      return true;
+    });
     await A.keyboard.press("Escape");
     await gone(A.getByRole("button", { name: "Cancel edit", exact: true }));
     assert.equal(await composerValue(A), "", "Escape leaves edit mode and clears the composer");
@@ -131,6 +135,7 @@ test(
     await dialog.waitFor();
     await eventually("the focus is inside the dialog", async () => {
       assert.ok(await isFocused(dialog), `focus is on ${await focusedDescription(A)}`);
+      return true;
     });
     // Tab stays inside the dialog: past its last control the focus may go to the browser's own UI
     // (a native modal <dialog> allows that; the page then has no focused element) and comes back,
@@ -150,6 +155,7 @@ test(
     await gone(dialog);
     await eventually("the focus is back on New room", async () => {
       assert.ok(await isFocused(newRoom), `focus is on ${await focusedDescription(A)}`);
+      return true;
     });
 
     // And a room can still be created from the keyboard.

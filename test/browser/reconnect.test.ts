@@ -11,7 +11,6 @@ import { test } from "node:test";
 import {
   browserTest,
   createRoomRest,
-  eventually,
   expectCount,
   gone,
   historyRest,
@@ -23,7 +22,6 @@ import {
   sendMessage,
   sendRest,
   signIn,
-  sleep,
   startEmbeddedNode,
   statusLog,
   ui,
@@ -31,6 +29,7 @@ import {
   waitSignedIn,
   type StartedNode,
 } from "../support/browser.js";
+import { eventually, sleep } from "../support/wait.js";
 
 test(
   "reconnect: catch-up after a restart exactly once, in order; a message sent while down survives a reload",
@@ -157,6 +156,7 @@ test(
     await eventually("no longer pending", async () => {
       const text = (await ui.article(B, offlineBody).first().textContent()) ?? "";
       assert.doesNotMatch(text, /Sending…|Not sent/);
+      return true;
     });
     const history = await historyRest(base, aliceAcc, room.id);
     assert.equal(history.filter((m) => m.body === offlineBody).length, 1, "still exactly once in the history");

@@ -10,7 +10,6 @@ import {
   browserTest,
   composerValue,
   createRoomRest,
-  eventually,
   gone,
   openRoom,
   registerRest,
@@ -19,6 +18,7 @@ import {
   ui,
   visible,
 } from "../support/browser.js";
+import { eventually } from "../support/wait.js";
 
 test(
   "rooms: browse/join, direct message, initial members, mentions, history, settings, kick, leave",

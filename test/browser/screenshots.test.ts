@@ -22,11 +22,11 @@ import {
   registerRest,
   sendRest,
   signIn,
-  sleep,
   ui,
   visible,
 } from "../support/browser.js";
 import { REPO_ROOT } from "../support/processes.js";
+import { sleep } from "../support/wait.js";
 
 const OUT_DIR = path.join(REPO_ROOT, "docs", "screenshots");
 const WRITE = process.env.SCREENSHOTS === "1";

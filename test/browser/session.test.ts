@@ -10,7 +10,6 @@ import type { Page } from "playwright-core";
 import {
   browserTest,
   createRoomRest,
-  eventually,
   historyRest,
   joinRest,
   loginRest,
@@ -21,6 +20,7 @@ import {
   ui,
   visible,
 } from "../support/browser.js";
+import { eventually, sleep } from "../support/wait.js";
 
 /** ACCESS_TOKEN_TTL's minimum: the page must refresh within it. */
 const TTL_S = 10;
@@ -92,7 +92,7 @@ test("session: field errors, token refresh in two tabs, reload, revocation", { t
   assert.ok(Date.now() < first.expiresAt, "refreshed before the old token expired");
 
   // Past two lifetimes (several refreshes by two tabs): still signed in, still sending.
-  await new Promise((resolve) => setTimeout(resolve, 2 * TTL_S * 1000));
+  await sleep(2 * TTL_S * 1000);
   assert.ok((await stored(B))!.accessToken !== refreshed.accessToken, "refreshed again");
   await sendMessage(B, "still here after the tokens rotated");
   await sendMessage(B2, "and from the other tab");

@@ -14,17 +14,16 @@ import { api, type Account } from "../support/accounts-helpers.js";
 import {
   browserTest,
   createRoomRest,
-  eventually,
   gone,
   joinRest,
   openRoom,
   registerRest,
   sendRest,
   signIn,
-  sleep,
   ui,
   visible,
 } from "../support/browser.js";
+import { eventually, sleep } from "../support/wait.js";
 
 /* eslint-disable @typescript-eslint/no-explicit-any -- page-side code: the Node type-check has no DOM lib */
 declare const document: any;

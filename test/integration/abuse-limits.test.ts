@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { io } from "socket.io-client";
 import type { Message, Room } from "../../src/contracts/objects.js";
-import { api, expectError, PASSWORD, sleep, uniqueName, type Account } from "../support/accounts-helpers.js";
+import { api, expectError, PASSWORD, uniqueName, type Account } from "../support/accounts-helpers.js";
 import {
   call,
   connectChat,
@@ -20,6 +20,7 @@ import {
 } from "../support/chat-helpers.js";
 import { startNode, type NodeHandle } from "../support/processes.js";
 import { freePort } from "../support/servers.js";
+import { sleep } from "../support/wait.js";
 
 let nextAddress = 1;
 /** A client address of its own (10.x.y.z), as the trusted proxy reports it. */

@@ -15,7 +15,7 @@ import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import fc from "fast-check";
 import type { Message, MemberRole, RoomKind } from "../../src/contracts/objects.js";
-import { api, register, sleep, uniqueName, type Account } from "../support/accounts-helpers.js";
+import { api, register, uniqueName, type Account } from "../support/accounts-helpers.js";
 import {
   call,
   connectChat,
@@ -29,6 +29,7 @@ import {
 } from "../support/chat-helpers.js";
 import { startNode, type NodeHandle } from "../support/processes.js";
 import { freePort } from "../support/servers.js";
+import { sleep } from "../support/wait.js";
 
 const NUM_RUNS = Number(process.env.MODEL_RUNS) || 15;
 const DELIVERY_TIMEOUT_MS = 3_000;

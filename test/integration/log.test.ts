@@ -17,18 +17,11 @@ import { MongoClient } from "mongodb";
 import type { AppEvent, Message, Room } from "../../src/contracts/objects.js";
 import { openDocStore } from "../../src/infra/docstore.js";
 import { EventLog, type EventDoc } from "../../src/log/event-log.js";
-import {
-  api,
-  connectSocket,
-  eventually,
-  expectError,
-  sleep,
-  type Account,
-  type ApiResponse,
-} from "../support/accounts-helpers.js";
+import { api, connectSocket, expectError, type Account, type ApiResponse } from "../support/accounts-helpers.js";
 import { cmid } from "../support/notify-helpers.js";
 import { startNode, type NodeHandle } from "../support/processes.js";
 import { freePort, mongoUrl, serverSkip } from "../support/servers.js";
+import { eventually, sleep } from "../support/wait.js";
 
 const HOUR = 3_600_000;
 const DAY = 24 * HOUR;
@@ -125,7 +118,10 @@ function logSuite(store: Store): void {
     n: number,
     what: string,
   ): Promise<AppEvent[]> {
-    await eventually(async () => (await ofType(type, where)).length >= n, WAIT_MS, `${what}: ${n} × ${type}`, 250);
+    await eventually(`${what}: ${n} × ${type}`, async () => (await ofType(type, where)).length >= n, {
+      timeoutMs: WAIT_MS,
+      intervalMs: 250,
+    });
     const found = await ofType(type, where);
     assert.equal(found.length, n, `${what}: ${type} × ${found.length}: ${JSON.stringify(found)}`);
     for (const e of found) assert.equal(e.nodeId, node.env.NODE_ID);
@@ -370,10 +366,9 @@ function logSuite(store: Store): void {
     const { ann } = accounts;
     const access = async (rid: string): Promise<AppEvent> => {
       await eventually(
-        async () => (await ofType("http.access", (e) => e.requestId === rid)).length > 0,
-        WAIT_MS,
         `the access record of ${rid}`,
-        250,
+        async () => (await ofType("http.access", (e) => e.requestId === rid)).length > 0,
+        { timeoutMs: WAIT_MS, intervalMs: 250 },
       );
       const found = await ofType("http.access", (e) => e.requestId === rid);
       assert.equal(found.length, 1, JSON.stringify(found));

@@ -23,11 +23,12 @@ import type { Socket } from "socket.io-client";
 import type { Message, Notification, Room } from "../../src/contracts/objects.js";
 import type { UnreadState } from "../../src/contracts/socket.js";
 import type { Health } from "../../src/gateway/health.js";
-import { api, connectSocket, eventually, register, sleep } from "../support/accounts-helpers.js";
+import { api, connectSocket, register } from "../support/accounts-helpers.js";
 import { cmid, Collector, createRoom, emitAck, emitOk, myRooms, pool, sendRest } from "../support/notify-helpers.js";
 import { startNode, type NodeHandle } from "../support/processes.js";
 import { rabbitmqctl } from "../support/rabbitmq.js";
 import { createTestDatabase, freePort, rabbitUrl, requireServer, uniqueNamespace } from "../support/servers.js";
+import { eventually, sleep } from "../support/wait.js";
 
 const PHASE1_MENTIONS = 40;
 const PHASE2_MENTIONS = 100;
@@ -74,13 +75,13 @@ test("notify in a cluster: exactly once with two instances, catch-up after downt
   const ids = (nodes: NodeHandle[]) => nodes.map((n) => n.env.NODE_ID).sort();
   for (const base of [g1Base, g2Base]) {
     await eventually(
+      `${base} sees all five nodes`,
       async () => {
         const res = await api<Health>(base, "GET", "/api/health");
         const seen = res.body?.nodes?.map((n) => n.id) ?? [];
         return res.status === 200 && ids([g1, g2, n1, n2]).every((id) => seen.includes(id)) && seen.length === 5;
       },
-      20_000,
-      `${base} sees all five nodes`,
+      { timeoutMs: 20_000 },
     );
   }
   t.diagnostic(`cluster of 5 nodes up in ${Date.now() - started} ms`);
@@ -118,7 +119,9 @@ test("notify in a cluster: exactly once with two instances, catch-up after downt
         (i) => sendRest(i % 2 ? g2Base : g1Base, ann, general.id, `hey @bob #${i}`),
       );
       const sentIds = sent.map((m) => m.id).sort((a, b) => a - b);
-      await eventually(async () => total(await mentionCounts(general.id)) >= PHASE1_MENTIONS, 20_000, "all mentions");
+      await eventually("all mentions", async () => total(await mentionCounts(general.id)) >= PHASE1_MENTIONS, {
+        timeoutMs: 20_000,
+      });
       await sleep(1_500); // anything delivered twice would show up by now
       const counts = await mentionCounts(general.id);
       assert.deepEqual(
@@ -132,11 +135,15 @@ test("notify in a cluster: exactly once with two instances, catch-up after downt
       );
       const processed = await query<{ n: number }>("select count(*) as n from notify_processed");
       assert.ok(Number(processed[0].n) >= PHASE1_MENTIONS + 1);
-      await eventually(async () => (await pendingForNotify()) === 0, 10_000, "chat's outbox drained for notify");
+      await eventually("chat's outbox drained for notify", async () => (await pendingForNotify()) === 0, {
+        timeoutMs: 10_000,
+      });
 
       // Live, on both tabs (two gateways): the invite and every mention, once each.
       for (const [i, c] of live.entries()) {
-        await eventually(() => c.items.length >= PHASE1_MENTIONS + 1, 10_000, `live notifications on tab ${i + 1}`);
+        await eventually(`live notifications on tab ${i + 1}`, () => c.items.length >= PHASE1_MENTIONS + 1, {
+          timeoutMs: 10_000,
+        });
         const messageIds = c.items.filter((n) => n.kind === "mention").map((n) => n.messageId);
         assert.equal(new Set(messageIds).size, PHASE1_MENTIONS, `tab ${i + 1}: each mention once`);
         assert.equal(new Set(c.items.map((n) => n.id)).size, c.items.length);
@@ -148,9 +155,9 @@ test("notify in a cluster: exactly once with two instances, catch-up after downt
     const full = { roomId: general.id, unread: PHASE1_MENTIONS, mentions: PHASE1_MENTIONS, lastReadSeq: 0 };
     for (const [i, c] of unread.entries()) {
       await eventually(
-        () => c.items.some((u) => isDeepStrictEqual(u, full)),
-        10_000,
         `tab ${i + 1} was told about ${PHASE1_MENTIONS} mentions`,
+        () => c.items.some((u) => isDeepStrictEqual(u, full)),
+        { timeoutMs: 10_000 },
       );
       c.clear();
     }
@@ -159,9 +166,9 @@ test("notify in a cluster: exactly once with two instances, catch-up after downt
     assert.deepEqual(state, half);
     for (const [i, c] of unread.entries()) {
       await eventually(
-        () => c.items.some((u) => isDeepStrictEqual(u, half)),
-        10_000,
         `unread after room:read on tab ${i + 1} (gateway ${i + 1})`,
+        () => c.items.some((u) => isDeepStrictEqual(u, half)),
+        { timeoutMs: 10_000 },
       );
     }
     const viaG2 = (await myRooms(g2Base, bob)).get(general.id) as Room;
@@ -177,9 +184,9 @@ test("notify in a cluster: exactly once with two instances, catch-up after downt
       const before = total(await mentionCounts(general.id));
       await Promise.all([n1.stop(), n2.stop()]);
       await eventually(
-        async () => (await api<Health>(g1Base, "GET", "/api/health")).body?.missing?.includes("notify") === true,
-        10_000,
         "the gateways see notify gone",
+        async () => (await api<Health>(g1Base, "GET", "/api/health")).body?.missing?.includes("notify") === true,
+        { timeoutMs: 10_000 },
       );
 
       const sent = await pool(
@@ -196,28 +203,29 @@ test("notify in a cluster: exactly once with two instances, catch-up after downt
       );
       // The log took its share; the rows wait for notify alone.
       await eventually(
-        async () => (await pendingForNotify()) === PHASE2_MENTIONS,
-        10_000,
         `${PHASE2_MENTIONS} events waiting for notify`,
+        async () => (await pendingForNotify()) === PHASE2_MENTIONS,
+        { timeoutMs: 10_000 },
       );
       await sleep(1_000);
       assert.equal(total(await mentionCounts(general.id)), before, "no notification while notify is down");
 
       const restartedAt = Date.now();
       await notifyNode("N3");
-      const took = await eventually(
-        async () => total(await mentionCounts(general.id)) >= before + PHASE2_MENTIONS,
-        30_000,
+      const upAt = Date.now();
+      await eventually(
         `${PHASE2_MENTIONS} notifications after notify is back`,
+        async () => total(await mentionCounts(general.id)) >= before + PHASE2_MENTIONS,
+        { timeoutMs: 30_000 },
       );
       t.diagnostic(
-        `applied ${PHASE2_MENTIONS} waiting events ${took} ms after N3 started (start took ${Date.now() - restartedAt - took} ms)`,
+        `applied ${PHASE2_MENTIONS} waiting events ${Date.now() - upAt} ms after N3 started (start took ${upAt - restartedAt} ms)`,
       );
       await sleep(1_500);
       const counts = await mentionCounts(general.id);
       assert.equal(total(counts), before + PHASE2_MENTIONS, "exactly 100 more");
       for (const m of sent) assert.equal(counts.get(m.id), 1, `message ${m.id} notified once`);
-      await eventually(async () => (await pendingForNotify()) === 0, 10_000, "chat's outbox drained");
+      await eventually("chat's outbox drained", async () => (await pendingForNotify()) === 0, { timeoutMs: 10_000 });
     },
   );
 
@@ -317,13 +325,13 @@ test("notify in a cluster: exactly once with two instances, catch-up after downt
         "history holds exactly the acknowledged messages",
       );
 
-      const took = await eventually(
-        async () => total(await mentionCounts(room.id)) >= acked.length,
-        60_000,
+      const finishedAt = Date.now();
+      await eventually(
         "a mention notification for every acknowledged message",
-        250,
+        async () => total(await mentionCounts(room.id)) >= acked.length,
+        { timeoutMs: 60_000, intervalMs: 250 },
       );
-      t.diagnostic(`all ${acked.length} notifications ${took} ms after the senders finished`);
+      t.diagnostic(`all ${acked.length} notifications ${Date.now() - finishedAt} ms after the senders finished`);
       await sleep(2_000);
       const counts = await mentionCounts(room.id);
       assert.deepEqual(

@@ -17,7 +17,7 @@ import knexFactory from "knex";
 import type { Socket } from "socket.io-client";
 import type { Message, Notification, Room } from "../../src/contracts/objects.js";
 import type { UnreadState } from "../../src/contracts/socket.js";
-import { api, connectSocket, eventually, expectError, register, type Account } from "../support/accounts-helpers.js";
+import { api, connectSocket, expectError, register, type Account } from "../support/accounts-helpers.js";
 import {
   cmid,
   Collector,
@@ -31,6 +31,7 @@ import {
 } from "../support/notify-helpers.js";
 import { startNode, type NodeHandle } from "../support/processes.js";
 import { freePort } from "../support/servers.js";
+import { eventually } from "../support/wait.js";
 
 const WAIT_MS = 10_000;
 
@@ -50,9 +51,9 @@ describe("notifications and unread counts (embedded node)", () => {
   async function barrier(): Promise<void> {
     const sentinel = await sendRest(base, ann, general.id, `@zed barrier ${++barriers}`);
     await eventually(
-      async () => (await notifications(base, zed)).some((n) => n.messageId === sentinel.id),
-      WAIT_MS,
       `zed's barrier mention ${barriers}`,
+      async () => (await notifications(base, zed)).some((n) => n.messageId === sentinel.id),
+      { timeoutMs: WAIT_MS },
     );
   }
 
@@ -61,7 +62,9 @@ describe("notifications and unread counts (embedded node)", () => {
 
   /** Waits for exactly one notification of `kind` for `message`, and checks its fields. */
   async function expectOne(user: Account, message: Message, kind: Notification["kind"]): Promise<Notification> {
-    await eventually(async () => (await forMessage(user, message)).length > 0, WAIT_MS, `${kind} for message`);
+    await eventually(`${kind} for message`, async () => (await forMessage(user, message)).length > 0, {
+      timeoutMs: WAIT_MS,
+    });
     await barrier(); // nothing more comes for it
     const got = await forMessage(user, message);
     assert.equal(got.length, 1, `exactly one notification: ${JSON.stringify(got)}`);
@@ -120,7 +123,7 @@ describe("notifications and unread counts (embedded node)", () => {
     await invite(base, ann, general.id, dave);
 
     for (const user of [bob, zed, dave]) {
-      await eventually(async () => (await notifications(base, user)).length > 0, WAIT_MS, "an invite");
+      await eventually("an invite", async () => (await notifications(base, user)).length > 0, { timeoutMs: WAIT_MS });
     }
     await barrier();
     for (const user of [bob, dave]) {
@@ -139,16 +142,16 @@ describe("notifications and unread counts (embedded node)", () => {
     const secret = await createRoom(base, ann, { name: "secret", kind: "private" });
     await invite(base, ann, secret.id, carol);
     await eventually(
-      async () => (await notifications(base, carol)).some((n) => n.kind === "invite" && n.roomId === secret.id),
-      WAIT_MS,
       "carol's invite to the private room",
+      async () => (await notifications(base, carol)).some((n) => n.kind === "invite" && n.roomId === secret.id),
+      { timeoutMs: WAIT_MS },
     );
   });
 
   it("the invite reached both of bob's tabs live as `notification`", async () => {
     const [rest] = await notifications(base, bob);
     for (const live of bobLive) {
-      await eventually(() => live.items.length >= 1, WAIT_MS, "a live notification on each tab");
+      await eventually("a live notification on each tab", () => live.items.length >= 1, { timeoutMs: WAIT_MS });
       assert.deepEqual(live.items, [rest], "the same Notification object as the REST list");
     }
   });
@@ -249,7 +252,7 @@ describe("notifications and unread counts (embedded node)", () => {
     const rest = await notifications(base, bob);
     const ids = rest.map((n) => n.id).reverse(); // REST is newest first
     for (const live of bobLive) {
-      await eventually(() => live.items.length >= ids.length, WAIT_MS, "all live notifications");
+      await eventually("all live notifications", () => live.items.length >= ids.length, { timeoutMs: WAIT_MS });
       assert.deepEqual(
         live.items.map((n) => n.id),
         ids,
@@ -318,9 +321,9 @@ describe("notifications and unread counts (embedded node)", () => {
   it("GET /api/rooms `unread` / `mentions` / `lastReadSeq` through sends, room:read and new messages; `unread` on both tabs", async () => {
     const room = await createRoom(base, ann, { name: "counts", kind: "public", members: [bob.user.id, zed.user.id] });
     await eventually(
-      () => bobTabs.every((_, i) => bobLive[i].items.some((n) => n.kind === "invite" && n.roomId === room.id)),
-      WAIT_MS,
       "the invite on both tabs",
+      () => bobTabs.every((_, i) => bobLive[i].items.some((n) => n.kind === "invite" && n.roomId === room.id)),
+      { timeoutMs: WAIT_MS },
     );
     for (const c of bobUnread) c.clear();
     const view = async (who: Account) => {
@@ -340,7 +343,7 @@ describe("notifications and unread counts (embedded node)", () => {
 
     // Each new mention announced the unread state to every tab of bob.
     for (const c of bobUnread) {
-      await eventually(() => c.items.some((u) => u.mentions === 2), WAIT_MS, "unread with 2 mentions");
+      await eventually("unread with 2 mentions", () => c.items.some((u) => u.mentions === 2), { timeoutMs: WAIT_MS });
       assert.deepEqual(c.items[c.items.length - 1], { roomId: room.id, unread: 3, mentions: 2, lastReadSeq: 0 });
       c.clear();
     }
@@ -350,7 +353,7 @@ describe("notifications and unread counts (embedded node)", () => {
     const read2 = await emitOk<UnreadState>(tab1, "room:read", { roomId: room.id, seq: 2 });
     assert.deepEqual(read2, { roomId: room.id, unread: 1, mentions: 1, lastReadSeq: 2 });
     for (const c of bobUnread) {
-      await eventually(() => c.items.length >= 1, WAIT_MS, "unread after room:read");
+      await eventually("unread after room:read", () => c.items.length >= 1, { timeoutMs: WAIT_MS });
       assert.deepEqual(c.items, [read2]);
       c.clear();
     }
@@ -366,7 +369,9 @@ describe("notifications and unread counts (embedded node)", () => {
     assert.equal(rest.status, 204, rest.text);
     const caughtUp = { roomId: room.id, unread: 0, mentions: 0, lastReadSeq: 3 };
     for (const c of bobUnread) {
-      await eventually(() => c.items.some((u) => u.lastReadSeq === 3), WAIT_MS, "unread after POST read");
+      await eventually("unread after POST read", () => c.items.some((u) => u.lastReadSeq === 3), {
+        timeoutMs: WAIT_MS,
+      });
       assert.deepEqual(c.items[c.items.length - 1], caughtUp);
     }
     assert.deepEqual(await view(bob), { lastSeq: 3, unread: 0, mentions: 0, lastReadSeq: 3 });
@@ -415,9 +420,9 @@ describe("notifications and unread counts (embedded node)", () => {
     const count = async (sql: string): Promise<number> => Number((await db.raw(sql))[0].n);
     try {
       await eventually(
-        async () => (await count("select count(*) as n from chat_outbox")) === 0,
-        WAIT_MS,
         "an empty chat_outbox",
+        async () => (await count("select count(*) as n from chat_outbox")) === 0,
+        { timeoutMs: WAIT_MS },
       );
       const dupes = await db.raw(
         "select user_id, kind, message_id, count(*) as n from notifications where message_id is not null " +

@@ -18,11 +18,12 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { ServiceBroker } from "moleculer";
 import { SYSTEM_USER_ID } from "../../src/contracts/objects.js";
-import { api, login, PASSWORD, register, watchRevocation, withTimeout } from "../support/accounts-helpers.js";
+import { api, login, PASSWORD, register, watchRevocation } from "../support/accounts-helpers.js";
 import { connectChat, createRoom, Inbox, waitSubscribed } from "../support/chat-helpers.js";
-import { eventually } from "../support/browser.js";
+
 import { startNode, type NodeHandle } from "../support/processes.js";
 import { createTestDatabase, freePort, rabbitUrl, requireServer, uniqueNamespace } from "../support/servers.js";
+import { eventually, withTimeout } from "../support/wait.js";
 
 /** Types one line into the REPL; returns what it printed up to its next prompt. */
 async function type(repl: NodeHandle, prompt: string, line: string, timeoutMs = 15_000): Promise<string> {

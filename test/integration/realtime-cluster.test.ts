@@ -11,7 +11,7 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import type { Message } from "../../src/contracts/objects.js";
-import { api, register, sleep, uniqueName, type Account } from "../support/accounts-helpers.js";
+import { api, register, uniqueName, type Account } from "../support/accounts-helpers.js";
 import {
   call,
   connectChat,
@@ -34,6 +34,7 @@ import {
   uniqueNamespace,
   type TestDatabase,
 } from "../support/servers.js";
+import { sleep } from "../support/wait.js";
 
 /** How long to keep listening after the expected events arrived, to catch duplicates and leaks. */
 const SETTLE_MS = 600;

@@ -10,7 +10,7 @@ import { after, before, describe, it } from "node:test";
 import type { Socket } from "socket.io-client";
 import { io } from "socket.io-client";
 import type { Message, Room } from "../../src/contracts/objects.js";
-import { api, register, sleep, uniqueName, type Account } from "../support/accounts-helpers.js";
+import { api, register, uniqueName, type Account } from "../support/accounts-helpers.js";
 import {
   call,
   connectChat,
@@ -25,6 +25,7 @@ import {
 } from "../support/chat-helpers.js";
 import { startNode, type NodeHandle } from "../support/processes.js";
 import { freePort } from "../support/servers.js";
+import { sleep } from "../support/wait.js";
 
 type Case = [label: string, payload: unknown, code: string | string[], field?: string];
 

@@ -107,25 +107,6 @@ export function expectValidation(res: ApiResponse, field: string, what = ""): vo
   );
 }
 
-export function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-/** Polls `probe` until it returns true; fails with `message` after `timeoutMs`. Returns the time it took. */
-export async function eventually(
-  probe: () => Promise<boolean> | boolean,
-  timeoutMs: number,
-  message: string,
-  intervalMs = 100,
-): Promise<number> {
-  const started = Date.now();
-  for (;;) {
-    if (await probe()) return Date.now() - started;
-    if (Date.now() - started >= timeoutMs) assert.fail(`${message} (not within ${timeoutMs} ms)`);
-    await sleep(intervalMs);
-  }
-}
-
 /** A fresh username (≤ 32 characters of [a-z0-9_]) starting with `prefix`. */
 export function uniqueName(prefix = "u"): string {
   return `${prefix}_${randomBytes(4).toString("hex")}`.slice(0, 32);
@@ -223,18 +204,4 @@ export function watchRevocation(socket: Socket): {
     });
   });
   return { events, disconnected };
-}
-
-export async function withTimeout<T>(promise: Promise<T>, ms: number, message: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  try {
-    return await Promise.race([
-      promise,
-      new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new Error(`${message} (not within ${ms} ms)`)), ms);
-      }),
-    ]);
-  } finally {
-    clearTimeout(timer);
-  }
 }

@@ -34,6 +34,7 @@ import {
 import { api, PASSWORD, type Account } from "./accounts-helpers.js";
 import { startNode, REPO_ROOT, type NodeHandle, type StartNodeOptions } from "./processes.js";
 import { freePort, isCI } from "./servers.js";
+import { eventually, sleep } from "./wait.js";
 
 export { PASSWORD };
 
@@ -355,37 +356,6 @@ export async function browserTest(
 }
 
 // ---- waiting without @playwright/test's expect ---------------------------------------------------
-
-export function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-/**
- * Re-runs `check` (which throws or returns false when not yet true) until it passes; fails with
- * its last error after `timeoutMs`.
- */
-export async function eventually<T>(
-  what: string,
-  check: () => Promise<T> | T,
-  { timeoutMs = UI_TIMEOUT_MS, intervalMs = 100 }: { timeoutMs?: number; intervalMs?: number } = {},
-): Promise<Exclude<T, false>> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const value = await check();
-      if (value !== false) return value as Exclude<T, false>;
-      last = undefined;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() >= deadline) {
-      const detail = last instanceof Error ? last.message : last === undefined ? "still false" : String(last);
-      assert.fail(`timed out after ${timeoutMs} ms waiting for ${what}: ${detail}`);
-    }
-    await sleep(intervalMs);
-  }
-}
 
 export async function visible(locator: Locator, timeoutMs = UI_TIMEOUT_MS): Promise<Locator> {
   await locator.first().waitFor({ state: "visible", timeout: timeoutMs });

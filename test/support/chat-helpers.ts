@@ -10,7 +10,8 @@ import { randomBytes } from "node:crypto";
 import { io, type Socket } from "socket.io-client";
 import type { Message, Room } from "../../src/contracts/objects.js";
 import type { ClientToServerEvents, ServerToClientEvents } from "../../src/contracts/socket.js";
-import { api, assertNoLeak, sleep, type Account } from "./accounts-helpers.js";
+import { api, assertNoLeak, type Account } from "./accounts-helpers.js";
+import { eventually } from "./wait.js";
 
 export type ChatSocket = Socket<ServerToClientEvents, ClientToServerEvents>;
 export type ClientEvent = keyof ClientToServerEvents;
@@ -143,14 +144,15 @@ export function expectAckError(ack: unknown, code: string | string[], what: stri
  * the user was not typing.
  */
 export async function waitSubscribed(socket: ChatSocket, roomId: number, timeoutMs = 10_000): Promise<void> {
-  const started = Date.now();
-  for (;;) {
-    const ack = await call(socket, "typing", { roomId, typing: false });
-    if (ack.ok) return;
-    if (Date.now() - started > timeoutMs)
-      assert.fail(`socket not subscribed to room ${roomId}: ${JSON.stringify(ack)}`);
-    await sleep(25);
-  }
+  await eventually(
+    `the socket in room ${roomId}'s channel`,
+    async () => {
+      const ack = await call(socket, "typing", { roomId, typing: false });
+      assert.ok(ack.ok, JSON.stringify(ack));
+      return true;
+    },
+    { timeoutMs, intervalMs: 25 },
+  );
 }
 
 export interface Received {

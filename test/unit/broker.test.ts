@@ -19,6 +19,7 @@ import type { AppEvent, AuthResult, Message, Principal, User } from "../../src/c
 import { AppError, toErrorBody } from "../../src/errors.js";
 import type { WithOutbox } from "../../src/infra/outbox-mixin.js";
 import { OPERATOR, PermissionMiddleware } from "../../src/infra/permissions.js";
+import { eventually } from "../support/wait.js";
 
 async function rejection(promise: Promise<unknown>): Promise<Errors.MoleculerError> {
   return promise.then(
@@ -30,15 +31,8 @@ async function rejection(promise: Promise<unknown>): Promise<Errors.MoleculerErr
   );
 }
 
-async function poll<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs = 5_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await fn();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) assert.fail(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-}
+/** The outbox relays deliver within milliseconds here: poll often. */
+const POLL = { timeoutMs: 5_000, intervalMs: 50 };
 
 describe("services in one broker (SQLite + embedded log store)", () => {
   let dataDir: string;
@@ -265,14 +259,18 @@ describe("services in one broker (SQLite + embedded log store)", () => {
   });
 
   it("log records user.registered (through users' outbox); an admin queries it", async () => {
-    const events = await poll("every user.registered in the log", async () => {
-      const { events } = await broker.call<{ events: AppEvent[] }, object>(
-        "log.query",
-        { type: "user.registered" },
-        as(bossPrincipal),
-      );
-      return events.length >= 3 ? events : undefined;
-    });
+    const events = await eventually(
+      "every user.registered in the log",
+      async () => {
+        const { events } = await broker.call<{ events: AppEvent[] }, object>(
+          "log.query",
+          { type: "user.registered" },
+          as(bossPrincipal),
+        );
+        return events.length >= 3 && events;
+      },
+      POLL,
+    );
     const created = events.filter((e) => e.type === "user.registered");
     assert.equal(created.length, events.length, "the type filter holds");
     assert.deepEqual(created.map((e) => e.data.username).sort(), ["alice", "bob", "boss"], "each exactly once");
@@ -295,14 +293,18 @@ describe("services in one broker (SQLite + embedded log store)", () => {
     );
     assert.ok(byUser.length >= 1 && byUser.every((e) => e.userId === alice.user.id));
     // Nothing is left behind in the producers' outboxes once delivered.
-    await poll("empty outboxes", async () => {
-      const backlogs = await Promise.all(
-        ["users", "auth", "chat"].map((name) =>
-          (broker.getLocalService(name) as unknown as WithOutbox).relay.backlog(),
-        ),
-      );
-      return backlogs.every((n) => n === 0) ? true : undefined;
-    });
+    await eventually(
+      "empty outboxes",
+      async () => {
+        const backlogs = await Promise.all(
+          ["users", "auth", "chat"].map((name) =>
+            (broker.getLocalService(name) as unknown as WithOutbox).relay.backlog(),
+          ),
+        );
+        return backlogs.every((n) => n === 0);
+      },
+      POLL,
+    );
   });
 
   it("logout ends the session: its token no longer resolves, and the log records the revocation", async () => {
@@ -317,14 +319,18 @@ describe("services in one broker (SQLite + embedded log store)", () => {
     // The first session is still alive.
     assert.equal((await principalOf(alice.accessToken)).id, alice.user.id);
 
-    const logout = await poll("the auth.logout event", async () => {
-      const { events } = await broker.call<{ events: AppEvent[] }, object>(
-        "log.query",
-        { type: "auth.logout" },
-        as(bossPrincipal),
-      );
-      return events.find((e) => e.data.sessionId === principal.sessionId);
-    });
+    const logout = await eventually(
+      "the auth.logout event",
+      async () => {
+        const { events } = await broker.call<{ events: AppEvent[] }, object>(
+          "log.query",
+          { type: "auth.logout" },
+          as(bossPrincipal),
+        );
+        return events.find((e) => e.data.sessionId === principal.sessionId);
+      },
+      POLL,
+    );
     assert.equal(logout.userId, alice.user.id);
   });
 });

@@ -19,6 +19,7 @@ import { reloadConfig } from "../../src/config.js";
 import { AppError, DATABASE_RETRY_AFTER_S, databaseUnavailable, toErrorBody } from "../../src/errors.js";
 import { DatabaseOutageMiddleware, OutageTracker, databaseName, outagesOf } from "../../src/infra/database-outage.js";
 import { freePort } from "../support/servers.js";
+import { sleep } from "../support/wait.js";
 
 /** What the client sees for `err`: must be 503 UNAVAILABLE with a retry hint, not logged as a fault. */
 function assertUnavailable(err: unknown, what: string): void {
@@ -374,7 +375,7 @@ describe("DatabaseOutage middleware in a broker", () => {
     // A success within a second of the last failure may have raced the outage: not yet back.
     assert.equal(await broker.call("store.ok"), "fine");
     assert.equal(outagesOf(broker).length, 1);
-    await new Promise((resolve) => setTimeout(resolve, 1_100));
+    await sleep(1_100);
     assert.equal(await broker.call("store.ok"), "fine");
     assert.deepEqual(outagesOf(broker), []);
   });
