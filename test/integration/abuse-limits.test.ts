@@ -8,16 +8,9 @@ import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { io } from "socket.io-client";
 import type { Message, Room } from "../../src/contracts/objects.js";
-import { api, expectError, PASSWORD, uniqueName, type Account } from "../support/accounts-helpers.js";
-import {
-  call,
-  connectChat,
-  createRoom,
-  expectAckError,
-  okData,
-  rawCall,
-  type ChatSocket,
-} from "../support/chat-helpers.js";
+import { api, PASSWORD, uniqueName, type Account } from "../support/accounts-helpers.js";
+import { call, connectChat, createRoom, okData, rawCall, type ChatSocket } from "../support/chat-helpers.js";
+import { expectAckError, expectError } from "../support/errors.js";
 import { startNode, type NodeHandle } from "../support/processes.js";
 import { freePort } from "../support/servers.js";
 import { sleep } from "../support/wait.js";

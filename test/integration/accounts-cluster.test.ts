@@ -10,13 +10,13 @@ import { decodeJwt } from "jose";
 import {
   api,
   connectSocket,
-  expectError,
   expectSocketRefused,
   login,
   register,
   uniqueName,
   watchRevocation,
 } from "../support/accounts-helpers.js";
+import { expectError } from "../support/errors.js";
 import { startNode, type NodeHandle } from "../support/processes.js";
 import {
   createTestDatabase,

@@ -15,9 +15,7 @@ import { decodeJwt, SignJWT } from "jose";
 import {
   api,
   connectSocket,
-  expectError,
   expectSocketRefused,
-  expectValidation,
   login,
   PASSWORD,
   register,
@@ -25,6 +23,7 @@ import {
   watchRevocation,
   type Account,
 } from "../support/accounts-helpers.js";
+import { expectError, expectValidation } from "../support/errors.js";
 import { startNode, TEST_JWT_SECRET, type NodeHandle } from "../support/processes.js";
 import { createTestDatabase, freePort, serverSkip, type ServerName, type TestDatabase } from "../support/servers.js";
 import { eventually, GiveUp, withTimeout } from "../support/wait.js";

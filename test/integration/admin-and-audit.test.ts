@@ -20,6 +20,7 @@ import { api, PASSWORD, register, uniqueName, type Account } from "../support/ac
 import { startNode, type NodeHandle } from "../support/processes.js";
 import { freePort, rabbitUrl, uniqueNamespace } from "../support/servers.js";
 import { OPERATOR } from "../../src/infra/permissions.js";
+import { rejectsWith } from "../support/errors.js";
 import { eventually } from "../support/wait.js";
 
 test("admins come from the operator, health details and refusal audit are bounded", async (t) => {
@@ -106,22 +107,23 @@ test("admins come from the operator, health details and refusal audit are bounde
     asOperator,
   );
   assert.deepEqual([granted.admin, granted.changed], [true, true]);
-  await assert.rejects(
+  await rejectsWith(
     operator.call("users.setAdmin", { username: uniqueName("nobody"), admin: true }, asOperator),
-    (err: Error & { code?: number }) => err.code === 404,
+    "NOT_FOUND",
+    "an unknown user",
   );
-  await assert.rejects(
+  await rejectsWith(
     operator.call("users.setAdmin", { username: ann.user.username, admin: false }),
-    (err: Error & { code?: number }) => err.code === 401,
+    "UNAUTHORIZED",
     "a call without a principal is refused",
   );
-  await assert.rejects(
+  await rejectsWith(
     operator.call(
       "users.setAdmin",
       { username: early, admin: false },
       { meta: { user: { ...ghostAcc.user, roles: [], sessionId: "x" } } },
     ),
-    (err: Error & { code?: number }) => err.code === 403,
+    "FORBIDDEN",
     "a user who is not an admin cannot call it on the bus",
   );
   const viaRest = await api(base, "POST", "/api/users/setAdmin", {

@@ -15,27 +15,12 @@ import { after, before, describe, it } from "node:test";
 import { ChatStore } from "../../src/chat/store.js";
 import type { Message, Room } from "../../src/contracts/objects.js";
 import { openSql, releaseSql, type SqlTarget } from "../../src/infra/sql.js";
-import {
-  api,
-  expectError,
-  expectValidation,
-  PASSWORD,
-  register,
-  uniqueName,
-  type Account,
-} from "../support/accounts-helpers.js";
-import {
-  call,
-  connectChat,
-  createRoom,
-  expectAckError,
-  newClientMsgId,
-  okData,
-  restSend,
-} from "../support/chat-helpers.js";
+import { api, PASSWORD, register, uniqueName, type Account } from "../support/accounts-helpers.js";
+import { call, connectChat, createRoom, newClientMsgId, okData, restSend } from "../support/chat-helpers.js";
 import { startNode, type NodeHandle } from "../support/processes.js";
 import { freePort } from "../support/servers.js";
 import { Outbox } from "../../src/infra/outbox.js";
+import { expectAckError, expectError, expectValidation } from "../support/errors.js";
 
 const ROOM_ADDS_PER_HOUR = 3;
 

@@ -14,12 +14,12 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import fc from "fast-check";
+import type { ErrorCode } from "../../src/contracts/errors.js";
 import type { Message, MemberRole, RoomKind } from "../../src/contracts/objects.js";
 import { api, register, uniqueName, type Account } from "../support/accounts-helpers.js";
 import {
   call,
   connectChat,
-  expectAckError,
   Inbox,
   newClientMsgId,
   okData,
@@ -27,6 +27,7 @@ import {
   waitSubscribed,
   type ChatSocket,
 } from "../support/chat-helpers.js";
+import { expectAckError, expectError } from "../support/errors.js";
 import { startNode, type NodeHandle } from "../support/processes.js";
 import { freePort } from "../support/servers.js";
 import { sleep } from "../support/wait.js";
@@ -164,17 +165,9 @@ describe("chat model: random users, rooms and actions never leak and never lose 
         );
       }
 
-      const refusal = (room: ModelRoom) =>
+      /** How a non-member is refused: a public room exists for them, a private one does not. */
+      const refusal = (room: ModelRoom): { status: number; code: ErrorCode } =>
         room.kind === "public" ? { status: 403, code: "FORBIDDEN" } : { status: 404, code: "NOT_FOUND" };
-      const expectRest = (
-        res: { status: number; text: string; body: any },
-        status: number,
-        code: string,
-        what: string,
-      ) => {
-        assert.equal(res.status, status, `${what}: ${res.status} ${res.text}`);
-        assert.equal(res.body?.error?.code, code, `${what}: ${res.text}`);
-      };
 
       for (const [i, action] of scn.actions.entries()) {
         current = i;
@@ -238,7 +231,7 @@ describe("chat model: random users, rooms and actions never leak and never lose 
               count(member ? "join again" : "join ok");
               assert.equal(res.body.role, room.members.get(u), what);
             } else {
-              expectRest(res, 403, "FORBIDDEN", what);
+              expectError(res, 403, "FORBIDDEN", what);
               count("join refused");
             }
             break;
@@ -248,7 +241,7 @@ describe("chat model: random users, rooms and actions never leak and never lose 
             const res = await api(base, "POST", `/api/rooms/${room.id}/leave`, { token });
             if (!member) {
               const { status, code } = refusal(room);
-              expectRest(res, status, code, what);
+              expectError(res, status, code, what);
               count("leave refused (non-member)");
             } else {
               assert.equal(res.status, 204, `${what}: ${res.text}`);
@@ -267,12 +260,12 @@ describe("chat model: random users, rooms and actions never leak and never lose 
             const role = room.members.get(u);
             if (!member) {
               const { status, code } = refusal(room);
-              expectRest(res, status, code, what);
+              expectError(res, status, code, what);
               count("invite refused (non-member)");
             } else if (room.kind === "private" && role !== "owner" && role !== "admin") {
-              expectRest(res, 403, "FORBIDDEN", what);
+              expectError(res, 403, "FORBIDDEN", what);
             } else if (room.members.has(target)) {
-              expectRest(res, 409, "CONFLICT", what);
+              expectError(res, 409, "CONFLICT", what);
             } else {
               assert.equal(res.status, 201, `${what}: ${res.text}`);
               room.members.set(target, "member");
@@ -288,14 +281,14 @@ describe("chat model: random users, rooms and actions never leak and never lose 
             const targetRole = room.members.get(target);
             if (!member) {
               const { status, code } = refusal(room);
-              expectRest(res, status, code, what);
+              expectError(res, status, code, what);
               count("kick refused (non-member)");
             } else if (role !== "owner" && role !== "admin") {
-              expectRest(res, 403, "FORBIDDEN", what);
+              expectError(res, 403, "FORBIDDEN", what);
             } else if (targetRole === undefined) {
-              expectRest(res, 404, "NOT_FOUND", what);
+              expectError(res, 404, "NOT_FOUND", what);
             } else if (targetRole === "owner" && role !== "owner") {
-              expectRest(res, 403, "FORBIDDEN", what);
+              expectError(res, 403, "FORBIDDEN", what);
             } else {
               assert.equal(res.status, 204, `${what}: ${res.text}`);
               room.members.delete(target);
@@ -308,7 +301,7 @@ describe("chat model: random users, rooms and actions never leak and never lose 
             const res = await api(base, "GET", `/api/rooms/${room.id}/messages?after=0&limit=100`, { token });
             if (!member) {
               const { status, code } = refusal(room);
-              expectRest(res, status, code, what);
+              expectError(res, status, code, what);
               count("history refused (non-member)");
             } else {
               assert.equal(res.status, 200, `${what}: ${res.text}`);

@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import type { Message, Room, User } from "../../src/contracts/objects.js";
-import { api, expectError, expectValidation, register, uniqueName, type Account } from "../support/accounts-helpers.js";
+import { api, register, uniqueName, type Account } from "../support/accounts-helpers.js";
 import {
   assertMessageShape,
   assertRoomShape,
@@ -15,6 +15,7 @@ import {
   range,
   restSend,
 } from "../support/chat-helpers.js";
+import { expectError, expectValidation } from "../support/errors.js";
 import { startNode, type NodeHandle } from "../support/processes.js";
 import { freePort } from "../support/servers.js";
 

@@ -19,6 +19,7 @@ import { test } from "node:test";
 import type { ErrorEnvelope } from "../../src/contracts/errors.js";
 import type { Health, Liveness, Readiness } from "../../src/gateway/health.js";
 import { api, type ApiResponse } from "../support/accounts-helpers.js";
+import { expectError } from "../support/errors.js";
 import { PrivateMariaDB, privateMariaDBUnavailable } from "../support/mariadb.js";
 import { startNode } from "../support/processes.js";
 import { freePort, rabbitUrl, requireServer, uniqueNamespace } from "../support/servers.js";
@@ -76,13 +77,12 @@ test("readiness follows MariaDB and the chat service; liveness stays 200", async
   };
   /** Asserts a 503 in the contract's shape; returns its message. */
   const assertNotReady = (res: ApiResponse<ReadyBody>, when: string): string => {
-    assert.equal(res.status, 503, `ready ${when}: ${res.text}`);
+    const error = expectError(res, 503, "UNAVAILABLE", `ready ${when}`);
     assert.deepEqual(Object.keys(res.body).sort(), ["error"], `ready ${when}: only the error envelope`);
-    assert.equal(res.body.error.code, "UNAVAILABLE");
-    assert.equal(res.body.error.retryAfter, 2);
+    assert.equal(error.retryAfter, 2);
     assert.equal(res.headers.get("retry-after"), "2");
-    assert.match(res.body.error.message, /^Not ready: /);
-    return res.body.error.message;
+    assert.match(error.message, /^Not ready: /);
+    return error.message;
   };
 
   // ---- the cluster is up: ready ---------------------------------------------------------------------

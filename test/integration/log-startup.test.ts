@@ -21,12 +21,13 @@ import knexFactory from "knex";
 import { ServiceBroker } from "moleculer";
 import { ALL_SERVICES } from "../../src/config.js";
 import type { AppEvent, Message } from "../../src/contracts/objects.js";
-import { api, expectError, login, register, type Account } from "../support/accounts-helpers.js";
+import { api, login, register, type Account } from "../support/accounts-helpers.js";
 import { ferretBinary, OwnFerretDB } from "../support/ferretdb.js";
 import { adminEvents, createRoom, sendRest } from "../support/notify-helpers.js";
 import { startNode, type NodeHandle } from "../support/processes.js";
 import { createTestDatabase, freePort, rabbitUrl, requireServer, uniqueNamespace } from "../support/servers.js";
 import { OPERATOR } from "../../src/infra/permissions.js";
+import { expectError } from "../support/errors.js";
 import { eventually, GiveUp, sleep } from "../support/wait.js";
 
 const MESSAGES = 20;

@@ -17,7 +17,8 @@ import knexFactory from "knex";
 import type { Socket } from "socket.io-client";
 import type { Message, Notification, Room } from "../../src/contracts/objects.js";
 import type { UnreadState } from "../../src/contracts/socket.js";
-import { api, connectSocket, expectError, register, type Account } from "../support/accounts-helpers.js";
+import { api, connectSocket, register, type Account } from "../support/accounts-helpers.js";
+import { expectAckError, expectError } from "../support/errors.js";
 import {
   cmid,
   Collector,
@@ -399,8 +400,7 @@ describe("notifications and unread counts (embedded node)", () => {
     const carolTab = await connectSocket(base, carol.accessToken);
     try {
       const ack = await carolTab.timeout(WAIT_MS).emitWithAck("room:read", { roomId: room.id, seq: 1 });
-      assert.equal(ack.ok, false);
-      assert.equal(ack.error.code, "FORBIDDEN");
+      expectAckError(ack, "FORBIDDEN", "room:read by a non-member");
     } finally {
       carolTab.close();
     }

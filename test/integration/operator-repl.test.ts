@@ -20,7 +20,7 @@ import { ServiceBroker } from "moleculer";
 import { SYSTEM_USER_ID } from "../../src/contracts/objects.js";
 import { api, login, PASSWORD, register, watchRevocation } from "../support/accounts-helpers.js";
 import { connectChat, createRoom, Inbox, waitSubscribed } from "../support/chat-helpers.js";
-
+import { rejectsWith } from "../support/errors.js";
 import { startNode, type NodeHandle } from "../support/processes.js";
 import { createTestDatabase, freePort, rabbitUrl, requireServer, uniqueNamespace } from "../support/servers.js";
 import { eventually, withTimeout } from "../support/wait.js";
@@ -208,15 +208,16 @@ test("operator REPL: every NoChat command against a two-process cluster", async 
   t.after(() => peer.stop());
   await peer.waitForServices(["users", "chat", "auth"], 10_000);
   const admin = { id: alice.user.id, username: alice.user.username, roles: ["admin"], sessionId: "x" };
-  await assert.rejects(peer.call("users.online", {}, { meta: { user: admin } }), { type: "FORBIDDEN" });
-  await assert.rejects(peer.call("chat.announce", { room: roomName, body: "hi" }), { type: "UNAUTHORIZED" });
+  await rejectsWith(peer.call("users.online", {}, { meta: { user: admin } }), "FORBIDDEN", "an admin on the bus");
+  await rejectsWith(peer.call("chat.announce", { room: roomName, body: "hi" }), "UNAUTHORIZED", "no principal");
   // The operator principal passes no action that acts as a user.
-  await assert.rejects(
+  await rejectsWith(
     peer.call(
       "chat.listRooms",
       {},
       { meta: { user: { id: 0, username: "operator", roles: ["operator"], sessionId: "operator" } } },
     ),
-    { type: "FORBIDDEN" },
+    "FORBIDDEN",
+    "the operator principal",
   );
 });

@@ -16,7 +16,6 @@ import {
   call,
   connectChat,
   createRoom,
-  expectAckError,
   fullHistory,
   Inbox,
   newClientMsgId,
@@ -25,6 +24,7 @@ import {
   restSend,
   type ChatSocket,
 } from "../support/chat-helpers.js";
+import { expectAckError } from "../support/errors.js";
 import { startNode, TEST_JWT_SECRET, type NodeHandle } from "../support/processes.js";
 import {
   createTestDatabase,

@@ -9,13 +9,13 @@ import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import type { Socket } from "socket.io-client";
 import { io } from "socket.io-client";
+import type { ErrorCode } from "../../src/contracts/errors.js";
 import type { Message, Room } from "../../src/contracts/objects.js";
 import { api, register, uniqueName, type Account } from "../support/accounts-helpers.js";
 import {
   call,
   connectChat,
   createRoom,
-  expectAckError,
   Inbox,
   newClientMsgId,
   okData,
@@ -23,11 +23,12 @@ import {
   restSend,
   type ChatSocket,
 } from "../support/chat-helpers.js";
+import { expectAckError } from "../support/errors.js";
 import { startNode, type NodeHandle } from "../support/processes.js";
 import { freePort } from "../support/servers.js";
 import { sleep } from "../support/wait.js";
 
-type Case = [label: string, payload: unknown, code: string | string[], field?: string];
+type Case = [label: string, payload: unknown, code: ErrorCode | ErrorCode[], field?: string];
 
 describe("socket input validation (embedded node)", () => {
   let node: NodeHandle;

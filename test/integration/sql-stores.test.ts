@@ -11,7 +11,6 @@ import { authMigrations } from "../../src/auth/migrations.js";
 import { AuthStore, throttleKeys } from "../../src/auth/store.js";
 import { chatMigrations } from "../../src/chat/migrations.js";
 import { ChatStore } from "../../src/chat/store.js";
-import { AppError } from "../../src/errors.js";
 import type { DomainEvent } from "../../src/contracts/domain-events.js";
 import { Outbox, outboxTable, type Trace } from "../../src/infra/outbox.js";
 import { isMysql, migrate, openSql, releaseSql, type Sql, type SqlTarget } from "../../src/infra/sql.js";
@@ -19,6 +18,7 @@ import { notifyMigrations } from "../../src/notify/migrations.js";
 import { NotifyStore } from "../../src/notify/store.js";
 import { usersMigrations } from "../../src/users/migrations.js";
 import { UserStore } from "../../src/users/store.js";
+import { rejectsWith } from "../support/errors.js";
 import { createTestDatabase, serverSkip } from "../support/servers.js";
 
 const REFRESH_TTL_MS = 30 * 24 * 3600 * 1000;
@@ -36,16 +36,6 @@ interface Engine {
   /** Creates the database; returns where it is and how to remove it. */
   setup(): Promise<{ target: SqlTarget; cleanup(): Promise<void> }>;
   expectMysql: boolean;
-}
-
-async function rejectsWith(promise: Promise<unknown>, type: string): Promise<AppError> {
-  const err = await promise.then(
-    () => assert.fail(`expected a ${type} rejection`),
-    (e: unknown) => e,
-  );
-  assert.ok(err instanceof AppError, `expected an AppError, got ${String(err)}`);
-  assert.equal(err.type, type);
-  return err;
 }
 
 interface OutboxRow {
@@ -505,18 +495,18 @@ function storeSuite(engine: Engine): void {
       const pub = await chat.createRoom({ name: "open", kind: "public", createdBy: 7 }, TRACE);
       const send = (room: number, user: number, clientMsgId: string) =>
         chat.send({ roomId: room, userId: user, body: "hi", clientMsgId }, TRACE);
-      await assert.rejects(send(priv, 8, "nm-000001"), (e: { type?: string }) => e.type === "NOT_FOUND");
-      await assert.rejects(send(pub, 8, "nm-000002"), (e: { type?: string }) => e.type === "FORBIDDEN");
+      await rejectsWith(send(priv, 8, "nm-000001"), "NOT_FOUND");
+      await rejectsWith(send(pub, 8, "nm-000002"), "FORBIDDEN");
       assert.equal((await chat.after(pub, 0, 10)).messages.length, 0, "nothing stored");
       const first = await send(pub, 7, "nm-000003");
       const again = await send(pub, 7, "nm-000003");
       assert.equal(again.created, false);
       assert.equal(again.message.id, first.message.id, "the original, to a member");
       // The same clientMsgId in another room is a conflict, not the original.
-      await assert.rejects(send(priv, 7, "nm-000003"), (e: { type?: string }) => e.type === "CONFLICT");
+      await rejectsWith(send(priv, 7, "nm-000003"), "CONFLICT");
       // Once the sender has left, a retry is refused like any send of a non-member (issue 10).
       await chat.removeMember({ roomId: pub, userId: 7, byUserId: 7, action: "left", roomKind: "public" }, TRACE);
-      await assert.rejects(send(pub, 7, "nm-000003"), (e: { type?: string }) => e.type === "FORBIDDEN");
+      await rejectsWith(send(pub, 7, "nm-000003"), "FORBIDDEN");
     });
 
     it("30 concurrent sends in one room → seqs exactly 1..30, one event each", async () => {

@@ -31,8 +31,8 @@ import {
   waitSubscribed,
   type ChatSocket,
 } from "../support/chat-helpers.js";
-import { REPO_ROOT } from "../support/processes.js";
 import { ANSIBLE_DIR, HOSTS_SH, OPS_DIR, OPS_STATE, playRecap, run, runOk, tail, toolsSkip } from "../support/ops.js";
+import { REPO_ROOT } from "../support/processes.js";
 import { eventually, sleep } from "../support/wait.js";
 
 const NET = "10.199.0";

@@ -76,37 +76,6 @@ export async function api<T = any>(
   return { status: res.status, headers: res.headers, text, body };
 }
 
-/** Asserts the contract's error shape, status and code; returns the error body. */
-export function expectError(
-  res: ApiResponse,
-  status: number,
-  code: string,
-  what = "",
-): { code: string; message: string; fields?: { field: string; message: string }[]; retryAfter?: number } {
-  const label = `${what ? what + ": " : ""}got ${res.status} ${res.text.slice(0, 400)}`;
-  assert.equal(res.status, status, label);
-  assert.ok(res.body && typeof res.body === "object", `error body is not JSON: ${label}`);
-  assert.ok(res.body.error && typeof res.body.error === "object", `no { error } envelope: ${label}`);
-  assert.equal(res.body.error.code, code, label);
-  assert.equal(typeof res.body.error.message, "string", label);
-  assert.ok(res.body.error.message.length > 0, `empty error message: ${label}`);
-  return res.body.error;
-}
-
-/** 422 VALIDATION_ERROR whose `fields` names `field`. */
-export function expectValidation(res: ApiResponse, field: string, what = ""): void {
-  const error = expectError(res, 422, "VALIDATION_ERROR", what);
-  assert.ok(Array.isArray(error.fields) && error.fields.length > 0, `${what}: no fields in ${res.text}`);
-  for (const f of error.fields) {
-    assert.equal(typeof f.field, "string", `${what}: ${res.text}`);
-    assert.equal(typeof f.message, "string", `${what}: ${res.text}`);
-  }
-  assert.ok(
-    error.fields.some((f) => f.field === field),
-    `${what}: expected a field error for "${field}", got ${JSON.stringify(error.fields)}`,
-  );
-}
-
 /** A fresh username (≤ 32 characters of [a-z0-9_]) starting with `prefix`. */
 export function uniqueName(prefix = "u"): string {
   return `${prefix}_${randomBytes(4).toString("hex")}`.slice(0, 32);

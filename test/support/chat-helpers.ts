@@ -21,15 +21,6 @@ type AckFn<E extends ClientEvent> = NonNullable<Parameters<ClientToServerEvents[
 export type AckOf<E extends ClientEvent> = Parameters<AckFn<E>>[0];
 export type ServerPayload<E extends ServerEvent> = Parameters<ServerToClientEvents[E]>[0];
 
-/** The error object of the contract, as a socket ack carries it. */
-export interface WireError {
-  code: string;
-  message: string;
-  fields?: { field: string; message: string }[];
-  retryAfter?: number;
-  requestId?: string;
-}
-
 /** A fresh clientMsgId (8–64 of [A-Za-z0-9_-]). */
 export function newClientMsgId(prefix = "c"): string {
   return `${prefix}-${randomBytes(8).toString("hex")}`;
@@ -108,32 +99,6 @@ export function rawCall(socket: Socket | ChatSocket, event: string, args: unknow
 export function okData<T>(ack: { ok: true; data: T } | { ok: false; error: unknown }, what: string): T {
   if (!ack.ok) assert.fail(`${what}: expected ok, got ${JSON.stringify(ack)}`);
   return ack.data;
-}
-
-/** Asserts `{ ok:false, error:{ code, message, fields? } }` with the given code; returns the error. */
-export function expectAckError(ack: unknown, code: string | string[], what: string): WireError {
-  const codes = Array.isArray(code) ? code : [code];
-  const label = `${what}: got ${JSON.stringify(ack)?.slice(0, 400)}`;
-  assert.ok(ack && typeof ack === "object", `ack is not an object: ${label}`);
-  const a = ack as { ok?: unknown; error?: WireError; data?: unknown };
-  assert.equal(a.ok, false, label);
-  assert.ok(!("data" in a), `an error ack carries data: ${label}`);
-  assert.ok(a.error && typeof a.error === "object", `no error object: ${label}`);
-  assert.ok(codes.includes(a.error.code), `code ${a.error.code} not in ${codes.join("|")}: ${label}`);
-  assert.equal(typeof a.error.message, "string", label);
-  assert.ok(a.error.message.length > 0, `empty message: ${label}`);
-  const allowed = new Set(["code", "message", "fields", "retryAfter", "requestId"]);
-  for (const key of Object.keys(a.error)) assert.ok(allowed.has(key), `unexpected error key "${key}": ${label}`);
-  if (a.error.code === "VALIDATION_ERROR") {
-    assert.ok(Array.isArray(a.error.fields) && a.error.fields.length > 0, `no fields: ${label}`);
-    for (const f of a.error.fields) {
-      assert.equal(typeof f.field, "string", label);
-      assert.equal(typeof f.message, "string", label);
-    }
-  } else {
-    assert.equal(a.error.fields, undefined, `fields on a non-validation error: ${label}`);
-  }
-  return a.error;
 }
 
 /**

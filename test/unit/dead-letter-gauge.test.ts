@@ -22,6 +22,7 @@ import {
 import { outboxMigration, type DeadLetter } from "../../src/infra/outbox.js";
 import { PermissionMiddleware } from "../../src/infra/permissions.js";
 import { sqlMixin } from "../../src/infra/sql-mixin.js";
+import { rejectsWith } from "../support/errors.js";
 import { eventually } from "../support/wait.js";
 
 const admin: Principal = { id: 1, username: "boss", roles: ["admin"], sessionId: "s-boss" };
@@ -107,8 +108,8 @@ describe("dead letters through outboxMixin (in-process broker, metrics on)", () 
     assert.equal(letter.attempts, 2);
     assert.match(letter.lastError, /^ValidationError/);
 
-    await assert.rejects(broker.call("producer.outboxDeadLetters", {}, { meta: { user } }), { type: "FORBIDDEN" });
-    await assert.rejects(broker.call("producer.outboxDropDeadLetter", { id: letter.id }), { type: "UNAUTHORIZED" });
+    await rejectsWith(broker.call("producer.outboxDeadLetters", {}, { meta: { user } }), "FORBIDDEN", "not an admin");
+    await rejectsWith(broker.call("producer.outboxDropDeadLetter", { id: letter.id }), "UNAUTHORIZED", "no principal");
 
     accept = true;
     const retried = await broker.call<DeadLetter | null, { id: string }>(
