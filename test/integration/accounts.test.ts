@@ -12,20 +12,11 @@ import os from "node:os";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
 import { decodeJwt, SignJWT } from "jose";
-import {
-  api,
-  connectSocket,
-  expectSocketRefused,
-  login,
-  PASSWORD,
-  register,
-  uniqueName,
-  watchRevocation,
-  type Account,
-} from "../support/accounts-helpers.js";
+import { api, login, PASSWORD, register, uniqueName, type Account } from "../support/accounts-helpers.js";
 import { expectError, expectValidation } from "../support/errors.js";
 import { startNode, TEST_JWT_SECRET, type NodeHandle } from "../support/processes.js";
 import { createTestDatabase, freePort, serverSkip, type ServerName, type TestDatabase } from "../support/servers.js";
+import { connectChat, expectSocketRefused, Inbox } from "../support/sockets.js";
 import { eventually, GiveUp, withTimeout } from "../support/wait.js";
 
 interface Engine {
@@ -187,8 +178,8 @@ for (const engine of ENGINES) {
       const session = await login(base, typed);
       const meOk = await me(session.accessToken);
       assert.equal(meOk.status, 200, meOk.text);
-      const socket = await connectSocket(base, session.accessToken, t);
-      const watch = watchRevocation(socket);
+      const socket = await connectChat(base, session.accessToken, { t });
+      const watch = new Inbox(socket);
 
       const out = await api(base, "POST", "/api/auth/logout", { token: session.accessToken, body: {} });
       assert.equal(out.status, 204, out.text);
@@ -208,7 +199,7 @@ for (const engine of ENGINES) {
       const gone = await withTimeout(watch.disconnected, 3_000, "the session's socket was not disconnected");
       assert.equal(gone.reason, "io server disconnect");
       assert.deepEqual(
-        watch.events.map((e) => e.name),
+        watch.names(["session:revoked", "disconnect"]),
         ["session:revoked", "disconnect"],
         "session:revoked comes right before the disconnect",
       );
@@ -278,7 +269,7 @@ for (const engine of ENGINES) {
       assert.equal(chosen.body.status, "away");
       const seenByOthers = () => api(base, "GET", `/api/users/${acc.user.id}`, { token: acc.accessToken });
       assert.equal((await seenByOthers()).body.status, "offline");
-      await connectSocket(base, acc.accessToken, t);
+      await connectChat(base, acc.accessToken, { t });
       await eventually(
         "the chosen status once a socket is connected",
         async () => (await seenByOthers()).body.status === "away",
@@ -500,7 +491,7 @@ for (const engine of ENGINES) {
 
       // The valid token connects, and works at REST.
       assert.equal((await me(valid)).status, 200);
-      const socket = await connectSocket(base, valid, t);
+      const socket = await connectChat(base, valid, { t });
       assert.ok(socket.connected);
     });
 
@@ -616,8 +607,8 @@ for (const engine of ENGINES) {
     it("refresh-token reuse revokes the whole session", { skip }, async (t) => {
       const acc = await register(base);
       const session = await login(base, acc.user.username);
-      const socket = await connectSocket(base, session.accessToken, t);
-      const watch = watchRevocation(socket);
+      const socket = await connectChat(base, session.accessToken, { t });
+      const watch = new Inbox(socket);
 
       const a = session.refreshToken;
       const rotated = await refresh(a);
@@ -643,10 +634,7 @@ for (const engine of ENGINES) {
       }
       const gone = await withTimeout(watch.disconnected, 3_000, "the session's socket was not disconnected");
       assert.equal(gone.reason, "io server disconnect");
-      assert.deepEqual(
-        watch.events.map((e) => e.name),
-        ["session:revoked", "disconnect"],
-      );
+      assert.deepEqual(watch.names(["session:revoked", "disconnect"]), ["session:revoked", "disconnect"]);
 
       // Other sessions of the user are untouched, and the user can log in again.
       assert.equal((await me(acc.accessToken)).status, 200);

@@ -16,11 +16,12 @@ import { ChatStore } from "../../src/chat/store.js";
 import type { Message, Room } from "../../src/contracts/objects.js";
 import { openSql, releaseSql, type SqlTarget } from "../../src/infra/sql.js";
 import { api, PASSWORD, register, uniqueName, type Account } from "../support/accounts-helpers.js";
-import { call, connectChat, createRoom, newClientMsgId, okData, restSend } from "../support/chat-helpers.js";
+import { createRoom, newClientMsgId, restSend } from "../support/chat-helpers.js";
 import { startNode, type NodeHandle } from "../support/processes.js";
 import { freePort } from "../support/servers.js";
 import { Outbox } from "../../src/infra/outbox.js";
 import { expectAckError, expectError, expectValidation } from "../support/errors.js";
+import { call, connectChat, okData } from "../support/sockets.js";
 
 const ROOM_ADDS_PER_HOUR = 3;
 

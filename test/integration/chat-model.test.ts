@@ -10,26 +10,17 @@
  *     history, sync, send and reactions;
  *   - members' history and sync return gap-free seqs equal to the model's.
  */
-/* eslint-disable @typescript-eslint/no-explicit-any -- JSON bodies of a black-box HTTP API */
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import fc from "fast-check";
 import type { ErrorCode } from "../../src/contracts/errors.js";
 import type { Message, MemberRole, RoomKind } from "../../src/contracts/objects.js";
 import { api, register, uniqueName, type Account } from "../support/accounts-helpers.js";
-import {
-  call,
-  connectChat,
-  Inbox,
-  newClientMsgId,
-  okData,
-  range,
-  waitSubscribed,
-  type ChatSocket,
-} from "../support/chat-helpers.js";
+import { newClientMsgId, range } from "../support/chat-helpers.js";
 import { expectAckError, expectError } from "../support/errors.js";
 import { startNode, type NodeHandle } from "../support/processes.js";
 import { freePort } from "../support/servers.js";
+import { Inbox, call, connectChat, okData, type ChatSocket, waitSubscribed } from "../support/sockets.js";
 import { sleep } from "../support/wait.js";
 
 const NUM_RUNS = Number(process.env.MODEL_RUNS) || 15;
@@ -97,9 +88,10 @@ const scenarioArb: fc.Arbitrary<Scenario> = fc.record({
 interface ModelUser {
   account: Account;
   socket: ChatSocket;
+  /** What the current socket received. */
   inbox: Inbox;
-  /** Every message event this user's sockets received, with the action it arrived during. */
-  received: { name: string; payload: any; action: number }[];
+  /** Every socket's inbox (one more after each reconnect); each event tagged with the action it arrived during. */
+  inboxes: Inbox[];
 }
 
 interface ModelRoom {
@@ -130,15 +122,11 @@ describe("chat model: random users, rooms and actions never leak and never lose 
     const log: string[] = [];
     const users: ModelUser[] = [];
     const accounts = await Promise.all(range(scn.users).map((i) => register(base, uniqueName(`mdl${i}`))));
-    const listen = (u: ModelUser) =>
-      u.socket.onAny((name: string, payload: unknown) => {
-        if (name === "message:new" || name === "message:updated") u.received.push({ name, payload, action: current });
-      });
+    const inboxOf = (socket: ChatSocket, label: string) => new Inbox(socket, label, () => current);
     for (const account of accounts) {
       const socket = await connectChat(base, account.accessToken);
-      const u: ModelUser = { account, socket, inbox: new Inbox(socket, account.user.username), received: [] };
-      listen(u);
-      users.push(u);
+      const inbox = inboxOf(socket, account.user.username);
+      users.push({ account, socket, inbox, inboxes: [inbox] });
     }
     const rooms: ModelRoom[] = [];
     /** messageId → the users who were members when it was sent. */
@@ -390,8 +378,8 @@ describe("chat model: random users, rooms and actions never leak and never lose 
           case "reconnect": {
             user.socket.close();
             user.socket = await connectChat(base, token);
-            user.inbox = new Inbox(user.socket, `${user.account.user.username} (reconnected)`);
-            listen(user);
+            user.inbox = inboxOf(user.socket, `${user.account.user.username} (reconnected)`);
+            user.inboxes.push(user.inbox);
             for (const rm of rooms) if (rm.members.has(u)) await waitSubscribed(user.socket, rm.id);
             break;
           }
@@ -400,7 +388,10 @@ describe("chat model: random users, rooms and actions never leak and never lose 
 
       // No leak, nothing twice.
       for (const [ui, user] of users.entries()) {
-        for (const event of user.received) {
+        const received = user.inboxes.flatMap((inbox) =>
+          inbox.events.filter((e) => e.name === "message:new" || e.name === "message:updated"),
+        );
+        for (const event of received) {
           const m = event.payload as Message;
           if (event.name === "message:new") {
             const allowed = sentTo.get(m.id);
@@ -412,7 +403,7 @@ describe("chat model: random users, rooms and actions never leak and never lose 
           } else {
             const changes = updatedTo.get(m.id) ?? [];
             assert.ok(
-              changes.some((c) => c.action <= event.action && c.members.has(ui)),
+              changes.some((c) => c.action <= event.tag! && c.members.has(ui)),
               `leak: u${ui} got message:updated ${m.id} (room #${m.roomId}) without being a member`,
             );
           }

@@ -21,17 +21,11 @@ import { test } from "node:test";
 import mysql from "mysql2/promise";
 import type { Message } from "../../src/contracts/objects.js";
 import { api, register, type Account } from "../support/accounts-helpers.js";
-import {
-  call,
-  connectChat,
-  createRoom,
-  fullHistory,
-  newClientMsgId,
-  type ChatSocket,
-} from "../support/chat-helpers.js";
+import { createRoom, fullHistory, newClientMsgId } from "../support/chat-helpers.js";
 import { PrivateMariaDB, privateMariaDBUnavailable } from "../support/mariadb.js";
 import { startNode, type NodeHandle } from "../support/processes.js";
 import { freePort, rabbitUrl, requireServer, uniqueNamespace } from "../support/servers.js";
+import { call, connectChat, type ChatSocket } from "../support/sockets.js";
 import { eventually, sleep } from "../support/wait.js";
 
 const CLIENTS_PER_CHANNEL = 3;

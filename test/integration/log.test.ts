@@ -17,11 +17,12 @@ import { MongoClient } from "mongodb";
 import type { AppEvent, Message, Room } from "../../src/contracts/objects.js";
 import { openDocStore } from "../../src/infra/docstore.js";
 import { EventLog, type EventDoc } from "../../src/log/event-log.js";
-import { api, connectSocket, type Account, type ApiResponse } from "../support/accounts-helpers.js";
+import { api, type Account, type ApiResponse } from "../support/accounts-helpers.js";
 import { expectError } from "../support/errors.js";
 import { cmid } from "../support/notify-helpers.js";
 import { startNode, type NodeHandle } from "../support/processes.js";
 import { freePort, mongoUrl, serverSkip } from "../support/servers.js";
+import { connectChat } from "../support/sockets.js";
 import { eventually, sleep } from "../support/wait.js";
 
 const HOUR = 3_600_000;
@@ -253,7 +254,7 @@ function logSuite(store: Store): void {
     assert.equal(nowhere.status, 404);
 
     // A socket connects and goes.
-    const socket = await connectSocket(base, dave.accessToken);
+    const socket = await connectChat(base, dave.accessToken);
     await sleep(300);
     socket.close();
   });

@@ -22,12 +22,10 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { test, type TestContext } from "node:test";
-import type { Socket } from "socket.io-client";
-import type { Message } from "../../src/contracts/objects.js";
 import { ALL_SERVICES } from "../../src/config.js";
 import { METRIC } from "../../src/infra/metrics.js";
-import { api, connectSocket, register } from "../support/accounts-helpers.js";
-import { cmid, createRoom, emitOk } from "../support/notify-helpers.js";
+import { api, register } from "../support/accounts-helpers.js";
+import { cmid, createRoom } from "../support/notify-helpers.js";
 import { REPO_ROOT, startNode } from "../support/processes.js";
 import {
   createTestDatabase,
@@ -38,6 +36,7 @@ import {
   requireServer,
   uniqueNamespace,
 } from "../support/servers.js";
+import { call, connectChat, okData, type ChatSocket } from "../support/sockets.js";
 import { eventually } from "../support/wait.js";
 
 interface Sample {
@@ -211,10 +210,10 @@ test("/metrics per process: NoChat's counters, histograms and gauges move; the b
   // ---- sockets and online users ------------------------------------------------------------------------
   const [ann, bob] = await Promise.all([register(base, "ann"), register(base, "bob")]);
   const room = await createRoom(base, ann, { name: "metrics", kind: "public", members: [bob.user.id] });
-  const sockets: Socket[] = [
-    await connectSocket(base, ann.accessToken, t),
-    await connectSocket(base, bob.accessToken, t),
-    await connectSocket(base, bob.accessToken, t),
+  const sockets: ChatSocket[] = [
+    await connectChat(base, ann.accessToken, { t }),
+    await connectChat(base, bob.accessToken, { t }),
+    await connectChat(base, bob.accessToken, { t }),
   ];
   await eventually("3 sockets connected", async () => (await gw()).value(METRIC.socketsConnected) === 3, {
     timeoutMs: 10_000,
@@ -229,7 +228,9 @@ test("/metrics per process: NoChat's counters, histograms and gauges move; the b
   const send = (n: number) =>
     Promise.all(
       Array.from({ length: n }, (_, i) =>
-        emitOk<Message>(sockets[0], "message:send", { roomId: room.id, body: `hello ${i}`, clientMsgId: cmid() }),
+        call(sockets[0], "message:send", { roomId: room.id, body: `hello ${i}`, clientMsgId: cmid() }).then((ack) =>
+          okData(ack, `send ${i}`),
+        ),
       ),
     );
   const [gwBefore, beBefore] = [await gw(), await be()];

@@ -19,15 +19,14 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { isDeepStrictEqual } from "node:util";
 import mysql from "mysql2/promise";
-import type { Socket } from "socket.io-client";
-import type { Message, Notification, Room } from "../../src/contracts/objects.js";
-import type { UnreadState } from "../../src/contracts/socket.js";
+import type { Message, Room } from "../../src/contracts/objects.js";
 import type { Health } from "../../src/gateway/health.js";
-import { api, connectSocket, register } from "../support/accounts-helpers.js";
-import { cmid, Collector, createRoom, emitAck, emitOk, myRooms, pool, sendRest } from "../support/notify-helpers.js";
+import { api, register } from "../support/accounts-helpers.js";
+import { cmid, createRoom, myRooms, pool, sendRest } from "../support/notify-helpers.js";
 import { startNode, type NodeHandle } from "../support/processes.js";
 import { rabbitmqctl } from "../support/rabbitmq.js";
 import { createTestDatabase, freePort, rabbitUrl, requireServer, uniqueNamespace } from "../support/servers.js";
+import { call, connectChat, Inbox, okData, type ChatSocket } from "../support/sockets.js";
 import { eventually, sleep } from "../support/wait.js";
 
 const PHASE1_MENTIONS = 40;
@@ -102,12 +101,11 @@ test("notify in a cluster: exactly once with two instances, catch-up after downt
     Number((await query<{ n: number }>("select count(*) as n from chat_outbox where pending like '%notify%'"))[0].n);
 
   // bob: one tab on each gateway.
-  const tabs: Socket[] = [
-    await connectSocket(g1Base, bob.accessToken, t),
-    await connectSocket(g2Base, bob.accessToken, t),
+  const tabs: ChatSocket[] = [
+    await connectChat(g1Base, bob.accessToken, { t }),
+    await connectChat(g2Base, bob.accessToken, { t }),
   ];
-  const live = tabs.map((s) => new Collector<Notification>(s, "notification"));
-  const unread = tabs.map((s) => new Collector<UnreadState>(s, "unread"));
+  const inboxes = tabs.map((s, i) => new Inbox(s, `bob's tab ${i + 1}`));
   const general = await createRoom(g1Base, ann, { name: "general", kind: "public", members: [bob.user.id] });
 
   await t.test(
@@ -140,37 +138,27 @@ test("notify in a cluster: exactly once with two instances, catch-up after downt
       });
 
       // Live, on both tabs (two gateways): the invite and every mention, once each.
-      for (const [i, c] of live.entries()) {
-        await eventually(`live notifications on tab ${i + 1}`, () => c.items.length >= PHASE1_MENTIONS + 1, {
-          timeoutMs: 10_000,
-        });
-        const messageIds = c.items.filter((n) => n.kind === "mention").map((n) => n.messageId);
+      for (const [i, inbox] of inboxes.entries()) {
+        const live = await inbox.waitFor("notification", () => true, PHASE1_MENTIONS + 1, 10_000);
+        const messageIds = live.filter((n) => n.kind === "mention").map((n) => n.messageId);
         assert.equal(new Set(messageIds).size, PHASE1_MENTIONS, `tab ${i + 1}: each mention once`);
-        assert.equal(new Set(c.items.map((n) => n.id)).size, c.items.length);
+        assert.equal(new Set(live.map((n) => n.id)).size, live.length);
       }
     },
   );
 
   await t.test("unread state on two tabs on two gateways", async () => {
     const full = { roomId: general.id, unread: PHASE1_MENTIONS, mentions: PHASE1_MENTIONS, lastReadSeq: 0 };
-    for (const [i, c] of unread.entries()) {
-      await eventually(
-        `tab ${i + 1} was told about ${PHASE1_MENTIONS} mentions`,
-        () => c.items.some((u) => isDeepStrictEqual(u, full)),
-        { timeoutMs: 10_000 },
-      );
-      c.clear();
+    // Each tab was told about every mention.
+    for (const inbox of inboxes) {
+      await inbox.waitFor("unread", (u) => isDeepStrictEqual(u, full), 1, 10_000);
+      inbox.clear("unread");
     }
-    const state = await emitOk<UnreadState>(tabs[0], "room:read", { roomId: general.id, seq: 20 });
+    const state = okData(await call(tabs[0], "room:read", { roomId: general.id, seq: 20 }), "room:read");
     const half = { roomId: general.id, unread: 20, mentions: 20, lastReadSeq: 20 };
     assert.deepEqual(state, half);
-    for (const [i, c] of unread.entries()) {
-      await eventually(
-        `unread after room:read on tab ${i + 1} (gateway ${i + 1})`,
-        () => c.items.some((u) => isDeepStrictEqual(u, half)),
-        { timeoutMs: 10_000 },
-      );
-    }
+    // On both tabs (on both gateways).
+    for (const inbox of inboxes) await inbox.waitFor("unread", (u) => isDeepStrictEqual(u, half), 1, 10_000);
     const viaG2 = (await myRooms(g2Base, bob)).get(general.id) as Room;
     assert.deepEqual(
       { roomId: viaG2.id, unread: viaG2.unread, mentions: viaG2.mentions, lastReadSeq: viaG2.lastReadSeq },
@@ -238,20 +226,20 @@ test("notify in a cluster: exactly once with two instances, catch-up after downt
         kind: "public",
         members: [bob.user.id, dave.user.id],
       });
-      const annTab = await connectSocket(g1Base, ann.accessToken, t);
-      const daveTab = await connectSocket(g2Base, dave.accessToken, t);
+      const annTab = await connectChat(g1Base, ann.accessToken, { t });
+      const daveTab = await connectChat(g2Base, dave.accessToken, { t });
       const deadline = Date.now() + 120_000;
       const log: string[] = [];
 
       /** Sends PER_SENDER mentions one after another, each retried with its clientMsgId until acknowledged. */
-      const sender = async (socket: Socket, tag: string): Promise<Message[]> => {
+      const sender = async (socket: ChatSocket, tag: string): Promise<Message[]> => {
         const acked: Message[] = [];
         for (let i = 0; i < PER_SENDER; i++) {
           const clientMsgId = cmid(tag);
           const payload = { roomId: room.id, body: `@bob ${tag} ${i}`, clientMsgId };
           for (let attempt = 1; ; attempt++) {
             try {
-              const ack = await emitAck<Message>(socket, "message:send", payload, 12_000);
+              const ack = await call(socket, "message:send", payload, 12_000);
               if (ack.ok) {
                 assert.equal(ack.data.clientMsgId, clientMsgId);
                 acked.push(ack.data);

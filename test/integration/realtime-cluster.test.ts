@@ -12,18 +12,7 @@ import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import type { Message } from "../../src/contracts/objects.js";
 import { api, register, uniqueName, type Account } from "../support/accounts-helpers.js";
-import {
-  call,
-  connectChat,
-  createRoom,
-  fullHistory,
-  Inbox,
-  newClientMsgId,
-  okData,
-  range,
-  restSend,
-  type ChatSocket,
-} from "../support/chat-helpers.js";
+import { createRoom, fullHistory, newClientMsgId, range, restSend } from "../support/chat-helpers.js";
 import { expectAckError } from "../support/errors.js";
 import { startNode, TEST_JWT_SECRET, type NodeHandle } from "../support/processes.js";
 import {
@@ -34,6 +23,7 @@ import {
   uniqueNamespace,
   type TestDatabase,
 } from "../support/servers.js";
+import { Inbox, call, connectChat, okData, type ChatSocket } from "../support/sockets.js";
 import { sleep } from "../support/wait.js";
 
 /** How long to keep listening after the expected events arrived, to catch duplicates and leaks. */

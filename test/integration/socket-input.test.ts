@@ -8,25 +8,15 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import type { Socket } from "socket.io-client";
-import { io } from "socket.io-client";
 import type { ErrorCode } from "../../src/contracts/errors.js";
 import type { Message, Room } from "../../src/contracts/objects.js";
 import { api, register, uniqueName, type Account } from "../support/accounts-helpers.js";
-import {
-  call,
-  connectChat,
-  createRoom,
-  Inbox,
-  newClientMsgId,
-  okData,
-  rawCall,
-  restSend,
-  type ChatSocket,
-} from "../support/chat-helpers.js";
+import { createRoom, newClientMsgId, restSend } from "../support/chat-helpers.js";
 import { expectAckError } from "../support/errors.js";
 import { startNode, type NodeHandle } from "../support/processes.js";
 import { freePort } from "../support/servers.js";
-import { sleep } from "../support/wait.js";
+import { call, connectChat, Inbox, okData, openSocket, rawCall, type ChatSocket } from "../support/sockets.js";
+import { sleep, withTimeout } from "../support/wait.js";
 
 type Case = [label: string, payload: unknown, code: ErrorCode | ErrorCode[], field?: string];
 
@@ -359,13 +349,16 @@ describe("socket input validation (embedded node)", () => {
       const victim = await connectChat(base, bob.accessToken, { transports: [transport], rooms: [room.id] });
       const watcher = await connectChat(base, bob.accessToken, { rooms: [room.id] });
       const watcherInbox = new Inbox(watcher, "watcher");
-      const disconnected = new Promise<string>((resolve) => victim.once("disconnect", (reason) => resolve(reason)));
+      const victimInbox = new Inbox(victim, `victim (${transport})`);
       let acked = false;
       victim.emit("message:send", { roomId: room.id, body: "z".repeat(200_000), clientMsgId: newClientMsgId() }, () => {
         acked = true;
       });
-      const reason = await Promise.race([disconnected, sleep(10_000).then(() => "still connected")]);
-      assert.notEqual(reason, "still connected", `${transport}: the oversized packet did not disconnect the socket`);
+      await withTimeout(
+        victimInbox.disconnected,
+        10_000,
+        `${transport}: the oversized packet did not disconnect the socket`,
+      );
       assert.equal(acked, false, `${transport}: the oversized send was acknowledged`);
       assert.ok(watcher.connected, `${transport}: another socket of the same user was dropped too`);
 
@@ -386,29 +379,19 @@ describe("socket input validation (embedded node)", () => {
   });
 
   describe("handshake origin", () => {
-    function tryConnect(
+    /** Connects (and closes again) with the given Origin header. */
+    async function tryConnect(
       transport: "websocket" | "polling",
       origin: string | undefined,
     ): Promise<{ ok: true } | { ok: false; message: string }> {
-      const s = io(base, {
-        path: "/socket.io",
+      const outcome = await openSocket(base, alice.accessToken, {
         transports: [transport],
-        reconnection: false,
-        forceNew: true,
-        timeout: 5_000,
-        auth: { token: alice.accessToken },
+        timeoutMs: 5_000,
         extraHeaders: origin === undefined ? undefined : { origin },
       });
-      return new Promise((resolve) => {
-        s.once("connect", () => {
-          s.close();
-          resolve({ ok: true });
-        });
-        s.once("connect_error", (err: Error) => {
-          s.close();
-          resolve({ ok: false, message: err.message });
-        });
-      });
+      if (!outcome.ok) return { ok: false, message: outcome.message };
+      outcome.socket.close();
+      return { ok: true };
     }
 
     for (const transport of ["websocket", "polling"] as const) {

@@ -22,17 +22,10 @@ import { MongoClient } from "mongodb";
 import { io } from "socket.io-client";
 import type { Message } from "../../src/contracts/objects.js";
 import { api, register, type Account } from "../support/accounts-helpers.js";
-import {
-  call,
-  createRoom,
-  fullHistory,
-  newClientMsgId,
-  okData,
-  waitSubscribed,
-  type ChatSocket,
-} from "../support/chat-helpers.js";
+import { createRoom, fullHistory, newClientMsgId } from "../support/chat-helpers.js";
 import { ANSIBLE_DIR, HOSTS_SH, OPS_DIR, OPS_STATE, playRecap, run, runOk, tail, toolsSkip } from "../support/ops.js";
 import { REPO_ROOT } from "../support/processes.js";
+import { call, okData, type ChatSocket, waitSubscribed } from "../support/sockets.js";
 import { eventually, sleep } from "../support/wait.js";
 
 const NET = "10.199.0";

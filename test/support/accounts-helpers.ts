@@ -1,12 +1,10 @@
 /**
- * Small REST and socket.io client helpers for the accounts integration tests
- * (test/integration/accounts*.test.ts). Every REST answer is checked for leaked internals
- * (stack traces) before the test sees it.
+ * REST for the tests: api() (every answer checked for leaked internals, e.g. stack traces, before
+ * the test sees it), fresh usernames, and accounts registered or logged in.
  */
 /* eslint-disable @typescript-eslint/no-explicit-any -- JSON bodies of a black-box HTTP API */
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
-import { io, type Socket } from "socket.io-client";
 
 export interface ApiResponse<T = any> {
   status: number;
@@ -101,76 +99,4 @@ export async function login(base: string, username: string, password = PASSWORD)
   const res = await api(base, "POST", "/api/auth/login", { body: { username, password } });
   assert.equal(res.status, 200, `login ${username}: ${res.status} ${res.text}`);
   return { ...res.body, password };
-}
-
-// ---- socket.io ----------------------------------------------------------------------------------
-
-export type ConnectOutcome = { ok: true; socket: Socket } | { ok: false; message: string };
-
-/**
- * Opens a socket.io connection (websocket only, no reconnection) and resolves once it connected
- * or was refused. `token: undefined` sends no auth at all.
- */
-export function openSocket(base: string, token: string | undefined, timeoutMs = 10_000): Promise<ConnectOutcome> {
-  const socket = io(base, {
-    path: "/socket.io",
-    transports: ["websocket"],
-    reconnection: false,
-    forceNew: true,
-    timeout: timeoutMs,
-    ...(token === undefined ? {} : { auth: { token } }),
-  });
-  return new Promise((resolve) => {
-    const timer = setTimeout(() => {
-      socket.close();
-      resolve({ ok: false, message: `no connect or connect_error within ${timeoutMs} ms` });
-    }, timeoutMs);
-    socket.once("connect", () => {
-      clearTimeout(timer);
-      resolve({ ok: true, socket });
-    });
-    socket.once("connect_error", (err: Error) => {
-      clearTimeout(timer);
-      socket.close();
-      resolve({ ok: false, message: err.message });
-    });
-  });
-}
-
-/** Connects and asserts success; the socket is closed by `t.after` when a context is given. */
-export async function connectSocket(
-  base: string,
-  token: string,
-  t?: { after(fn: () => unknown): void },
-): Promise<Socket> {
-  const outcome = await openSocket(base, token);
-  assert.ok(outcome.ok, `socket connect failed: ${outcome.ok ? "" : outcome.message}`);
-  t?.after(() => outcome.socket.close());
-  return outcome.socket;
-}
-
-/** Asserts the handshake is refused with connect_error "UNAUTHORIZED". */
-export async function expectSocketRefused(base: string, token: string | undefined, what: string): Promise<void> {
-  const outcome = await openSocket(base, token);
-  if (outcome.ok) {
-    outcome.socket.close();
-    assert.fail(`${what}: the socket handshake was accepted`);
-  }
-  assert.equal(outcome.message, "UNAUTHORIZED", `${what}: connect_error message`);
-}
-
-/** Resolves with what happened to a socket within `timeoutMs`: the events seen, in order. */
-export function watchRevocation(socket: Socket): {
-  events: { name: string; at: number }[];
-  disconnected: Promise<{ reason: string; at: number }>;
-} {
-  const events: { name: string; at: number }[] = [];
-  socket.on("session:revoked", () => events.push({ name: "session:revoked", at: Date.now() }));
-  const disconnected = new Promise<{ reason: string; at: number }>((resolve) => {
-    socket.once("disconnect", (reason: string) => {
-      events.push({ name: "disconnect", at: Date.now() });
-      resolve({ reason, at: Date.now() });
-    });
-  });
-  return { events, disconnected };
 }

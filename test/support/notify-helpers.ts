@@ -4,8 +4,6 @@
  */
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
-import type { Socket } from "socket.io-client";
-import type { Ack, UnreadState } from "../../src/contracts/socket.js";
 import type { AppEvent, Message, Notification, Room } from "../../src/contracts/objects.js";
 import { api, type Account } from "./accounts-helpers.js";
 
@@ -86,31 +84,6 @@ export async function adminEvents(
   assert.equal(res.status, 200, `admin events ${query}: ${res.status} ${res.text}`);
   return res.body;
 }
-
-/** Emits a client → server call and resolves with its ack (or rejects after `timeoutMs`). */
-export async function emitAck<T>(socket: Socket, event: string, payload: unknown, timeoutMs = 10_000): Promise<Ack<T>> {
-  return (await socket.timeout(timeoutMs).emitWithAck(event, payload)) as Ack<T>;
-}
-
-/** Emits and asserts `{ ok: true }`; returns `data`. */
-export async function emitOk<T>(socket: Socket, event: string, payload: unknown): Promise<T> {
-  const ack = await emitAck<T>(socket, event, payload);
-  assert.ok(ack.ok, `${event} failed: ${JSON.stringify(ack)}`);
-  return ack.data;
-}
-
-/** Collects every payload of one server → client event on a socket, from now on. */
-export class Collector<T> {
-  readonly items: T[] = [];
-  constructor(socket: Socket, event: string) {
-    socket.on(event, (payload: T) => this.items.push(payload));
-  }
-  clear(): void {
-    this.items.length = 0;
-  }
-}
-
-export type UnreadEvent = UnreadState;
 
 /** Runs `fn` over `items` with at most `limit` at a time; results in order. */
 export async function pool<T, R>(items: T[], limit: number, fn: (item: T, i: number) => Promise<R>): Promise<R[]> {
