@@ -6,19 +6,9 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import type { Locator, Page } from "playwright-core";
-import {
-  browserTest,
-  composerValue,
-  createRoomRest,
-  gone,
-  historyRest,
-  joinRest,
-  registerRest,
-  sendRest,
-  ui,
-  visible,
-  waitSignedIn,
-} from "../support/browser.js";
+import { register } from "../support/accounts-helpers.js";
+import { browserTest, composerValue, gone, joinRest, ui, visible, waitSignedIn } from "../support/browser.js";
+import { createRoom, fullHistory, sendRest } from "../support/chat-helpers.js";
 import { eventually } from "../support/wait.js";
 
 async function isFocused(locator: Locator): Promise<boolean> {
@@ -59,10 +49,10 @@ test(
     const env = await browserTest(t);
     if (!env) return;
     const { base } = env;
-    const aliceAcc = await registerRest(base, { username: "alice", displayName: "Alice" });
-    const bobAcc = await registerRest(base, { username: "bob", displayName: "Bob" });
-    const room = await createRoomRest(base, aliceAcc, { name: "general", kind: "public", topic: "everything" });
-    await createRoomRest(base, aliceAcc, { name: "random", kind: "public" });
+    const aliceAcc = await register(base, "alice", { displayName: "Alice" });
+    const bobAcc = await register(base, "bob", { displayName: "Bob" });
+    const room = await createRoom(base, aliceAcc, { name: "general", kind: "public", topic: "everything" });
+    await createRoom(base, aliceAcc, { name: "random", kind: "public" });
     await joinRest(base, bobAcc, room.id);
 
     const alice = await env.newPage("alice");
@@ -91,7 +81,7 @@ test(
     await A.keyboard.press("Enter");
     await visible(ui.article(A, "second line"));
     assert.equal(await composerValue(A), "", "Enter sent and emptied the composer");
-    const sent = (await historyRest(base, aliceAcc, room.id)).at(-1);
+    const sent = (await fullHistory(base, aliceAcc, room.id)).at(-1);
     assert.equal(sent?.body, "first line\nsecond line", "the body kept its line break");
     assert.ok(await isFocused(ui.composer(A)), "the composer keeps the focus after sending");
 

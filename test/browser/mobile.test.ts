@@ -5,7 +5,9 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import type { Locator } from "playwright-core";
-import { browserTest, createRoomRest, registerRest, sendMessage, signIn, ui, visible } from "../support/browser.js";
+import { register } from "../support/accounts-helpers.js";
+import { browserTest, sendMessage, signIn, ui, visible } from "../support/browser.js";
+import { createRoom } from "../support/chat-helpers.js";
 import { eventually } from "../support/wait.js";
 
 const VIEWPORT = { width: 360, height: 740 };
@@ -25,9 +27,9 @@ test(
     const env = await browserTest(t);
     if (!env) return;
     const { base } = env;
-    const aliceAcc = await registerRest(base, { username: "alice", displayName: "Alice" });
-    await createRoomRest(base, aliceAcc, { name: "general", kind: "public" });
-    await createRoomRest(base, aliceAcc, { name: "random", kind: "public", topic: "anything goes" });
+    const aliceAcc = await register(base, "alice", { displayName: "Alice" });
+    await createRoom(base, aliceAcc, { name: "general", kind: "public" });
+    await createRoom(base, aliceAcc, { name: "random", kind: "public", topic: "anything goes" });
 
     const alice = await env.newPage("alice", {
       viewport: VIEWPORT,

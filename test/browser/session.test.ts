@@ -7,19 +7,9 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import type { Page } from "playwright-core";
-import {
-  browserTest,
-  createRoomRest,
-  historyRest,
-  joinRest,
-  loginRest,
-  openRoom,
-  registerRest,
-  sendMessage,
-  signIn,
-  ui,
-  visible,
-} from "../support/browser.js";
+import { login, register } from "../support/accounts-helpers.js";
+import { browserTest, joinRest, openRoom, sendMessage, signIn, ui, visible } from "../support/browser.js";
+import { createRoom, fullHistory } from "../support/chat-helpers.js";
 import { eventually, sleep } from "../support/wait.js";
 
 /** ACCESS_TOKEN_TTL's minimum: the page must refresh within it. */
@@ -65,9 +55,9 @@ test("session: field errors, token refresh in two tabs, reload, revocation", { t
 
   // ---- refresh before expiry, in two tabs of the same browser
   // (REST tokens live TTL_S too: log in again where one is needed later.)
-  const alice = await registerRest(base, { username: "alice", displayName: "Alice" });
-  const bobRest = await registerRest(base, { username: "bob", displayName: "Bob" });
-  const room = await createRoomRest(base, alice, { name: "general", kind: "public" });
+  const alice = await register(base, "alice", { displayName: "Alice" });
+  const bobRest = await register(base, "bob", { displayName: "Bob" });
+  const room = await createRoom(base, alice, { name: "general", kind: "public" });
   await joinRest(base, bobRest, room.id);
   const bob = await env.newPage("bob");
   // The refresh replayed below is refused with 401s, in the page's console too.
@@ -96,7 +86,7 @@ test("session: field errors, token refresh in two tabs, reload, revocation", { t
   assert.ok((await stored(B))!.accessToken !== refreshed.accessToken, "refreshed again");
   await sendMessage(B, "still here after the tokens rotated");
   await sendMessage(B2, "and from the other tab");
-  const history = await historyRest(base, await loginRest(base, "alice"), room.id);
+  const history = await fullHistory(base, await login(base, "alice"), room.id);
   assert.equal(history.filter((m) => m.body === "still here after the tokens rotated").length, 1);
   assert.equal(history.filter((m) => m.body === "and from the other tab").length, 1);
 

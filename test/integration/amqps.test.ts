@@ -15,7 +15,7 @@ import os from "node:os";
 import path from "node:path";
 import { test } from "node:test";
 import { api, register } from "../support/accounts-helpers.js";
-import { createRoom, fullHistory, restSend } from "../support/chat-helpers.js";
+import { createRoom, fullHistory, sendRest } from "../support/chat-helpers.js";
 import { PrivateRabbitMQ, privateRabbitUnavailable } from "../support/private-rabbitmq.js";
 import { startNode } from "../support/processes.js";
 import { freePort, isCI, uniqueNamespace } from "../support/servers.js";
@@ -143,7 +143,7 @@ test("two NoChat nodes over amqps:// (CA, client certificate, server name) find 
   // Every step below is a request from the gateway to the worker over the TLS connections.
   const ann = await register(base);
   const room = await createRoom(base, ann, { name: "over-tls", kind: "public" });
-  const sent = await restSend(base, ann, room.id, "hello over amqps://");
+  const sent = await sendRest(base, ann, room.id, "hello over amqps://");
   const history = await fullHistory(base, ann, room.id);
   assert.deepEqual(
     history.map((m) => [m.id, m.body]),

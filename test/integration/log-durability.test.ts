@@ -16,8 +16,9 @@ import { MongoClient } from "mongodb";
 import mysql from "mysql2/promise";
 import type { Message } from "../../src/contracts/objects.js";
 import { api, register } from "../support/accounts-helpers.js";
+import { newClientMsgId, createRoom } from "../support/chat-helpers.js";
 import { ferretBinary, OwnFerretDB } from "../support/ferretdb.js";
-import { cmid, createRoom, pool } from "../support/notify-helpers.js";
+import { pool } from "../support/notify-helpers.js";
 import { startNode, type NodeHandle } from "../support/processes.js";
 import { createTestDatabase, freePort, rabbitUrl, requireServer, uniqueNamespace } from "../support/servers.js";
 import { eventually, sleep } from "../support/wait.js";
@@ -69,7 +70,7 @@ test("audit log durability: FerretDB down for 500 events, log node restarted mid
   const send = async (roomId: number, body: string): Promise<{ message: Message; requestId: string }> => {
     const res = await api<Message>(base, "POST", `/api/rooms/${roomId}/messages`, {
       token: ann.accessToken,
-      body: { body, clientMsgId: cmid() },
+      body: { body, clientMsgId: newClientMsgId() },
     });
     assert.equal(res.status, 201, `acknowledged: ${res.status} ${res.text}`);
     return { message: res.body, requestId: res.headers.get("x-request-id") ?? "" };

@@ -23,10 +23,11 @@ import { ALL_SERVICES } from "../../src/config.js";
 import type { AppEvent, Message } from "../../src/contracts/objects.js";
 import { api, login, register, type Account } from "../support/accounts-helpers.js";
 import { ferretBinary, OwnFerretDB } from "../support/ferretdb.js";
-import { adminEvents, createRoom, sendRest } from "../support/notify-helpers.js";
+import { adminEvents } from "../support/notify-helpers.js";
 import { startNode, type NodeHandle } from "../support/processes.js";
 import { createTestDatabase, freePort, rabbitUrl, requireServer, uniqueNamespace } from "../support/servers.js";
 import { OPERATOR } from "../../src/infra/permissions.js";
+import { createRoom, sendRest } from "../support/chat-helpers.js";
 import { expectError } from "../support/errors.js";
 import { eventually, GiveUp, sleep } from "../support/wait.js";
 

@@ -18,8 +18,8 @@ import type { AppEvent, Message, Room } from "../../src/contracts/objects.js";
 import { openDocStore } from "../../src/infra/docstore.js";
 import { EventLog, type EventDoc } from "../../src/log/event-log.js";
 import { api, type Account, type ApiResponse } from "../support/accounts-helpers.js";
+import { newClientMsgId } from "../support/chat-helpers.js";
 import { expectError } from "../support/errors.js";
-import { cmid } from "../support/notify-helpers.js";
 import { startNode, type NodeHandle } from "../support/processes.js";
 import { freePort, mongoUrl, serverSkip } from "../support/servers.js";
 import { connectChat } from "../support/sockets.js";
@@ -239,7 +239,7 @@ function logSuite(store: Store): void {
     // A message: sent, edited, reacted to, deleted.
     const sent = await call("POST", `/api/rooms/${room.id}/messages`, ann.accessToken, {
       body: "first words",
-      clientMsgId: cmid(),
+      clientMsgId: newClientMsgId(),
     });
     assert.equal(sent.status, 201, sent.text);
     message = sent.body;

@@ -25,7 +25,7 @@ import { test, type TestContext } from "node:test";
 import { ALL_SERVICES } from "../../src/config.js";
 import { METRIC } from "../../src/infra/metrics.js";
 import { api, register } from "../support/accounts-helpers.js";
-import { cmid, createRoom } from "../support/notify-helpers.js";
+import { newClientMsgId, createRoom } from "../support/chat-helpers.js";
 import { REPO_ROOT, startNode } from "../support/processes.js";
 import {
   createTestDatabase,
@@ -228,8 +228,8 @@ test("/metrics per process: NoChat's counters, histograms and gauges move; the b
   const send = (n: number) =>
     Promise.all(
       Array.from({ length: n }, (_, i) =>
-        call(sockets[0], "message:send", { roomId: room.id, body: `hello ${i}`, clientMsgId: cmid() }).then((ack) =>
-          okData(ack, `send ${i}`),
+        call(sockets[0], "message:send", { roomId: room.id, body: `hello ${i}`, clientMsgId: newClientMsgId() }).then(
+          (ack) => okData(ack, `send ${i}`),
         ),
       ),
     );

@@ -22,7 +22,8 @@ import mysql from "mysql2/promise";
 import type { Message, Room } from "../../src/contracts/objects.js";
 import type { Health } from "../../src/gateway/health.js";
 import { api, register } from "../support/accounts-helpers.js";
-import { cmid, createRoom, myRooms, pool, sendRest } from "../support/notify-helpers.js";
+import { newClientMsgId, createRoom, sendRest } from "../support/chat-helpers.js";
+import { myRooms, pool } from "../support/notify-helpers.js";
 import { startNode, type NodeHandle } from "../support/processes.js";
 import { rabbitmqctl } from "../support/rabbitmq.js";
 import { createTestDatabase, freePort, rabbitUrl, requireServer, uniqueNamespace } from "../support/servers.js";
@@ -183,7 +184,7 @@ test("notify in a cluster: exactly once with two instances, catch-up after downt
         async (i) => {
           const res = await api<Message>(i % 2 ? g2Base : g1Base, "POST", `/api/rooms/${general.id}/messages`, {
             token: ann.accessToken,
-            body: { body: `while notify is down @bob #${i}`, clientMsgId: cmid("down") },
+            body: { body: `while notify is down @bob #${i}`, clientMsgId: newClientMsgId("down") },
           });
           assert.equal(res.status, 201, `send ${i} acknowledged: ${res.status} ${res.text}`);
           return res.body;
@@ -235,7 +236,7 @@ test("notify in a cluster: exactly once with two instances, catch-up after downt
       const sender = async (socket: ChatSocket, tag: string): Promise<Message[]> => {
         const acked: Message[] = [];
         for (let i = 0; i < PER_SENDER; i++) {
-          const clientMsgId = cmid(tag);
+          const clientMsgId = newClientMsgId(tag);
           const payload = { roomId: room.id, body: `@bob ${tag} ${i}`, clientMsgId };
           for (let attempt = 1; ; attempt++) {
             try {

@@ -16,8 +16,9 @@ import { after, before, describe, it } from "node:test";
 import knexFactory from "knex";
 import type { Message, Notification, Room } from "../../src/contracts/objects.js";
 import { api, register, type Account } from "../support/accounts-helpers.js";
+import { newClientMsgId, createRoom, sendRest } from "../support/chat-helpers.js";
 import { expectAckError, expectError } from "../support/errors.js";
-import { cmid, createRoom, invite, myRooms, notifications, openDirect, sendRest } from "../support/notify-helpers.js";
+import { invite, myRooms, notifications, openDirect } from "../support/notify-helpers.js";
 import { startNode, type NodeHandle } from "../support/processes.js";
 import { freePort } from "../support/servers.js";
 import { call, connectChat, Inbox, okData, type ChatSocket } from "../support/sockets.js";
@@ -372,7 +373,7 @@ describe("notifications and unread counts (embedded node)", () => {
 
     // Bob's own message moves his marker past everything.
     const mine = okData(
-      await call(tab2, "message:send", { roomId: room.id, body: "read them", clientMsgId: cmid() }),
+      await call(tab2, "message:send", { roomId: room.id, body: "read them", clientMsgId: newClientMsgId() }),
       "bob's send",
     );
     assert.equal(mine.seq, 6);

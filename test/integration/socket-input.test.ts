@@ -11,7 +11,7 @@ import type { Socket } from "socket.io-client";
 import type { ErrorCode } from "../../src/contracts/errors.js";
 import type { Message, Room } from "../../src/contracts/objects.js";
 import { api, register, uniqueName, type Account } from "../support/accounts-helpers.js";
-import { createRoom, newClientMsgId, restSend } from "../support/chat-helpers.js";
+import { createRoom, newClientMsgId, sendRest } from "../support/chat-helpers.js";
 import { expectAckError } from "../support/errors.js";
 import { startNode, type NodeHandle } from "../support/processes.js";
 import { freePort } from "../support/servers.js";
@@ -86,8 +86,8 @@ describe("socket input validation (embedded node)", () => {
     assert.equal((await api(base, "POST", `/api/rooms/${room.id}/join`, { token: bob.accessToken })).status, 200);
     stranger = await createRoom(base, bob, { name: uniqueName("st"), kind: "public" });
     secret = await createRoom(base, bob, { name: uniqueName("se"), kind: "private" });
-    bobsMessage = await restSend(base, bob, room.id, "bob's words");
-    secretMessage = await restSend(base, bob, secret.id, "bob's secret");
+    bobsMessage = await sendRest(base, bob, room.id, "bob's words");
+    secretMessage = await sendRest(base, bob, secret.id, "bob's secret");
     socket = await connectChat(base, alice.accessToken, { rooms: [room.id] });
   });
   after(async () => {

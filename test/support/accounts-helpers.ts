@@ -89,12 +89,18 @@ export interface Account {
   password: string;
 }
 
-export async function register(base: string, username = uniqueName(), password = PASSWORD): Promise<Account> {
-  const res = await api(base, "POST", "/api/auth/register", { body: { username, password } });
+/** POST /api/auth/register (201): a new account and its first session. */
+export async function register(
+  base: string,
+  username = uniqueName(),
+  { password = PASSWORD, displayName }: { password?: string; displayName?: string } = {},
+): Promise<Account> {
+  const res = await api(base, "POST", "/api/auth/register", { body: { username, password, displayName } });
   assert.equal(res.status, 201, `register ${username}: ${res.status} ${res.text}`);
   return { ...res.body, password };
 }
 
+/** POST /api/auth/login (200): a new session. */
 export async function login(base: string, username: string, password = PASSWORD): Promise<Account> {
   const res = await api(base, "POST", "/api/auth/login", { body: { username, password } });
   assert.equal(res.status, 200, `login ${username}: ${res.status} ${res.text}`);

@@ -535,77 +535,7 @@ export async function sendMessage(page: Page, text: string): Promise<Locator> {
 
 // ---- REST shortcuts -----------------------------------------------------------------------------
 
-export async function registerRest(base: string, who: Credentials): Promise<Account> {
-  const res = await api(base, "POST", "/api/auth/register", {
-    body: { username: who.username, password: who.password ?? PASSWORD, displayName: who.displayName },
-  });
-  assert.equal(res.status, 201, `register ${who.username}: ${res.status} ${res.text}`);
-  return { ...res.body, password: who.password ?? PASSWORD };
-}
-
-export async function loginRest(base: string, username: string, password = PASSWORD): Promise<Account> {
-  const res = await api(base, "POST", "/api/auth/login", { body: { username, password } });
-  assert.equal(res.status, 200, `login ${username}: ${res.status} ${res.text}`);
-  return { ...res.body, password };
-}
-
-export async function createRoomRest(
-  base: string,
-  who: Account,
-  room: { name: string; kind?: "public" | "private"; topic?: string; members?: number[] },
-): Promise<{ id: number; name: string }> {
-  const res = await api(base, "POST", "/api/rooms", {
-    token: who.accessToken,
-    body: { kind: "public", ...room },
-  });
-  assert.equal(res.status, 201, `create room ${room.name}: ${res.status} ${res.text}`);
-  return res.body;
-}
-
 export async function joinRest(base: string, who: Account, roomId: number): Promise<void> {
   const res = await api(base, "POST", `/api/rooms/${roomId}/join`, { token: who.accessToken });
   assert.equal(res.status, 200, `join ${roomId}: ${res.status} ${res.text}`);
-}
-
-let msgCounter = 0;
-
-export async function sendRest(
-  base: string,
-  who: Account,
-  roomId: number,
-  body: string,
-  extra: { replyTo?: number; clientMsgId?: string } = {},
-): Promise<{ id: number; seq: number; body: string; roomId: number }> {
-  const clientMsgId = extra.clientMsgId ?? `bt-${process.pid}-${Date.now().toString(36)}-${++msgCounter}`;
-  const res = await api(base, "POST", `/api/rooms/${roomId}/messages`, {
-    token: who.accessToken,
-    body: { body, clientMsgId, ...(extra.replyTo !== undefined ? { replyTo: extra.replyTo } : {}) },
-  });
-  assert.ok(res.status === 201 || res.status === 200, `send to ${roomId}: ${res.status} ${res.text}`);
-  return res.body;
-}
-
-export interface HistoryMessage {
-  id: number;
-  seq: number;
-  userId: number;
-  body: string;
-  deleted: boolean;
-  editedAt: string | null;
-  replyTo: number | null;
-}
-
-/** The whole history of a room, oldest first. */
-export async function historyRest(base: string, who: Account, roomId: number): Promise<HistoryMessage[]> {
-  const out: HistoryMessage[] = [];
-  let after = 0;
-  for (;;) {
-    const res = await api(base, "GET", `/api/rooms/${roomId}/messages?after=${after}&limit=100`, {
-      token: who.accessToken,
-    });
-    assert.equal(res.status, 200, `history of ${roomId}: ${res.status} ${res.text}`);
-    out.push(...res.body.messages);
-    if (!res.body.hasMore || res.body.messages.length === 0) return out;
-    after = out[out.length - 1].seq;
-  }
 }

@@ -15,6 +15,7 @@ export function newClientMsgId(prefix = "c"): string {
 
 // ---- REST shortcuts -----------------------------------------------------------------------------
 
+/** POST /api/rooms → the Room (201). */
 export async function createRoom(
   base: string,
   who: Account,
@@ -25,18 +26,19 @@ export async function createRoom(
   return res.body;
 }
 
-export async function restSend(
+/** POST /api/rooms/:id/messages → the Message (201, or 200 for a repeated clientMsgId). */
+export async function sendRest(
   base: string,
   who: Account,
   roomId: number,
   body: string,
-  clientMsgId = newClientMsgId("r"),
+  { clientMsgId = newClientMsgId("r"), replyTo }: { clientMsgId?: string; replyTo?: number } = {},
 ): Promise<Message> {
   const res = await api<Message>(base, "POST", `/api/rooms/${roomId}/messages`, {
     token: who.accessToken,
-    body: { body, clientMsgId },
+    body: { body, clientMsgId, ...(replyTo === undefined ? {} : { replyTo }) },
   });
-  assert.ok(res.status === 201 || res.status === 200, `send: ${res.status} ${res.text}`);
+  assert.ok(res.status === 201 || res.status === 200, `send to ${roomId}: ${res.status} ${res.text}`);
   return res.body;
 }
 

@@ -1,19 +1,10 @@
 /**
- * Chat, notification and audit-log helpers for the step 4 integration tests (notify*, log*):
- * REST shortcuts that assert success, socket acks, and collectors of server → client events.
+ * REST shortcuts for notifications, direct rooms, invites and the audit log that assert success,
+ * and a bounded pool of concurrent calls (rooms and messages: chat-helpers.ts).
  */
 import assert from "node:assert/strict";
-import { randomBytes } from "node:crypto";
-import type { AppEvent, Message, Notification, Room } from "../../src/contracts/objects.js";
+import type { AppEvent, Notification, Room } from "../../src/contracts/objects.js";
 import { api, type Account } from "./accounts-helpers.js";
-
-/** A fresh clientMsgId (8–64 of [A-Za-z0-9_-]). */
-export function cmid(prefix = "m"): string {
-  return `${prefix}-${randomBytes(8).toString("hex")}`.slice(0, 64);
-}
-
-/** POST /api/rooms → the Room (201): the one chat-helpers has. */
-export { createRoom } from "./chat-helpers.js";
 
 /** POST /api/rooms/direct → the Room (200/201). */
 export async function openDirect(base: string, from: Account, to: Account): Promise<Room> {
@@ -32,22 +23,6 @@ export async function invite(base: string, by: Account, roomId: number, user: Ac
     body: { userId: user.user.id },
   });
   assert.equal(res.status, 201, `invite: ${res.status} ${res.text}`);
-}
-
-/** POST /api/rooms/:id/messages → the Message (201, or 200 for a repeated clientMsgId). */
-export async function sendRest(
-  base: string,
-  from: Account,
-  roomId: number,
-  body: string,
-  clientMsgId = cmid(),
-): Promise<Message> {
-  const res = await api<Message>(base, "POST", `/api/rooms/${roomId}/messages`, {
-    token: from.accessToken,
-    body: { body, clientMsgId },
-  });
-  assert.ok(res.status === 201 || res.status === 200, `send: ${res.status} ${res.text}`);
-  return res.body;
 }
 
 /** GET /api/notifications (all, or unseen only). */
