@@ -172,35 +172,35 @@ describe("chat model: random users, rooms and actions never leak and never lose 
           case "send": {
             const clientMsgId = newClientMsgId(`m${i}`);
             const body = `message ${i} from u${u}`;
-            let outcome: { ok: true; message: Message } | { ok: false; status: number; code: string };
+            let message: Message;
             if (action.rest) {
               const res = await api(base, "POST", `/api/rooms/${room.id}/messages`, {
                 token,
                 body: { body, clientMsgId },
               });
-              outcome =
-                res.status === 201
-                  ? { ok: true, message: res.body }
-                  : { ok: false, status: res.status, code: res.body?.error?.code };
+              if (!member) {
+                const { status, code } = refusal(room);
+                expectError(res, status, code, `${what}: a non-member's send`);
+                count("send refused");
+                break;
+              }
+              assert.equal(res.status, 201, `${what}: a member's send failed: ${res.text}`);
+              message = res.body;
             } else {
               let ack = await call(user.socket, "message:send", { roomId: room.id, body, clientMsgId });
               if (!ack.ok && ack.error.code === "RATE_LIMITED") {
                 await sleep((ack.error.retryAfter ?? 1) * 1000 + 50);
                 ack = await call(user.socket, "message:send", { roomId: room.id, body, clientMsgId });
               }
-              if (!ack.ok) expectAckError(ack, ack.error.code, what);
-              outcome = ack.ok ? { ok: true, message: ack.data } : { ok: false, status: 0, code: ack.error.code };
+              if (!member) {
+                expectAckError(ack, refusal(room).code, `${what}: a non-member's send`);
+                count("send refused");
+                break;
+              }
+              message = okData(ack, `${what}: a member's send`);
             }
-            if (!member) {
-              assert.equal(outcome.ok, false, `${what}: a non-member could send`);
-              if (!outcome.ok) assert.equal(outcome.code, refusal(room).code, what);
-              count("send refused");
-              break;
-            }
-            assert.ok(outcome.ok, `${what}: a member's send failed: ${JSON.stringify(outcome)}`);
             count("send ok");
             count("deliveries checked", room.members.size);
-            const message = outcome.message;
             assert.equal(message.seq, room.messages.length + 1, `${what}: the next seq`);
             room.messages.push(message);
             sentTo.set(message.id, new Set(room.members.keys()));
@@ -332,34 +332,36 @@ describe("chat model: random users, rooms and actions never leak and never lose 
             if (room.messages.length === 0) break;
             const message = room.messages[action.pick % room.messages.length];
             const emoji = EMOJIS[action.emoji];
-            let result: { ok: true; message: Message } | { ok: false; code: string };
+            let reacted: Message;
             if (action.rest) {
               const res = await api(base, "POST", `/api/rooms/${room.id}/messages/${message.id}/reactions`, {
                 token,
                 body: { emoji },
               });
-              result =
-                res.status === 200 ? { ok: true, message: res.body } : { ok: false, code: res.body?.error?.code };
-              if (!member) assert.equal(res.status, refusal(room).status, `${what}: ${res.text}`);
+              if (!member) {
+                const { status, code } = refusal(room);
+                expectError(res, status, code, `${what}: a non-member's reaction`);
+                count("react refused");
+                break;
+              }
+              assert.equal(res.status, 200, `${what}: a member's reaction failed: ${res.text}`);
+              reacted = res.body;
             } else {
               const ack = await call(user.socket, "reaction:toggle", { messageId: message.id, emoji });
-              if (!ack.ok) expectAckError(ack, ack.error.code, what);
-              result = ack.ok ? { ok: true, message: ack.data } : { ok: false, code: ack.error.code };
+              if (!member) {
+                expectAckError(ack, refusal(room).code, `${what}: a non-member's reaction`);
+                count("react refused");
+                break;
+              }
+              reacted = okData(ack, `${what}: a member's reaction`);
             }
-            if (!member) {
-              assert.equal(result.ok, false, `${what}: a non-member could react`);
-              if (!result.ok) assert.equal(result.code, refusal(room).code, what);
-              count("react refused");
-              break;
-            }
-            assert.ok(result.ok, `${what}: ${JSON.stringify(result)}`);
             const byEmoji = room.reactions.get(message.id) ?? new Map<string, number[]>();
             const list = byEmoji.get(emoji) ?? [];
             byEmoji.set(emoji, list.includes(u) ? list.filter((x) => x !== u) : [...list, u]);
             if (byEmoji.get(emoji)!.length === 0) byEmoji.delete(emoji);
             room.reactions.set(message.id, byEmoji);
             const expected = Object.fromEntries([...byEmoji].map(([e, us]) => [e, us.map(uid)]));
-            assert.deepEqual(result.message.reactions, expected, `${what}: reactions`);
+            assert.deepEqual(reacted.reactions, expected, `${what}: reactions`);
             count("react ok");
             const members = new Set(room.members.keys());
             updatedTo.set(message.id, [...(updatedTo.get(message.id) ?? []), { action: i, members }]);

@@ -15,7 +15,16 @@ import { createRoom, newClientMsgId, sendRest } from "../support/chat-helpers.js
 import { expectAckError } from "../support/errors.js";
 import { startNode, type NodeHandle } from "../support/processes.js";
 import { freePort } from "../support/servers.js";
-import { call, connectChat, Inbox, okData, openSocket, rawCall, type ChatSocket } from "../support/sockets.js";
+import {
+  call,
+  connectChat,
+  Inbox,
+  okData,
+  openSocket,
+  rawCall,
+  type AckOf,
+  type ChatSocket,
+} from "../support/sockets.js";
 import { sleep, withTimeout } from "../support/wait.js";
 
 type Case = [label: string, payload: unknown, code: ErrorCode | ErrorCode[], field?: string];
@@ -136,12 +145,23 @@ describe("socket input validation (embedded node)", () => {
     await assertStillServing("after an unknown event");
   });
 
-  it("extra arguments before the callback do not swallow the ack", async () => {
+  it("extra arguments before the callback do not swallow the ack: the first argument is the payload", async () => {
+    const clientMsgId = newClientMsgId();
     const ack = await ask("message:send", [
-      { roomId: room.id, body: "with an extra argument", clientMsgId: newClientMsgId() },
+      { roomId: room.id, body: "with an extra argument", clientMsgId },
       "unexpected",
     ]);
-    assert.ok(ack && typeof ack === "object" && "ok" in ack, `no proper ack: ${JSON.stringify(ack)}`);
+    const sent = okData(ack as AckOf<"message:send">, "message:send with an extra argument");
+    assert.deepEqual(
+      [sent.roomId, sent.body, sent.clientMsgId, sent.userId],
+      [room.id, "with an extra argument", clientMsgId, alice.user.id],
+    );
+    // An extra argument on a refused call is answered with the refusal, not ignored.
+    expectAckError(
+      await ask("message:send", [{ roomId: secret.id, body: "x", clientMsgId: newClientMsgId() }, 42, "more"]),
+      "NOT_FOUND",
+      "message:send to a private room of others, with extra arguments",
+    );
   });
 
   it("message:send", async () => {

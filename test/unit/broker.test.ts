@@ -15,7 +15,7 @@ import NotifyService from "../../services/notify.service.js";
 import UsersService from "../../services/users.service.js";
 import { reloadConfig } from "../../src/config.js";
 import type { ResolvedToken } from "../../src/contracts/actions.js";
-import type { AppEvent, AuthResult, Message, Principal, User } from "../../src/contracts/objects.js";
+import type { AppEvent, AuthResult, Message, Notification, Principal, User } from "../../src/contracts/objects.js";
 import { AppError, toErrorBody } from "../../src/errors.js";
 import type { WithOutbox } from "../../src/infra/outbox-mixin.js";
 import { OPERATOR, PermissionMiddleware } from "../../src/infra/permissions.js";
@@ -31,6 +31,7 @@ describe("services in one broker (SQLite + embedded log store)", () => {
   let alice: AuthResult;
   let alicePrincipal: Principal;
   let bossPrincipal: Principal;
+  let bobPrincipal: Principal;
 
   const as = (user: Principal) => ({ meta: { user } });
   const principalOf = async (token: string): Promise<Principal> =>
@@ -186,7 +187,7 @@ describe("services in one broker (SQLite + embedded log store)", () => {
     );
 
     const bob = await broker.call<AuthResult, object>("auth.register", { username: "bob", password: "bobs password" });
-    const bobPrincipal = await principalOf(bob.accessToken);
+    bobPrincipal = await principalOf(bob.accessToken);
     // A public room is visible to everyone, but reading and writing it need membership (403);
     // a private room does not exist for non-members (404).
     const { id: secretId } = await broker.call<{ id: number }, object>(
@@ -221,13 +222,54 @@ describe("services in one broker (SQLite + embedded log store)", () => {
   });
 
   it("notify.list and markSeen answer for the caller", async () => {
-    const { notifications } = await broker.call<{ notifications: unknown[] }, object>(
-      "notify.list",
-      {},
+    const list = async (who: Principal, unseen = false): Promise<Notification[]> =>
+      (await broker.call<{ notifications: Notification[] }, object>("notify.list", { unseen }, as(who))).notifications;
+    // alice invites bob to a room and mentions him there: two notifications for bob, none for alice.
+    const { id: roomId } = await broker.call<{ id: number }, object>(
+      "chat.createRoom",
+      { name: "notified", kind: "public" },
       as(alicePrincipal),
     );
-    assert.deepEqual(notifications, []);
+    await broker.call("chat.invite", { id: roomId, userId: bobPrincipal.id }, as(alicePrincipal));
+    const mention = await broker.call<Message, object>(
+      "chat.send",
+      { roomId, body: "welcome, @bob", clientMsgId: "client-0004" },
+      as(alicePrincipal),
+    );
+    const bobs = await eventually(
+      "bob's invite and mention",
+      async () => {
+        const notifications = await list(bobPrincipal);
+        return notifications.length === 2 && notifications;
+      },
+      POLL,
+    );
+    assert.deepEqual(
+      bobs.map((n) => [n.kind, n.roomId, n.messageId, n.fromUserId, n.seen]),
+      [
+        ["mention", roomId, mention.id, alice.user.id, false],
+        ["invite", roomId, null, alice.user.id, false],
+      ],
+      "bob's, newest first",
+    );
+    assert.deepEqual(await list(alicePrincipal), [], "the sender is told nothing");
+
+    // markSeen touches the caller's own notifications only, even when given another user's ids.
     await broker.call("notify.markSeen", { all: true }, as(alicePrincipal));
+    await broker.call("notify.markSeen", { ids: bobs.map((n) => n.id) }, as(alicePrincipal));
+    assert.equal((await list(bobPrincipal, true)).length, 2, "bob's are still unseen");
+    await broker.call("notify.markSeen", { ids: [bobs[1].id] }, as(bobPrincipal));
+    assert.deepEqual(
+      (await list(bobPrincipal, true)).map((n) => n.id),
+      [bobs[0].id],
+      "only the invite is seen",
+    );
+    await broker.call("notify.markSeen", { all: true }, as(bobPrincipal));
+    assert.deepEqual(await list(bobPrincipal, true), []);
+    assert.ok(
+      (await list(bobPrincipal)).every((n) => n.seen),
+      "all of bob's seen, none gone",
+    );
   });
 
   it("registering a NOCHAT_ADMINS name grants nothing; an operator's users.setAdmin does", async () => {
