@@ -1,6 +1,8 @@
 /**
  * The real users, auth, chat, notify and log services in one in-process broker (no transporter),
- * on SQLite and the embedded log store in a temp DATA_DIR, with the permission middleware.
+ * on SQLite and the embedded log store in a temp DATA_DIR, with the permission middleware: the
+ * services working together through the broker, their outboxes and the log (an integration test,
+ * though it needs no server).
  */
 import assert from "node:assert/strict";
 import { mkdtempSync, rmSync } from "node:fs";
