@@ -18,7 +18,6 @@ import {
   Inbox,
   okData,
   openSocket,
-  rawCall,
   type ChatSocket,
   type ConnectOutcome,
 } from "../support/sockets.js";
@@ -167,9 +166,7 @@ describe("abuse limits (embedded node, TRUST_PROXY=1)", () => {
       const bobInbox = new Inbox(bobSocket, "bob");
       const started = Date.now();
       const acks = await Promise.all(
-        Array.from({ length: 1_000 }, (_, i) =>
-          rawCall(aliceSocket, "typing", [{ roomId: room.id, typing: i % 2 === 0 }]),
-        ),
+        Array.from({ length: 1_000 }, (_, i) => call(aliceSocket, "typing", { roomId: room.id, typing: i % 2 === 0 })),
       );
       const elapsed = (Date.now() - started) / 1000;
       const ok = acks.filter((a) => a.ok).length;
@@ -190,9 +187,7 @@ describe("abuse limits (embedded node, TRUST_PROXY=1)", () => {
       await sleep(2_100);
       const started = Date.now();
       const acks = await Promise.all(
-        Array.from({ length: 300 }, () =>
-          rawCall(aliceSocket, "reaction:toggle", [{ messageId: message.id, emoji: "👍" }]),
-        ),
+        Array.from({ length: 300 }, () => call(aliceSocket, "reaction:toggle", { messageId: message.id, emoji: "👍" })),
       );
       const elapsed = (Date.now() - started) / 1000;
       const ok = acks.filter((a) => a.ok).length;
