@@ -8,11 +8,9 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import {
   browserTest,
-  createRoomRest,
   ensureUiBuilt,
   joinRest,
   openRoom,
-  registerRest,
   sendMessage,
   signIn,
   ui,
@@ -22,7 +20,8 @@ import {
 } from "../support/browser.js";
 import { ServiceBroker } from "moleculer";
 import { OPERATOR } from "../../src/infra/permissions.js";
-import { api } from "../support/accounts-helpers.js";
+import { api, register } from "../support/accounts-helpers.js";
+import { createRoom } from "../support/chat-helpers.js";
 import { startNode, TEST_JWT_SECRET, type NodeHandle } from "../support/processes.js";
 import { createTestDatabase, freePort, rabbitUrl, requireServer, uniqueNamespace } from "../support/servers.js";
 
@@ -91,9 +90,9 @@ test(
     }
 
     // Accounts and the room over REST (each on "its" gateway); the rest in the browsers.
-    const aliceAcc = await registerRest(g1, { username: "alice", displayName: "Alice" });
-    const bobAcc = await registerRest(g2, { username: "bob", displayName: "Bob" });
-    const room = await createRoomRest(g1, aliceAcc, { name: "Across", kind: "public", topic: "two gateways" });
+    const aliceAcc = await register(g1, "alice", { displayName: "Alice" });
+    const bobAcc = await register(g2, "bob", { displayName: "Bob" });
+    const room = await createRoom(g1, aliceAcc, { name: "Across", kind: "public", topic: "two gateways" });
     await joinRest(g2, bobAcc, room.id);
 
     const alice = await env.newPage("alice@G1", { base: g1 });

@@ -6,20 +6,10 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import type { Locator, Page } from "playwright-core";
-import {
-  browserTest,
-  composerValue,
-  createRoomRest,
-  eventually,
-  gone,
-  historyRest,
-  joinRest,
-  registerRest,
-  sendRest,
-  ui,
-  visible,
-  waitSignedIn,
-} from "../support/browser.js";
+import { register } from "../support/accounts-helpers.js";
+import { browserTest, composerValue, gone, joinRest, ui, visible, waitSignedIn } from "../support/browser.js";
+import { createRoom, fullHistory, sendRest } from "../support/chat-helpers.js";
+import { eventually } from "../support/wait.js";
 
 async function isFocused(locator: Locator): Promise<boolean> {
   if ((await locator.count()) !== 1) return false;
@@ -59,10 +49,10 @@ test(
     const env = await browserTest(t);
     if (!env) return;
     const { base } = env;
-    const aliceAcc = await registerRest(base, { username: "alice", displayName: "Alice" });
-    const bobAcc = await registerRest(base, { username: "bob", displayName: "Bob" });
-    const room = await createRoomRest(base, aliceAcc, { name: "general", kind: "public", topic: "everything" });
-    await createRoomRest(base, aliceAcc, { name: "random", kind: "public" });
+    const aliceAcc = await register(base, "alice", { displayName: "Alice" });
+    const bobAcc = await register(base, "bob", { displayName: "Bob" });
+    const room = await createRoom(base, aliceAcc, { name: "general", kind: "public", topic: "everything" });
+    await createRoom(base, aliceAcc, { name: "random", kind: "public" });
     await joinRest(base, bobAcc, room.id);
 
     const alice = await env.newPage("alice");
@@ -91,7 +81,7 @@ test(
     await A.keyboard.press("Enter");
     await visible(ui.article(A, "second line"));
     assert.equal(await composerValue(A), "", "Enter sent and emptied the composer");
-    const sent = (await historyRest(base, aliceAcc, room.id)).at(-1);
+    const sent = (await fullHistory(base, aliceAcc, room.id)).at(-1);
     assert.equal(sent?.body, "first line\nsecond line", "the body kept its line break");
     assert.ok(await isFocused(ui.composer(A)), "the composer keeps the focus after sending");
 
@@ -107,6 +97,7 @@ test(
     await A.keyboard.press("ArrowUp");
     await eventually("the composer holds the last own message", async () => {
       assert.equal(await composerValue(A), "keyboard message");
+      return true;
     });
     await visible(A.getByRole("button", { name: "Cancel edit", exact: true }));
     await A.keyboard.press("ControlOrMeta+a");
@@ -118,7 +109,10 @@ test(
 
     // Escape leaves edit mode without saving.
     await A.keyboard.press("ArrowUp");
-    await eventually("edit mode again", async () => assert.equal(await composerValue(A), "keyboard message, edited"));
+    await eventually("edit mode again", async () => {
+      assert.equal(await composerValue(A), "keyboard message, edited");
+      return true;
+    });
     await A.keyboard.press("Escape");
     await gone(A.getByRole("button", { name: "Cancel edit", exact: true }));
     assert.equal(await composerValue(A), "", "Escape leaves edit mode and clears the composer");
@@ -131,6 +125,7 @@ test(
     await dialog.waitFor();
     await eventually("the focus is inside the dialog", async () => {
       assert.ok(await isFocused(dialog), `focus is on ${await focusedDescription(A)}`);
+      return true;
     });
     // Tab stays inside the dialog: past its last control the focus may go to the browser's own UI
     // (a native modal <dialog> allows that; the page then has no focused element) and comes back,
@@ -150,6 +145,7 @@ test(
     await gone(dialog);
     await eventually("the focus is back on New room", async () => {
       assert.ok(await isFocused(newRoom), `focus is on ${await focusedDescription(A)}`);
+      return true;
     });
 
     // And a room can still be created from the keyboard.

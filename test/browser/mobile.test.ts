@@ -5,16 +5,10 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import type { Locator } from "playwright-core";
-import {
-  browserTest,
-  createRoomRest,
-  eventually,
-  registerRest,
-  sendMessage,
-  signIn,
-  ui,
-  visible,
-} from "../support/browser.js";
+import { register } from "../support/accounts-helpers.js";
+import { browserTest, sendMessage, signIn, ui, visible } from "../support/browser.js";
+import { createRoom } from "../support/chat-helpers.js";
+import { eventually } from "../support/wait.js";
 
 const VIEWPORT = { width: 360, height: 740 };
 
@@ -33,9 +27,9 @@ test(
     const env = await browserTest(t);
     if (!env) return;
     const { base } = env;
-    const aliceAcc = await registerRest(base, { username: "alice", displayName: "Alice" });
-    await createRoomRest(base, aliceAcc, { name: "general", kind: "public" });
-    await createRoomRest(base, aliceAcc, { name: "random", kind: "public", topic: "anything goes" });
+    const aliceAcc = await register(base, "alice", { displayName: "Alice" });
+    await createRoom(base, aliceAcc, { name: "general", kind: "public" });
+    await createRoom(base, aliceAcc, { name: "random", kind: "public", topic: "anything goes" });
 
     const alice = await env.newPage("alice", {
       viewport: VIEWPORT,
@@ -64,6 +58,7 @@ test(
     await menu.click();
     await eventually("Menu says the drawer is open", async () => {
       assert.equal(await menu.getAttribute("aria-expanded"), "true");
+      return true;
     });
     releaseRooms();
     await ui.title(A, "random").waitFor();
@@ -73,6 +68,7 @@ test(
     await ui.title(A, "general").waitFor();
     await eventually("Menu says the drawer is closed", async () => {
       assert.equal(await menu.getAttribute("aria-expanded"), "false");
+      return true;
     });
     await menu.click();
     await eventually("the room list is on screen again", () => onScreen(link));
@@ -82,6 +78,7 @@ test(
     await ui.title(A, "random").waitFor();
     await eventually("Menu says the drawer is closed", async () => {
       assert.equal(await menu.getAttribute("aria-expanded"), "false");
+      return true;
     });
     await eventually("the room list is off screen", async () => !(await onScreen(link)));
     assert.ok(await onScreen(ui.composer(A)), "the composer is on screen");
@@ -103,7 +100,10 @@ test(
     await eventually("the room list is back", () => onScreen(ui.roomLink(A, "general")));
     await ui.roomLink(A, "general").click();
     await ui.title(A, "general").waitFor();
-    await eventually("closed again", async () => assert.equal(await menu.getAttribute("aria-expanded"), "false"));
+    await eventually("closed again", async () => {
+      assert.equal(await menu.getAttribute("aria-expanded"), "false");
+      return true;
+    });
 
     alice.problems.assertClean();
   },

@@ -8,22 +8,17 @@ import { mkdtempSync, rmSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { test } from "node:test";
+import { register } from "../support/accounts-helpers.js";
 import {
   browserTest,
-  createRoomRest,
-  eventually,
   expectCount,
   gone,
-  historyRest,
   joinRest,
   NETWORK_DOWN_CONSOLE,
   openRoom,
   recordStatuses,
-  registerRest,
   sendMessage,
-  sendRest,
   signIn,
-  sleep,
   startEmbeddedNode,
   statusLog,
   ui,
@@ -31,6 +26,8 @@ import {
   waitSignedIn,
   type StartedNode,
 } from "../support/browser.js";
+import { createRoom, fullHistory, sendRest } from "../support/chat-helpers.js";
+import { eventually, sleep } from "../support/wait.js";
 
 test(
   "reconnect: catch-up after a restart exactly once, in order; a message sent while down survives a reload",
@@ -53,9 +50,9 @@ test(
       server = await startEmbeddedNode({ t, port, dataDir, name: "second" });
     };
 
-    const aliceAcc = await registerRest(base, { username: "alice", displayName: "Alice" });
-    const bobAcc = await registerRest(base, { username: "bob", displayName: "Bob" });
-    const room = await createRoomRest(base, aliceAcc, { name: "ops", kind: "public" });
+    const aliceAcc = await register(base, "alice", { displayName: "Alice" });
+    const bobAcc = await register(base, "bob", { displayName: "Bob" });
+    const room = await createRoom(base, aliceAcc, { name: "ops", kind: "public" });
     await joinRest(base, bobAcc, room.id);
 
     const bob = await env.newPage("bob");
@@ -146,7 +143,7 @@ test(
     const stored = await eventually(
       "the offline message in the history",
       async () => {
-        const history = await historyRest(base, aliceAcc, room.id);
+        const history = await fullHistory(base, aliceAcc, room.id);
         const found = history.filter((m) => m.body === offlineBody);
         return found.length > 0 ? found : false;
       },
@@ -157,15 +154,16 @@ test(
     await eventually("no longer pending", async () => {
       const text = (await ui.article(B, offlineBody).first().textContent()) ?? "";
       assert.doesNotMatch(text, /Sending…|Not sent/);
+      return true;
     });
-    const history = await historyRest(base, aliceAcc, room.id);
+    const history = await fullHistory(base, aliceAcc, room.id);
     assert.equal(history.filter((m) => m.body === offlineBody).length, 1, "still exactly once in the history");
 
     // The page still works both ways.
     await sendRest(base, aliceAcc, room.id, "all good now");
     await expectCount(ui.article(B, "all good now"), 1, "live after everything");
     await sendMessage(B, "bob is back");
-    assert.equal((await historyRest(base, aliceAcc, room.id)).filter((m) => m.body === "bob is back").length, 1);
+    assert.equal((await fullHistory(base, aliceAcc, room.id)).filter((m) => m.body === "bob is back").length, 1);
 
     assert.deepEqual(bob.problems.pageErrors, [], "no uncaught exceptions");
     assert.deepEqual(firstLoad, [], "connection statuses shown on a first load, with the server up all along");

@@ -6,19 +6,10 @@
  */
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import {
-  browserTest,
-  composerValue,
-  createRoomRest,
-  eventually,
-  gone,
-  openRoom,
-  registerRest,
-  sendRest,
-  signIn,
-  ui,
-  visible,
-} from "../support/browser.js";
+import { register } from "../support/accounts-helpers.js";
+import { browserTest, composerValue, gone, openRoom, signIn, ui, visible } from "../support/browser.js";
+import { createRoom, sendRest } from "../support/chat-helpers.js";
+import { eventually } from "../support/wait.js";
 
 test(
   "rooms: browse/join, direct message, initial members, mentions, history, settings, kick, leave",
@@ -27,10 +18,10 @@ test(
     const env = await browserTest(t);
     if (!env) return;
     const { base } = env;
-    const aliceAcc = await registerRest(base, { username: "alice", displayName: "Alice" });
-    await registerRest(base, { username: "bob", displayName: "Bob" });
-    await registerRest(base, { username: "carol", displayName: "Carol" });
-    const lobby = await createRoomRest(base, aliceAcc, { name: "lobby", kind: "public", topic: "say hi" });
+    const aliceAcc = await register(base, "alice", { displayName: "Alice" });
+    await register(base, "bob", { displayName: "Bob" });
+    await register(base, "carol", { displayName: "Carol" });
+    const lobby = await createRoom(base, aliceAcc, { name: "lobby", kind: "public", topic: "say hi" });
     // 130 messages: the history is loaded in pages of 50 as bob scrolls back.
     for (let i = 1; i <= 130; i++) await sendRest(base, aliceAcc, lobby.id, `history line ${i}`);
 

@@ -12,21 +12,11 @@ import path from "node:path";
 import { test } from "node:test";
 import knex from "knex";
 import type { Page } from "playwright-core";
-import { api } from "../support/accounts-helpers.js";
-import {
-  browserTest,
-  createRoomRest,
-  gone,
-  joinRest,
-  openRoom,
-  registerRest,
-  sendRest,
-  signIn,
-  sleep,
-  ui,
-  visible,
-} from "../support/browser.js";
+import { api, register } from "../support/accounts-helpers.js";
+import { browserTest, gone, joinRest, openRoom, signIn, ui, visible } from "../support/browser.js";
+import { createRoom, sendRest } from "../support/chat-helpers.js";
 import { REPO_ROOT } from "../support/processes.js";
+import { sleep } from "../support/wait.js";
 
 const OUT_DIR = path.join(REPO_ROOT, "docs", "screenshots");
 const WRITE = process.env.SCREENSHOTS === "1";
@@ -64,16 +54,16 @@ test(
     const { base } = env;
 
     // ---- a conversation worth looking at -------------------------------------------------------------
-    const alice = await registerRest(base, { username: "alice", displayName: "Alice Martin" });
-    const bob = await registerRest(base, { username: "bob", displayName: "Bob Chen" });
-    const carol = await registerRest(base, { username: "carol", displayName: "Carol Diaz" });
-    const design = await createRoomRest(base, alice, {
+    const alice = await register(base, "alice", { displayName: "Alice Martin" });
+    const bob = await register(base, "bob", { displayName: "Bob Chen" });
+    const carol = await register(base, "carol", { displayName: "Carol Diaz" });
+    const design = await createRoom(base, alice, {
       name: "design",
       kind: "public",
       topic: "Product design and UI reviews",
     });
-    const general = await createRoomRest(base, alice, { name: "general", kind: "public", topic: "Everything else" });
-    await createRoomRest(base, alice, { name: "release-planning", kind: "private" });
+    const general = await createRoom(base, alice, { name: "general", kind: "public", topic: "Everything else" });
+    await createRoom(base, alice, { name: "release-planning", kind: "private" });
     for (const who of [bob, carol]) {
       await joinRest(base, who, design.id);
       await joinRest(base, who, general.id);

@@ -7,20 +7,10 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import type { Page } from "playwright-core";
-import {
-  browserTest,
-  createRoomRest,
-  eventually,
-  historyRest,
-  joinRest,
-  loginRest,
-  openRoom,
-  registerRest,
-  sendMessage,
-  signIn,
-  ui,
-  visible,
-} from "../support/browser.js";
+import { login, register } from "../support/accounts-helpers.js";
+import { browserTest, joinRest, openRoom, sendMessage, signIn, ui, visible } from "../support/browser.js";
+import { createRoom, fullHistory } from "../support/chat-helpers.js";
+import { eventually, sleep } from "../support/wait.js";
 
 /** ACCESS_TOKEN_TTL's minimum: the page must refresh within it. */
 const TTL_S = 10;
@@ -65,9 +55,9 @@ test("session: field errors, token refresh in two tabs, reload, revocation", { t
 
   // ---- refresh before expiry, in two tabs of the same browser
   // (REST tokens live TTL_S too: log in again where one is needed later.)
-  const alice = await registerRest(base, { username: "alice", displayName: "Alice" });
-  const bobRest = await registerRest(base, { username: "bob", displayName: "Bob" });
-  const room = await createRoomRest(base, alice, { name: "general", kind: "public" });
+  const alice = await register(base, "alice", { displayName: "Alice" });
+  const bobRest = await register(base, "bob", { displayName: "Bob" });
+  const room = await createRoom(base, alice, { name: "general", kind: "public" });
   await joinRest(base, bobRest, room.id);
   const bob = await env.newPage("bob");
   // The refresh replayed below is refused with 401s, in the page's console too.
@@ -92,11 +82,11 @@ test("session: field errors, token refresh in two tabs, reload, revocation", { t
   assert.ok(Date.now() < first.expiresAt, "refreshed before the old token expired");
 
   // Past two lifetimes (several refreshes by two tabs): still signed in, still sending.
-  await new Promise((resolve) => setTimeout(resolve, 2 * TTL_S * 1000));
+  await sleep(2 * TTL_S * 1000);
   assert.ok((await stored(B))!.accessToken !== refreshed.accessToken, "refreshed again");
   await sendMessage(B, "still here after the tokens rotated");
   await sendMessage(B2, "and from the other tab");
-  const history = await historyRest(base, await loginRest(base, "alice"), room.id);
+  const history = await fullHistory(base, await login(base, "alice"), room.id);
   assert.equal(history.filter((m) => m.body === "still here after the tokens rotated").length, 1);
   assert.equal(history.filter((m) => m.body === "and from the other tab").length, 1);
 

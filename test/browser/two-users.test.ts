@@ -9,7 +9,6 @@ import {
   browserTest,
   composerValue,
   createRoomUi,
-  eventually,
   expectCount,
   gone,
   messageAction,
@@ -19,6 +18,7 @@ import {
   ui,
   visible,
 } from "../support/browser.js";
+import { eventually } from "../support/wait.js";
 
 const ROOM = "Project X";
 
@@ -90,6 +90,7 @@ test(
       await visible(reply);
       await eventually("the reply quotes the original", async () => {
         assert.match((await reply.first().textContent()) ?? "", /Hello Bob/);
+        return true;
       });
     }
     await gone(B.getByRole("button", { name: "Cancel reply", exact: true }));
@@ -98,6 +99,7 @@ test(
     await messageAction(ui.article(A, "Hello Bob").filter({ hasNotText: "Replying to you" }), "Edit");
     await eventually("the composer holds the body to edit", async () => {
       assert.equal(await composerValue(A), "Hello Bob");
+      return true;
     });
     await visible(A.getByRole("button", { name: "Cancel edit", exact: true }));
     await ui.composer(A).fill("Hello Bob, edited");
@@ -106,6 +108,7 @@ test(
     await visible(editedOnB);
     await eventually("bob sees (edited)", async () => {
       assert.match((await editedOnB.first().textContent()) ?? "", /\(edited\)/);
+      return true;
     });
     await visible(ui.article(A, "Hello Bob, edited").filter({ hasText: "(edited)" }));
     assert.equal(await composerValue(A), "", "the composer is empty after saving the edit");

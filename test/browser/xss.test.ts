@@ -10,21 +10,10 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import type { Locator, Page } from "playwright-core";
-import { api, type Account } from "../support/accounts-helpers.js";
-import {
-  browserTest,
-  createRoomRest,
-  eventually,
-  gone,
-  joinRest,
-  openRoom,
-  registerRest,
-  sendRest,
-  signIn,
-  sleep,
-  ui,
-  visible,
-} from "../support/browser.js";
+import { api, register, type Account } from "../support/accounts-helpers.js";
+import { browserTest, gone, joinRest, openRoom, signIn, ui, visible } from "../support/browser.js";
+import { createRoom, sendRest } from "../support/chat-helpers.js";
+import { eventually, sleep } from "../support/wait.js";
 
 /* eslint-disable @typescript-eslint/no-explicit-any -- page-side code: the Node type-check has no DOM lib */
 declare const document: any;
@@ -335,8 +324,8 @@ test(
 
     // ---- data over REST -------------------------------------------------------------------------------
     const fits = (max: number) => payloads.filter((p) => p.text.trim().length <= max && !p.text.includes("\n"));
-    const aliceAcc = await registerRest(base, { username: "alice", displayName: "Alice" });
-    const lab = await createRoomRest(base, aliceAcc, {
+    const aliceAcc = await register(base, "alice", { displayName: "Alice" });
+    const lab = await createRoom(base, aliceAcc, {
       name: "xss-lab",
       kind: "public",
       topic: fits(250)[7].text,
@@ -345,7 +334,7 @@ test(
     // Display names: users who join the lab, say hello and mention alice; one opens a direct room.
     const nameAccounts: { acc: Account; payload: Payload }[] = [];
     for (const [i, payload] of fits(64).slice(0, 10).entries()) {
-      const acc = await registerRest(base, { username: `mallory${i}`, displayName: payload.text });
+      const acc = await register(base, `mallory${i}`, { displayName: payload.text });
       await joinRest(base, acc, lab.id);
       nameAccounts.push({ acc, payload });
     }

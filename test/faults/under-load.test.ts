@@ -40,12 +40,13 @@ import { MongoClient } from "mongodb";
 import mysql from "mysql2/promise";
 import { io, type Socket } from "socket.io-client";
 import type { Message } from "../../src/contracts/objects.js";
-import { api, eventually, register, sleep, type Account } from "../support/accounts-helpers.js";
+import { api, register, type Account } from "../support/accounts-helpers.js";
 import { createRoom, newClientMsgId } from "../support/chat-helpers.js";
 import { PrivateMariaDB, privateMariaDBUnavailable } from "../support/mariadb.js";
 import { PrivateRabbitMQ, privateRabbitUnavailable } from "../support/private-rabbitmq.js";
 import { startNode, type NodeHandle } from "../support/processes.js";
 import { freePort, mongoUrl, requireServer, uniqueNamespace } from "../support/servers.js";
+import { eventually, sleep } from "../support/wait.js";
 
 const CLIENTS = 20;
 const ROOMS = 4;
@@ -427,19 +428,25 @@ test(
       );
     /** ms until every node is available (the restarted ones with a new instance). */
     const waitRegistry = async (since: number, restarted: Map<string, string> = new Map()): Promise<number> => {
-      for (;;) {
-        const seen = registry();
-        if (expectedIds.every((id) => seen.has(id) && (!restarted.has(id) || seen.get(id) !== restarted.get(id))))
-          return Date.now() - since;
-        if (Date.now() - since > 90_000) {
-          assert.fail(`nodes not back within 90 s: ${JSON.stringify([...seen.keys()])}`);
-        }
-        await sleep(100);
-      }
+      await eventually(
+        "every node back in the registry",
+        () => {
+          const seen = registry();
+          assert.ok(
+            expectedIds.every((id) => seen.has(id) && (!restarted.has(id) || seen.get(id) !== restarted.get(id))),
+            `available: ${JSON.stringify([...seen.keys()])}`,
+          );
+          return true;
+        },
+        { timeoutMs: Math.max(0, 90_000 - (Date.now() - since)) },
+      );
+      return Date.now() - since;
     };
     await waitRegistry(Date.now());
     for (const base of gateways) {
-      await eventually(async () => (await api(base, "GET", "/api/health")).status === 200, 30_000, `${base} healthy`);
+      await eventually(`${base} healthy`, async () => (await api(base, "GET", "/api/health")).status === 200, {
+        timeoutMs: 30_000,
+      });
     }
     t.diagnostic(`cluster of ${nodes.size} nodes up in ${Date.now() - suiteStarted} ms`);
 
@@ -488,6 +495,7 @@ test(
       await heal();
       const registryMs = await waitRegistry(healAt, restarted);
       await eventually(
+        `every client sends again after "${name}"`,
         () =>
           clients.every(
             (c) =>
@@ -495,8 +503,7 @@ test(
               c.lastAckAt > healAt &&
               c.attempts.some((a) => a.outcome === "ok" && a.startedAt >= healAt),
           ),
-        90_000,
-        `every client sends again after "${name}"`,
+        { timeoutMs: 90_000 },
       );
       const sendingMs = Math.max(
         ...clients.map(
@@ -536,7 +543,9 @@ test(
         nodes.get("G1")!.kill("SIGKILL");
         await nodes.get("G1")!.exited;
         // Its clients reconnect to G2 and sync before G1 is back.
-        await eventually(() => clients.every((c) => c.connected && c.gateway === 1), 30_000, "G1's clients on G2");
+        await eventually("G1's clients on G2", () => clients.every((c) => c.connected && c.gateway === 1), {
+          timeoutMs: 30_000,
+        });
       },
       async () => {
         await start("G1");
@@ -585,7 +594,7 @@ test(
     await fault(
       "chat SIGTERM with requests in flight + restart",
       async () => {
-        await eventually(() => clients.filter((c) => c.inFlight).length >= 3, 10_000, "sends in flight");
+        await eventually("sends in flight", () => clients.filter((c) => c.inFlight).length >= 3, { timeoutMs: 10_000 });
         const inFlight = clients.map((c) => c.inFlight).filter((a): a is Attempt => a !== undefined);
         sigterm = { inFlight, termination: await terminate("chat") };
       },
@@ -672,6 +681,7 @@ test(
     let auditIds: number[] = [];
     const drained = Date.now();
     await eventually(
+      "every notification and audit event delivered",
       async () => {
         [mentionRows] = await sql.query<mysql.RowDataPacket[]>(
           "select message_id, user_id from notifications where kind = 'mention'",
@@ -684,8 +694,7 @@ test(
         auditIds = docs.map((d) => Number(d.data.messageId));
         return mentionRows.length >= expectedMentions.size && auditIds.length >= messageIds.size;
       },
-      120_000,
-      "every notification and audit event delivered",
+      { timeoutMs: 120_000 },
     ).catch(() => undefined);
     const mentionKeys = mentionRows.map((r) => `${r.message_id}/${r.user_id}`);
     const mentionDupes = mentionKeys.filter((k, i) => mentionKeys.indexOf(k) !== i);

@@ -6,20 +6,22 @@
  */
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
-import { io } from "socket.io-client";
 import type { Message, Room } from "../../src/contracts/objects.js";
-import { api, expectError, PASSWORD, sleep, uniqueName, type Account } from "../support/accounts-helpers.js";
+import { api, PASSWORD, uniqueName, type Account } from "../support/accounts-helpers.js";
+import { createRoom } from "../support/chat-helpers.js";
+import { expectAckError, expectError } from "../support/errors.js";
+import { startNode, type NodeHandle } from "../support/processes.js";
+import { freePort } from "../support/servers.js";
 import {
   call,
   connectChat,
-  createRoom,
-  expectAckError,
+  Inbox,
   okData,
-  rawCall,
+  openSocket,
   type ChatSocket,
-} from "../support/chat-helpers.js";
-import { startNode, type NodeHandle } from "../support/processes.js";
-import { freePort } from "../support/servers.js";
+  type ConnectOutcome,
+} from "../support/sockets.js";
+import { sleep } from "../support/wait.js";
 
 let nextAddress = 1;
 /** A client address of its own (10.x.y.z), as the trusted proxy reports it. */
@@ -42,24 +44,12 @@ describe("abuse limits (embedded node, TRUST_PROXY=1)", () => {
   const loginFrom = (address: string, username: string, password: string) =>
     api(base, "POST", "/api/auth/login", { body: { username, password }, headers: from(address) });
 
-  /** Resolves with the socket, or with the connect_error (message and data). */
-  const openFrom = (token: string, address: string) =>
-    new Promise<{ ok: true; socket: ChatSocket } | { ok: false; message: string; data: unknown }>((resolve) => {
-      const socket: ChatSocket = io(base, {
-        path: "/socket.io",
-        transports: ["websocket"],
-        reconnection: false,
-        forceNew: true,
-        auth: { token },
-        extraHeaders: from(address),
-      });
-      sockets.push(socket);
-      socket.once("connect", () => resolve({ ok: true, socket }));
-      socket.once("connect_error", (err: Error & { data?: unknown }) => {
-        socket.close();
-        resolve({ ok: false, message: err.message, data: err.data });
-      });
-    });
+  /** A socket from `address`, or its connect_error (message and data); closed at the end. */
+  const openFrom = async (token: string, address: string): Promise<ConnectOutcome> => {
+    const outcome = await openSocket(base, token, { extraHeaders: from(address) });
+    if (outcome.ok) sockets.push(outcome.socket);
+    return outcome;
+  };
 
   before(async () => {
     const port = await freePort();
@@ -173,13 +163,10 @@ describe("abuse limits (embedded node, TRUST_PROXY=1)", () => {
     });
 
     it("1,000 alternating typing events: refused past the rate, and few reach the other member", async () => {
-      let heard = 0;
-      bobSocket.on("typing", () => void heard++);
+      const bobInbox = new Inbox(bobSocket, "bob");
       const started = Date.now();
       const acks = await Promise.all(
-        Array.from({ length: 1_000 }, (_, i) =>
-          rawCall(aliceSocket, "typing", [{ roomId: room.id, typing: i % 2 === 0 }]),
-        ),
+        Array.from({ length: 1_000 }, (_, i) => call(aliceSocket, "typing", { roomId: room.id, typing: i % 2 === 0 })),
       );
       const elapsed = (Date.now() - started) / 1000;
       const ok = acks.filter((a) => a.ok).length;
@@ -191,6 +178,7 @@ describe("abuse limits (embedded node, TRUST_PROXY=1)", () => {
         assert.ok((error.retryAfter ?? 0) >= 1, "retryAfter on the ack");
       }
       await sleep(1_000);
+      const heard = bobInbox.of("typing").length;
       assert.ok(heard <= ok, `bob heard ${heard} typing broadcasts for ${ok} accepted events`);
       assert.ok(heard <= 30, `bob heard ${heard} typing broadcasts`);
     });
@@ -199,9 +187,7 @@ describe("abuse limits (embedded node, TRUST_PROXY=1)", () => {
       await sleep(2_100);
       const started = Date.now();
       const acks = await Promise.all(
-        Array.from({ length: 300 }, () =>
-          rawCall(aliceSocket, "reaction:toggle", [{ messageId: message.id, emoji: "👍" }]),
-        ),
+        Array.from({ length: 300 }, () => call(aliceSocket, "reaction:toggle", { messageId: message.id, emoji: "👍" })),
       );
       const elapsed = (Date.now() - started) / 1000;
       const ok = acks.filter((a) => a.ok).length;

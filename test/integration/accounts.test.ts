@@ -12,23 +12,12 @@ import os from "node:os";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
 import { decodeJwt, SignJWT } from "jose";
-import {
-  api,
-  connectSocket,
-  eventually,
-  expectError,
-  expectSocketRefused,
-  expectValidation,
-  login,
-  PASSWORD,
-  register,
-  uniqueName,
-  watchRevocation,
-  withTimeout,
-  type Account,
-} from "../support/accounts-helpers.js";
+import { api, login, PASSWORD, register, uniqueName, type Account } from "../support/accounts-helpers.js";
+import { expectError, expectValidation } from "../support/errors.js";
 import { startNode, TEST_JWT_SECRET, type NodeHandle } from "../support/processes.js";
 import { createTestDatabase, freePort, serverSkip, type ServerName, type TestDatabase } from "../support/servers.js";
+import { connectChat, expectSocketRefused, Inbox } from "../support/sockets.js";
+import { eventually, GiveUp, withTimeout } from "../support/wait.js";
 
 interface Engine {
   name: string;
@@ -189,19 +178,20 @@ for (const engine of ENGINES) {
       const session = await login(base, typed);
       const meOk = await me(session.accessToken);
       assert.equal(meOk.status, 200, meOk.text);
-      const socket = await connectSocket(base, session.accessToken, t);
-      const watch = watchRevocation(socket);
+      const socket = await connectChat(base, session.accessToken, { t });
+      const watch = new Inbox(socket);
 
       const out = await api(base, "POST", "/api/auth/logout", { token: session.accessToken, body: {} });
       assert.equal(out.status, 204, out.text);
       assert.equal(out.text, "");
 
-      const took = await eventually(
+      const loggedOutAt = Date.now();
+      await eventually(
+        "the access token to be refused after logout",
         async () => (await me(session.accessToken)).status === 401,
-        3_000,
-        "the access token still works after logout",
+        { timeoutMs: 3_000 },
       );
-      t.diagnostic(`access token refused ${took} ms after logout`);
+      t.diagnostic(`access token refused ${Date.now() - loggedOutAt} ms after logout`);
       expectError(await me(session.accessToken), 401, "UNAUTHORIZED", "access token after logout");
       expectError(await refresh(session.refreshToken), 401, "UNAUTHORIZED", "refresh token after logout");
       await expectSocketRefused(base, session.accessToken, "access token after logout");
@@ -209,7 +199,7 @@ for (const engine of ENGINES) {
       const gone = await withTimeout(watch.disconnected, 3_000, "the session's socket was not disconnected");
       assert.equal(gone.reason, "io server disconnect");
       assert.deepEqual(
-        watch.events.map((e) => e.name),
+        watch.names(["session:revoked", "disconnect"]),
         ["session:revoked", "disconnect"],
         "session:revoked comes right before the disconnect",
       );
@@ -281,11 +271,11 @@ for (const engine of ENGINES) {
       assert.equal(chosen.body.status, "offline", "chosen, but no socket yet");
       const seenByOthers = () => api(base, "GET", `/api/users/${acc.user.id}`, { token: acc.accessToken });
       assert.equal((await seenByOthers()).body.status, "offline");
-      await connectSocket(base, acc.accessToken, t);
+      await connectChat(base, acc.accessToken, { t });
       await eventually(
-        async () => (await seenByOthers()).body.status === "away",
-        5_000,
         "the chosen status once a socket is connected",
+        async () => (await seenByOthers()).body.status === "away",
+        { timeoutMs: 5_000 },
       );
       const patched = await api(base, "PATCH", "/api/users/me", {
         token: acc.accessToken,
@@ -503,7 +493,7 @@ for (const engine of ENGINES) {
 
       // The valid token connects, and works at REST.
       assert.equal((await me(valid)).status, 200);
-      const socket = await connectSocket(base, valid, t);
+      const socket = await connectChat(base, valid, { t });
       assert.ok(socket.connected);
     });
 
@@ -538,16 +528,15 @@ for (const engine of ENGINES) {
       assertPublicUser(bossSeen.body, { username: "boss" });
 
       const events = await eventually(
+        "user.registered for the worker in /api/admin/events",
         async () => {
           const res = await api(base, "GET", "/api/admin/events", { token: boss.accessToken });
-          assert.equal(res.status, 200, res.text);
-          assert.ok(Array.isArray(res.body.events), res.text);
+          if (res.status !== 200 || !Array.isArray(res.body.events)) throw new GiveUp(`${res.status} ${res.text}`);
           return res.body.events.some(
             (e: { type: string; userId: number | null }) => e.type === "user.registered" && e.userId === worker.user.id,
           );
         },
-        5_000,
-        "user.registered for the worker is not in /api/admin/events",
+        { timeoutMs: 5_000 },
       ).then(() => api(base, "GET", "/api/admin/events?limit=5", { token: boss.accessToken }));
       assert.equal(events.status, 200, events.text);
       assert.ok(events.body.events.length <= 5);
@@ -620,8 +609,8 @@ for (const engine of ENGINES) {
     it("refresh-token reuse revokes the whole session", { skip }, async (t) => {
       const acc = await register(base);
       const session = await login(base, acc.user.username);
-      const socket = await connectSocket(base, session.accessToken, t);
-      const watch = watchRevocation(socket);
+      const socket = await connectChat(base, session.accessToken, { t });
+      const watch = new Inbox(socket);
 
       const a = session.refreshToken;
       const rotated = await refresh(a);
@@ -638,16 +627,16 @@ for (const engine of ENGINES) {
         ["login access token", session.accessToken],
         ["refreshed access token", newAccess],
       ]) {
-        const took = await eventually(async () => (await me(token)).status === 401, 3_000, `${what} still works`);
-        t.diagnostic(`${what} refused ${took} ms after the reuse`);
+        const checkedAt = Date.now();
+        await eventually(`the ${what} to be refused`, async () => (await me(token)).status === 401, {
+          timeoutMs: 3_000,
+        });
+        t.diagnostic(`${what} refused ${Date.now() - checkedAt} ms after the reuse`);
         await expectSocketRefused(base, token, what);
       }
       const gone = await withTimeout(watch.disconnected, 3_000, "the session's socket was not disconnected");
       assert.equal(gone.reason, "io server disconnect");
-      assert.deepEqual(
-        watch.events.map((e) => e.name),
-        ["session:revoked", "disconnect"],
-      );
+      assert.deepEqual(watch.names(["session:revoked", "disconnect"]), ["session:revoked", "disconnect"]);
 
       // Other sessions of the user are untouched, and the user can log in again.
       assert.equal((await me(acc.accessToken)).status, 200);

@@ -16,10 +16,12 @@ import path from "node:path";
 import { test } from "node:test";
 import { ServiceBroker } from "moleculer";
 import type { AppEvent } from "../../src/contracts/objects.js";
-import { api, eventually, PASSWORD, register, uniqueName, type Account } from "../support/accounts-helpers.js";
+import { api, PASSWORD, register, uniqueName, type Account } from "../support/accounts-helpers.js";
 import { startNode, type NodeHandle } from "../support/processes.js";
 import { freePort, rabbitUrl, uniqueNamespace } from "../support/servers.js";
 import { OPERATOR } from "../../src/infra/permissions.js";
+import { rejectsWith } from "../support/errors.js";
+import { eventually } from "../support/wait.js";
 
 test("admins come from the operator, health details and refusal audit are bounded", async (t) => {
   const dataDir = mkdtempSync(path.join(os.tmpdir(), "nochat-admins-"));
@@ -105,22 +107,23 @@ test("admins come from the operator, health details and refusal audit are bounde
     asOperator,
   );
   assert.deepEqual([granted.admin, granted.changed], [true, true]);
-  await assert.rejects(
+  await rejectsWith(
     operator.call("users.setAdmin", { username: uniqueName("nobody"), admin: true }, asOperator),
-    (err: Error & { code?: number }) => err.code === 404,
+    "NOT_FOUND",
+    "an unknown user",
   );
-  await assert.rejects(
+  await rejectsWith(
     operator.call("users.setAdmin", { username: ann.user.username, admin: false }),
-    (err: Error & { code?: number }) => err.code === 401,
+    "UNAUTHORIZED",
     "a call without a principal is refused",
   );
-  await assert.rejects(
+  await rejectsWith(
     operator.call(
       "users.setAdmin",
       { username: early, admin: false },
       { meta: { user: { ...ghostAcc.user, roles: [], sessionId: "x" } } },
     ),
-    (err: Error & { code?: number }) => err.code === 403,
+    "FORBIDDEN",
     "a user who is not an admin cannot call it on the bus",
   );
   const viaRest = await api(base, "POST", "/api/users/setAdmin", {
@@ -145,10 +148,10 @@ test("admins come from the operator, health details and refusal audit are bounde
     (await api(base, "GET", `/api/admin/events?type=${type}&limit=500`, { token: rootAcc.accessToken })).body.events;
   let unknown: AppEvent[] = [];
   await eventually(
+    "the unknown-user login failure is recorded",
     async () =>
       (unknown = (await events("auth.login_failed")).filter((e) => e.data.reason === "unknown_user")).length > 0,
-    15_000,
-    "the unknown-user login failure is recorded",
+    { timeoutMs: 15_000 },
   );
   assert.ok(!JSON.stringify(unknown).includes(typed.toLowerCase()) && !JSON.stringify(unknown).includes(typed));
   assert.match(String(unknown[0].data.usernameTag), /^[0-9a-f]{16}$/);
@@ -163,10 +166,9 @@ test("admins come from the operator, health details and refusal audit are bounde
   // The sampler closes its minute, then its summary goes the durable way.
   let suppressed: AppEvent[] = [];
   await eventually(
-    async () => (suppressed = await events("audit.suppressed")).length >= 2,
-    90_000,
     "the suppressed refusals are counted",
-    1_000,
+    async () => (suppressed = await events("audit.suppressed")).length >= 2,
+    { timeoutMs: 90_000, intervalMs: 1_000 },
   );
   const refused = (await events("auth.token_refused")).length - before;
   assert.ok(refused <= 5, `${refused} auth.token_refused records for ${flood} bad tokens`);

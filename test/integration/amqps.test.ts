@@ -14,11 +14,12 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { test } from "node:test";
-import { api, eventually, register } from "../support/accounts-helpers.js";
-import { createRoom, fullHistory, restSend } from "../support/chat-helpers.js";
+import { api, register } from "../support/accounts-helpers.js";
+import { createRoom, fullHistory, sendRest } from "../support/chat-helpers.js";
 import { PrivateRabbitMQ, privateRabbitUnavailable } from "../support/private-rabbitmq.js";
 import { startNode } from "../support/processes.js";
 import { freePort, isCI, uniqueNamespace } from "../support/servers.js";
+import { eventually } from "../support/wait.js";
 
 function openssl(cwd: string, ...args: string[]): void {
   execFileSync("openssl", args, { cwd, stdio: ["ignore", "ignore", "pipe"], timeout: 30_000 });
@@ -134,15 +135,15 @@ test("two NoChat nodes over amqps:// (CA, client certificate, server name) find 
     }),
   ]);
   await eventually(
-    async () => (await api(base, "GET", "/api/health")).status === 200,
-    20_000,
     "the gateway sees the worker's services over amqps://",
+    async () => (await api(base, "GET", "/api/health")).status === 200,
+    { timeoutMs: 20_000 },
   );
 
   // Every step below is a request from the gateway to the worker over the TLS connections.
   const ann = await register(base);
   const room = await createRoom(base, ann, { name: "over-tls", kind: "public" });
-  const sent = await restSend(base, ann, room.id, "hello over amqps://");
+  const sent = await sendRest(base, ann, room.id, "hello over amqps://");
   const history = await fullHistory(base, ann, room.id);
   assert.deepEqual(
     history.map((m) => [m.id, m.body]),

@@ -15,27 +15,13 @@ import { after, before, describe, it } from "node:test";
 import { ChatStore } from "../../src/chat/store.js";
 import type { Message, Room } from "../../src/contracts/objects.js";
 import { openSql, releaseSql, type SqlTarget } from "../../src/infra/sql.js";
-import {
-  api,
-  expectError,
-  expectValidation,
-  PASSWORD,
-  register,
-  uniqueName,
-  type Account,
-} from "../support/accounts-helpers.js";
-import {
-  call,
-  connectChat,
-  createRoom,
-  expectAckError,
-  newClientMsgId,
-  okData,
-  restSend,
-} from "../support/chat-helpers.js";
+import { api, PASSWORD, register, uniqueName, type Account } from "../support/accounts-helpers.js";
+import { createRoom, newClientMsgId, sendRest } from "../support/chat-helpers.js";
 import { startNode, type NodeHandle } from "../support/processes.js";
 import { freePort } from "../support/servers.js";
 import { Outbox } from "../../src/infra/outbox.js";
+import { expectAckError, expectError, expectValidation } from "../support/errors.js";
+import { call, connectChat, okData } from "../support/sockets.js";
 
 const ROOM_ADDS_PER_HOUR = 3;
 
@@ -69,7 +55,7 @@ describe("chat hardening (embedded node)", () => {
       const [alice, bob] = await users("rxa", "rxb");
       const room = await createRoom(base, alice, { name: uniqueName("rx"), kind: "public" });
       assert.equal((await post(bob, `/api/rooms/${room.id}/join`)).status, 200);
-      const m = await restSend(base, alice, room.id, "react to me");
+      const m = await sendRest(base, alice, room.id, "react to me");
       const url = `/api/rooms/${room.id}/messages/${m.id}/reactions`;
 
       for (const emoji of NAMES) {
@@ -136,8 +122,8 @@ describe("chat hardening (embedded node)", () => {
       const secret = await createRoom(base, alice, { name: uniqueName("secret"), kind: "private" });
       const other = await createRoom(base, alice, { name: uniqueName("other"), kind: "private" });
       const pub = await createRoom(base, alice, { name: uniqueName("pub"), kind: "public" });
-      const inSecret = await restSend(base, alice, secret.id, "secret");
-      const inOther = await restSend(base, alice, other.id, "other");
+      const inSecret = await sendRest(base, alice, secret.id, "secret");
+      const inOther = await sendRest(base, alice, other.id, "other");
       const send = (roomId: number, replyTo: number) =>
         post(dave, `/api/rooms/${roomId}/messages`, { body: "hi", clientMsgId: newClientMsgId(), replyTo });
 

@@ -10,25 +10,18 @@
  *     history, sync, send and reactions;
  *   - members' history and sync return gap-free seqs equal to the model's.
  */
-/* eslint-disable @typescript-eslint/no-explicit-any -- JSON bodies of a black-box HTTP API */
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import fc from "fast-check";
+import type { ErrorCode } from "../../src/contracts/errors.js";
 import type { Message, MemberRole, RoomKind } from "../../src/contracts/objects.js";
-import { api, register, sleep, uniqueName, type Account } from "../support/accounts-helpers.js";
-import {
-  call,
-  connectChat,
-  expectAckError,
-  Inbox,
-  newClientMsgId,
-  okData,
-  range,
-  waitSubscribed,
-  type ChatSocket,
-} from "../support/chat-helpers.js";
+import { api, register, uniqueName, type Account } from "../support/accounts-helpers.js";
+import { newClientMsgId, range } from "../support/chat-helpers.js";
+import { expectAckError, expectError } from "../support/errors.js";
 import { startNode, type NodeHandle } from "../support/processes.js";
 import { freePort } from "../support/servers.js";
+import { Inbox, call, connectChat, okData, type ChatSocket, waitSubscribed } from "../support/sockets.js";
+import { sleep } from "../support/wait.js";
 
 const NUM_RUNS = Number(process.env.MODEL_RUNS) || 15;
 const DELIVERY_TIMEOUT_MS = 3_000;
@@ -95,9 +88,10 @@ const scenarioArb: fc.Arbitrary<Scenario> = fc.record({
 interface ModelUser {
   account: Account;
   socket: ChatSocket;
+  /** What the current socket received. */
   inbox: Inbox;
-  /** Every message event this user's sockets received, with the action it arrived during. */
-  received: { name: string; payload: any; action: number }[];
+  /** Every socket's inbox (one more after each reconnect); each event tagged with the action it arrived during. */
+  inboxes: Inbox[];
 }
 
 interface ModelRoom {
@@ -128,15 +122,11 @@ describe("chat model: random users, rooms and actions never leak and never lose 
     const log: string[] = [];
     const users: ModelUser[] = [];
     const accounts = await Promise.all(range(scn.users).map((i) => register(base, uniqueName(`mdl${i}`))));
-    const listen = (u: ModelUser) =>
-      u.socket.onAny((name: string, payload: unknown) => {
-        if (name === "message:new" || name === "message:updated") u.received.push({ name, payload, action: current });
-      });
+    const inboxOf = (socket: ChatSocket, label: string) => new Inbox(socket, label, () => current);
     for (const account of accounts) {
       const socket = await connectChat(base, account.accessToken);
-      const u: ModelUser = { account, socket, inbox: new Inbox(socket, account.user.username), received: [] };
-      listen(u);
-      users.push(u);
+      const inbox = inboxOf(socket, account.user.username);
+      users.push({ account, socket, inbox, inboxes: [inbox] });
     }
     const rooms: ModelRoom[] = [];
     /** messageId → the users who were members when it was sent. */
@@ -163,17 +153,9 @@ describe("chat model: random users, rooms and actions never leak and never lose 
         );
       }
 
-      const refusal = (room: ModelRoom) =>
+      /** How a non-member is refused: a public room exists for them, a private one does not. */
+      const refusal = (room: ModelRoom): { status: number; code: ErrorCode } =>
         room.kind === "public" ? { status: 403, code: "FORBIDDEN" } : { status: 404, code: "NOT_FOUND" };
-      const expectRest = (
-        res: { status: number; text: string; body: any },
-        status: number,
-        code: string,
-        what: string,
-      ) => {
-        assert.equal(res.status, status, `${what}: ${res.status} ${res.text}`);
-        assert.equal(res.body?.error?.code, code, `${what}: ${res.text}`);
-      };
 
       for (const [i, action] of scn.actions.entries()) {
         current = i;
@@ -190,35 +172,35 @@ describe("chat model: random users, rooms and actions never leak and never lose 
           case "send": {
             const clientMsgId = newClientMsgId(`m${i}`);
             const body = `message ${i} from u${u}`;
-            let outcome: { ok: true; message: Message } | { ok: false; status: number; code: string };
+            let message: Message;
             if (action.rest) {
               const res = await api(base, "POST", `/api/rooms/${room.id}/messages`, {
                 token,
                 body: { body, clientMsgId },
               });
-              outcome =
-                res.status === 201
-                  ? { ok: true, message: res.body }
-                  : { ok: false, status: res.status, code: res.body?.error?.code };
+              if (!member) {
+                const { status, code } = refusal(room);
+                expectError(res, status, code, `${what}: a non-member's send`);
+                count("send refused");
+                break;
+              }
+              assert.equal(res.status, 201, `${what}: a member's send failed: ${res.text}`);
+              message = res.body;
             } else {
               let ack = await call(user.socket, "message:send", { roomId: room.id, body, clientMsgId });
               if (!ack.ok && ack.error.code === "RATE_LIMITED") {
                 await sleep((ack.error.retryAfter ?? 1) * 1000 + 50);
                 ack = await call(user.socket, "message:send", { roomId: room.id, body, clientMsgId });
               }
-              if (!ack.ok) expectAckError(ack, ack.error.code, what);
-              outcome = ack.ok ? { ok: true, message: ack.data } : { ok: false, status: 0, code: ack.error.code };
+              if (!member) {
+                expectAckError(ack, refusal(room).code, `${what}: a non-member's send`);
+                count("send refused");
+                break;
+              }
+              message = okData(ack, `${what}: a member's send`);
             }
-            if (!member) {
-              assert.equal(outcome.ok, false, `${what}: a non-member could send`);
-              if (!outcome.ok) assert.equal(outcome.code, refusal(room).code, what);
-              count("send refused");
-              break;
-            }
-            assert.ok(outcome.ok, `${what}: a member's send failed: ${JSON.stringify(outcome)}`);
             count("send ok");
             count("deliveries checked", room.members.size);
-            const message = outcome.message;
             assert.equal(message.seq, room.messages.length + 1, `${what}: the next seq`);
             room.messages.push(message);
             sentTo.set(message.id, new Set(room.members.keys()));
@@ -237,7 +219,7 @@ describe("chat model: random users, rooms and actions never leak and never lose 
               count(member ? "join again" : "join ok");
               assert.equal(res.body.role, room.members.get(u), what);
             } else {
-              expectRest(res, 403, "FORBIDDEN", what);
+              expectError(res, 403, "FORBIDDEN", what);
               count("join refused");
             }
             break;
@@ -247,7 +229,7 @@ describe("chat model: random users, rooms and actions never leak and never lose 
             const res = await api(base, "POST", `/api/rooms/${room.id}/leave`, { token });
             if (!member) {
               const { status, code } = refusal(room);
-              expectRest(res, status, code, what);
+              expectError(res, status, code, what);
               count("leave refused (non-member)");
             } else {
               assert.equal(res.status, 204, `${what}: ${res.text}`);
@@ -266,12 +248,12 @@ describe("chat model: random users, rooms and actions never leak and never lose 
             const role = room.members.get(u);
             if (!member) {
               const { status, code } = refusal(room);
-              expectRest(res, status, code, what);
+              expectError(res, status, code, what);
               count("invite refused (non-member)");
             } else if (room.kind === "private" && role !== "owner" && role !== "admin") {
-              expectRest(res, 403, "FORBIDDEN", what);
+              expectError(res, 403, "FORBIDDEN", what);
             } else if (room.members.has(target)) {
-              expectRest(res, 409, "CONFLICT", what);
+              expectError(res, 409, "CONFLICT", what);
             } else {
               assert.equal(res.status, 201, `${what}: ${res.text}`);
               room.members.set(target, "member");
@@ -287,14 +269,14 @@ describe("chat model: random users, rooms and actions never leak and never lose 
             const targetRole = room.members.get(target);
             if (!member) {
               const { status, code } = refusal(room);
-              expectRest(res, status, code, what);
+              expectError(res, status, code, what);
               count("kick refused (non-member)");
             } else if (role !== "owner" && role !== "admin") {
-              expectRest(res, 403, "FORBIDDEN", what);
+              expectError(res, 403, "FORBIDDEN", what);
             } else if (targetRole === undefined) {
-              expectRest(res, 404, "NOT_FOUND", what);
+              expectError(res, 404, "NOT_FOUND", what);
             } else if (targetRole === "owner" && role !== "owner") {
-              expectRest(res, 403, "FORBIDDEN", what);
+              expectError(res, 403, "FORBIDDEN", what);
             } else {
               assert.equal(res.status, 204, `${what}: ${res.text}`);
               room.members.delete(target);
@@ -307,7 +289,7 @@ describe("chat model: random users, rooms and actions never leak and never lose 
             const res = await api(base, "GET", `/api/rooms/${room.id}/messages?after=0&limit=100`, { token });
             if (!member) {
               const { status, code } = refusal(room);
-              expectRest(res, status, code, what);
+              expectError(res, status, code, what);
               count("history refused (non-member)");
             } else {
               assert.equal(res.status, 200, `${what}: ${res.text}`);
@@ -350,34 +332,36 @@ describe("chat model: random users, rooms and actions never leak and never lose 
             if (room.messages.length === 0) break;
             const message = room.messages[action.pick % room.messages.length];
             const emoji = EMOJIS[action.emoji];
-            let result: { ok: true; message: Message } | { ok: false; code: string };
+            let reacted: Message;
             if (action.rest) {
               const res = await api(base, "POST", `/api/rooms/${room.id}/messages/${message.id}/reactions`, {
                 token,
                 body: { emoji },
               });
-              result =
-                res.status === 200 ? { ok: true, message: res.body } : { ok: false, code: res.body?.error?.code };
-              if (!member) assert.equal(res.status, refusal(room).status, `${what}: ${res.text}`);
+              if (!member) {
+                const { status, code } = refusal(room);
+                expectError(res, status, code, `${what}: a non-member's reaction`);
+                count("react refused");
+                break;
+              }
+              assert.equal(res.status, 200, `${what}: a member's reaction failed: ${res.text}`);
+              reacted = res.body;
             } else {
               const ack = await call(user.socket, "reaction:toggle", { messageId: message.id, emoji });
-              if (!ack.ok) expectAckError(ack, ack.error.code, what);
-              result = ack.ok ? { ok: true, message: ack.data } : { ok: false, code: ack.error.code };
+              if (!member) {
+                expectAckError(ack, refusal(room).code, `${what}: a non-member's reaction`);
+                count("react refused");
+                break;
+              }
+              reacted = okData(ack, `${what}: a member's reaction`);
             }
-            if (!member) {
-              assert.equal(result.ok, false, `${what}: a non-member could react`);
-              if (!result.ok) assert.equal(result.code, refusal(room).code, what);
-              count("react refused");
-              break;
-            }
-            assert.ok(result.ok, `${what}: ${JSON.stringify(result)}`);
             const byEmoji = room.reactions.get(message.id) ?? new Map<string, number[]>();
             const list = byEmoji.get(emoji) ?? [];
             byEmoji.set(emoji, list.includes(u) ? list.filter((x) => x !== u) : [...list, u]);
             if (byEmoji.get(emoji)!.length === 0) byEmoji.delete(emoji);
             room.reactions.set(message.id, byEmoji);
             const expected = Object.fromEntries([...byEmoji].map(([e, us]) => [e, us.map(uid)]));
-            assert.deepEqual(result.message.reactions, expected, `${what}: reactions`);
+            assert.deepEqual(reacted.reactions, expected, `${what}: reactions`);
             count("react ok");
             const members = new Set(room.members.keys());
             updatedTo.set(message.id, [...(updatedTo.get(message.id) ?? []), { action: i, members }]);
@@ -396,8 +380,8 @@ describe("chat model: random users, rooms and actions never leak and never lose 
           case "reconnect": {
             user.socket.close();
             user.socket = await connectChat(base, token);
-            user.inbox = new Inbox(user.socket, `${user.account.user.username} (reconnected)`);
-            listen(user);
+            user.inbox = inboxOf(user.socket, `${user.account.user.username} (reconnected)`);
+            user.inboxes.push(user.inbox);
             for (const rm of rooms) if (rm.members.has(u)) await waitSubscribed(user.socket, rm.id);
             break;
           }
@@ -406,7 +390,10 @@ describe("chat model: random users, rooms and actions never leak and never lose 
 
       // No leak, nothing twice.
       for (const [ui, user] of users.entries()) {
-        for (const event of user.received) {
+        const received = user.inboxes.flatMap((inbox) =>
+          inbox.events.filter((e) => e.name === "message:new" || e.name === "message:updated"),
+        );
+        for (const event of received) {
           const m = event.payload as Message;
           if (event.name === "message:new") {
             const allowed = sentTo.get(m.id);
@@ -418,7 +405,7 @@ describe("chat model: random users, rooms and actions never leak and never lose 
           } else {
             const changes = updatedTo.get(m.id) ?? [];
             assert.ok(
-              changes.some((c) => c.action <= event.action && c.members.has(ui)),
+              changes.some((c) => c.action <= event.tag! && c.members.has(ui)),
               `leak: u${ui} got message:updated ${m.id} (room #${m.roomId}) without being a member`,
             );
           }

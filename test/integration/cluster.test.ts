@@ -10,6 +10,7 @@ import { MongoClient } from "mongodb";
 import type { Health } from "../../src/gateway/health.js";
 import type { AuthResult, User } from "../../src/contracts/objects.js";
 import { api, type ApiOptions } from "../support/accounts-helpers.js";
+import { expectError } from "../support/errors.js";
 import { startNode } from "../support/processes.js";
 import {
   createTestDatabase,
@@ -19,6 +20,7 @@ import {
   requireServer,
   uniqueNamespace,
 } from "../support/servers.js";
+import { eventually } from "../support/wait.js";
 
 const BACKEND_SERVICES = ["auth", "users", "chat", "notify", "log"];
 const ALL = ["api", ...BACKEND_SERVICES].sort();
@@ -26,24 +28,6 @@ const ALL = ["api", ...BACKEND_SERVICES].sort();
 /** REST on a node's port, through the shared helper (which also fails on leaked internals). */
 const request = <T = unknown>(port: number, method: string, urlPath: string, opts: ApiOptions = {}) =>
   api<T>(`http://127.0.0.1:${port}`, method, urlPath, opts);
-
-/** Polls until `check` returns a value; the last answer is in the failure message. */
-async function waitFor<T>(what: string, timeoutMs: number, check: () => Promise<T | undefined>): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const value = await check();
-      if (value !== undefined) return value;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > deadline) {
-      assert.fail(`timed out after ${timeoutMs} ms waiting for ${what}; last error: ${String(last ?? "none")}`);
-    }
-    await new Promise((resolve) => setTimeout(resolve, 250));
-  }
-}
 
 test("gateway node + services node over RabbitMQ, MariaDB and FerretDB; the gateway notices the services node die", async (t) => {
   for (const server of ["rabbitmq", "mariadb", "ferretdb"] as const) {
@@ -82,10 +66,14 @@ test("gateway node + services node over RabbitMQ, MariaDB and FerretDB; the gate
   assert.match(b.output(), /NoChat node cluster-b up: \[auth, users, chat, notify, log\] on RabbitMQ/);
 
   // ---- the cluster forms -----------------------------------------------------------------------
-  const healthy = await waitFor("GET /api/health on A to report ok with two nodes", 20_000, async () => {
-    const res = await request<Health>(port, "GET", "/api/health");
-    return res.status === 200 && res.body.status === "ok" && res.body.nodes?.length === 2 ? res.body : undefined;
-  });
+  const healthy = await eventually(
+    "GET /api/health on A to report ok with two nodes",
+    async () => {
+      const res = await request<Health>(port, "GET", "/api/health");
+      return res.status === 200 && res.body.status === "ok" && res.body.nodes?.length === 2 && res.body;
+    },
+    { timeoutMs: 20_000, intervalMs: 250 },
+  );
   assert.deepEqual(healthy.services, ALL);
   assert.deepEqual(healthy.missing, []);
   const nodes = Object.fromEntries(healthy.nodes!.map((n) => [n.id, n]));
@@ -116,10 +104,14 @@ test("gateway node + services node over RabbitMQ, MariaDB and FerretDB; the gate
   assert.equal(exit.signal, "SIGKILL");
 
   const killedAt = Date.now();
-  const degraded = await waitFor("GET /api/health on A to answer 503 without B's services", 20_000, async () => {
-    const res = await request<Health>(port, "GET", "/api/health");
-    return res.status === 503 ? res.body : undefined;
-  });
+  const degraded = await eventually(
+    "GET /api/health on A to answer 503 without B's services",
+    async () => {
+      const res = await request<Health>(port, "GET", "/api/health");
+      return res.status === 503 && res.body;
+    },
+    { timeoutMs: 20_000, intervalMs: 250 },
+  );
   t.diagnostic(`A counted B out ${Date.now() - killedAt} ms after SIGKILL`);
   assert.equal(degraded.status, "degraded");
   assert.deepEqual(degraded.missing, BACKEND_SERVICES);
@@ -134,8 +126,7 @@ test("gateway node + services node over RabbitMQ, MariaDB and FerretDB; the gate
   assert.deepEqual(login.body, { error: { code: "UNAVAILABLE", message: "A service is unavailable, try again" } });
 
   const meAgain = await request(port, "GET", "/api/users/me", { token: registered.body.accessToken });
-  assert.equal(meAgain.status, 503, JSON.stringify(meAgain.body));
-  assert.equal((meAgain.body as { error: { code: string } }).error.code, "UNAVAILABLE");
+  expectError(meAgain, 503, "UNAVAILABLE", "GET /api/users/me without B");
 
   // A itself is unharmed.
   assert.equal(a.exitStatus(), undefined, "A is still running");

@@ -20,18 +20,13 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import mysql from "mysql2/promise";
 import type { Message } from "../../src/contracts/objects.js";
-import { api, eventually, register, sleep, type Account } from "../support/accounts-helpers.js";
-import {
-  call,
-  connectChat,
-  createRoom,
-  fullHistory,
-  newClientMsgId,
-  type ChatSocket,
-} from "../support/chat-helpers.js";
+import { api, register, type Account } from "../support/accounts-helpers.js";
+import { createRoom, fullHistory, newClientMsgId } from "../support/chat-helpers.js";
 import { PrivateMariaDB, privateMariaDBUnavailable } from "../support/mariadb.js";
 import { startNode, type NodeHandle } from "../support/processes.js";
 import { freePort, rabbitUrl, requireServer, uniqueNamespace } from "../support/servers.js";
+import { call, connectChat, type ChatSocket } from "../support/sockets.js";
+import { eventually, sleep } from "../support/wait.js";
 
 const CLIENTS_PER_CHANNEL = 3;
 const HEALTHY_BEFORE_MS = 1_500;
@@ -77,9 +72,9 @@ test("MariaDB stopped under load: sends answer UNAVAILABLE with a retry hint, re
     startNode({ t, name: "gateway", services: ["api"], env: { ...common, PORT: String(port) } }),
   ]);
   await eventually(
-    async () => (await api(base, "GET", "/api/health")).status === 200,
-    20_000,
     "the gateway sees every service",
+    async () => (await api(base, "GET", "/api/health")).status === 200,
+    { timeoutMs: 20_000 },
   );
   t.diagnostic(`cluster up after ${Date.now() - started} ms`);
 
@@ -146,10 +141,10 @@ test("MariaDB stopped under load: sends answer UNAVAILABLE with a retry hint, re
   t.diagnostic(`MariaDB down for ${backAt - stopAt} ms (restart took ${backAt - restartAt} ms)`);
   // Clients keep going until each channel has had sends stored again.
   await eventually(
+    "sends are stored again after the restart",
     () =>
       (["rest", "socket"] as const).every((via) => attempts.some((a) => a.via === via && a.stored && a.at > backAt)),
-    30_000,
-    "sends are stored again after the restart",
+    { timeoutMs: 30_000 },
   );
   await sleep(HEALTHY_AFTER_MS);
   running = false;

@@ -21,10 +21,13 @@ import { after, before, describe, it } from "node:test";
 import knexFactory, { type Knex } from "knex";
 import type { Message, Room } from "../../src/contracts/objects.js";
 import type { DeadLetter } from "../../src/infra/outbox.js";
-import { api, eventually, expectError, login, register, type Account } from "../support/accounts-helpers.js";
-import { adminEvents, createRoom, pool, sendRest } from "../support/notify-helpers.js";
+import { api, login, register, type Account } from "../support/accounts-helpers.js";
+import { createRoom, sendRest } from "../support/chat-helpers.js";
+import { expectError } from "../support/errors.js";
+import { adminEvents, pool } from "../support/notify-helpers.js";
 import { startNode, type NodeHandle } from "../support/processes.js";
 import { freePort } from "../support/servers.js";
+import { eventually } from "../support/wait.js";
 
 const GOOD = 500;
 const MAX_ATTEMPTS = 3;
@@ -142,7 +145,9 @@ describe("a poison durable event among good ones (embedded node)", () => {
   it("(a) a message with 150 distinct @mentions notifies the member mentioned last", async () => {
     const names = Array.from({ length: 149 }, (_, i) => `@nobody${String(i).padStart(3, "0")}`);
     const message = await sendRest(base, ann, room.id, `${names.join(" ")} and finally @${bob.user.username}`);
-    await eventually(async () => (await mentionsOfBob()).get(message.id) === 1, WAIT_MS, "bob's mention");
+    await eventually("bob's mention", async () => (await mentionsOfBob()).get(message.id) === 1, {
+      timeoutMs: WAIT_MS,
+    });
   });
 
   let poisonId: string;
@@ -168,15 +173,13 @@ describe("a poison durable event among good ones (embedded node)", () => {
 
     let counts = new Map<number, number>();
     await eventually(
+      `bob's ${GOOD} mentions`,
       async () => {
         counts = await mentionsOfBob();
         return good.every((m) => counts.has(m.id));
       },
-      WAIT_MS,
-      `bob's ${GOOD} mentions`,
-    ).catch((err: unknown) => {
-      throw new Error(`${(err as Error).message}: ${good.filter((m) => !counts.has(m.id)).length} missing`);
-    });
+      { timeoutMs: WAIT_MS, context: () => `${good.filter((m) => !counts.has(m.id)).length} missing` },
+    );
     assert.ok(
       good.every((m) => counts.get(m.id) === 1),
       "each good message notified exactly once",
@@ -185,9 +188,9 @@ describe("a poison durable event among good ones (embedded node)", () => {
 
     let listing: Listing = { deadLetters: [], producers: [] };
     await eventually(
-      async () => (listing = await deadLetters()).deadLetters.length === 1,
-      WAIT_MS,
       "the poison event dead-lettered",
+      async () => (listing = await deadLetters()).deadLetters.length === 1,
+      { timeoutMs: WAIT_MS },
     );
     const [letter] = listing.deadLetters;
     assert.equal(letter.eventId, poisonId);
@@ -211,9 +214,9 @@ describe("a poison durable event among good ones (embedded node)", () => {
 
     // Nothing lost and nothing left: the outbox is empty (the log took the poison event too).
     await eventually(
-      async () => Number((await sql("chat_outbox").count({ n: "*" }).first())?.n) === 0,
-      WAIT_MS,
       "an empty chat outbox",
+      async () => Number((await sql("chat_outbox").count({ n: "*" }).first())?.n) === 0,
+      { timeoutMs: WAIT_MS },
     );
     const audit = await adminEvents(base, root, `type=outbox.dead_lettered`);
     assert.equal(audit.events.length, 1);
@@ -276,9 +279,9 @@ describe("a poison durable event among good ones (embedded node)", () => {
     assert.equal(retried.status, 200, retried.text);
     assert.equal(retried.body.eventId, poisonId);
     await eventually(
-      async () => (await mentionsOfBob()).get(fixed.data.messageId) === 1,
-      WAIT_MS,
       "the retried event's notification",
+      async () => (await mentionsOfBob()).get(fixed.data.messageId) === 1,
+      { timeoutMs: WAIT_MS },
     );
     assert.deepEqual((await deadLetters()).deadLetters, []);
     expectError(
@@ -290,7 +293,9 @@ describe("a poison durable event among good ones (embedded node)", () => {
     // Another poison event, dropped.
     const second = await injectEvent(good[1], ["y".repeat(80)]);
     let listing: Listing = { deadLetters: [], producers: [] };
-    await eventually(async () => (listing = await deadLetters()).deadLetters.length === 1, WAIT_MS, "dead-lettered");
+    await eventually("dead-lettered", async () => (listing = await deadLetters()).deadLetters.length === 1, {
+      timeoutMs: WAIT_MS,
+    });
     assert.equal(listing.deadLetters[0].eventId, second);
     const dropped = await api(base, "DELETE", `/api/admin/dead-letters/${listing.deadLetters[0].id}`, {
       token: root.accessToken,
@@ -301,13 +306,13 @@ describe("a poison durable event among good ones (embedded node)", () => {
     // The audit log has all of it, with the admin who acted.
     let types: string[] = [];
     await eventually(
+      "four outbox.* audit events",
       async () => {
         const { events } = await adminEvents(base, root, "limit=500");
         types = events.filter((e) => e.type.startsWith("outbox.")).map((e) => e.type);
         return types.length === 4;
       },
-      WAIT_MS,
-      "four outbox.* audit events",
+      { timeoutMs: WAIT_MS },
     );
     assert.deepEqual(types.sort(), [
       "outbox.dead_letter_dropped",

@@ -10,6 +10,7 @@ import { test } from "node:test";
 import type { AuthResult, User } from "../../src/contracts/objects.js";
 import type { Health } from "../../src/gateway/health.js";
 import { api, type ApiOptions } from "../support/accounts-helpers.js";
+import { expectError } from "../support/errors.js";
 import { startNode, type NodeHandle } from "../support/processes.js";
 import { freePort } from "../support/servers.js";
 
@@ -97,6 +98,5 @@ test("embedded node: all services in one process, data and tokens survive a rest
   const again = await request(port, "POST", "/api/auth/register", {
     body: { username: "dave", password: "x".repeat(8) },
   });
-  assert.equal(again.status, 409, "the account is still there after the restart");
-  assert.equal((again.body as { error: { code: string } }).error.code, "CONFLICT");
+  expectError(again, 409, "CONFLICT", "the account is still there after the restart");
 });

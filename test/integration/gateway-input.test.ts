@@ -6,10 +6,12 @@
  */
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
-import { api, expectError, register, type Account } from "../support/accounts-helpers.js";
-import { connectChat, expectAckError, rawCall, type ChatSocket } from "../support/chat-helpers.js";
+import { api, register, type Account } from "../support/accounts-helpers.js";
+
+import { expectAckError, expectError } from "../support/errors.js";
 import { startNode, type NodeHandle } from "../support/processes.js";
 import { freePort } from "../support/servers.js";
+import { connectChat, rawCall, type ChatSocket } from "../support/sockets.js";
 
 describe("gateway input hardening (embedded node)", () => {
   let node: NodeHandle;

@@ -18,10 +18,12 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import type { ErrorEnvelope } from "../../src/contracts/errors.js";
 import type { Health, Liveness, Readiness } from "../../src/gateway/health.js";
-import { api, eventually, type ApiResponse } from "../support/accounts-helpers.js";
+import { api, type ApiResponse } from "../support/accounts-helpers.js";
+import { expectError } from "../support/errors.js";
 import { PrivateMariaDB, privateMariaDBUnavailable } from "../support/mariadb.js";
 import { startNode } from "../support/processes.js";
 import { freePort, rabbitUrl, requireServer, uniqueNamespace } from "../support/servers.js";
+import { eventually, GiveUp } from "../support/wait.js";
 
 /** The services whose database readiness asks (src/gateway/health.ts READY_PROBED). */
 const PROBED = ["api", "auth", "users", "chat", "notify"];
@@ -62,6 +64,12 @@ test("readiness follows MariaDB and the chat service; liveness stays 200", async
     const res = await api<ReadyBody>(base, "GET", "/api/health/ready");
     return { ...res, ms: Date.now() - started };
   };
+  /** ready() inside an eventually() check: an answer slower than ANSWER_MS fails the test at once. */
+  const readyInTime = async (when: string): Promise<ApiResponse<ReadyBody> & { ms: number }> => {
+    const res = await ready();
+    if (res.ms >= ANSWER_MS) throw new GiveUp(`a readiness answer took ${res.ms} ms ${when}`);
+    return res;
+  };
   const assertLive = async (when: string) => {
     const res = await live();
     assert.equal(res.status, 200, `live ${when}: ${res.text}`);
@@ -69,17 +77,18 @@ test("readiness follows MariaDB and the chat service; liveness stays 200", async
   };
   /** Asserts a 503 in the contract's shape; returns its message. */
   const assertNotReady = (res: ApiResponse<ReadyBody>, when: string): string => {
-    assert.equal(res.status, 503, `ready ${when}: ${res.text}`);
+    const error = expectError(res, 503, "UNAVAILABLE", `ready ${when}`);
     assert.deepEqual(Object.keys(res.body).sort(), ["error"], `ready ${when}: only the error envelope`);
-    assert.equal(res.body.error.code, "UNAVAILABLE");
-    assert.equal(res.body.error.retryAfter, 2);
+    assert.equal(error.retryAfter, 2);
     assert.equal(res.headers.get("retry-after"), "2");
-    assert.match(res.body.error.message, /^Not ready: /);
-    return res.body.error.message;
+    assert.match(error.message, /^Not ready: /);
+    return error.message;
   };
 
   // ---- the cluster is up: ready ---------------------------------------------------------------------
-  await eventually(async () => (await ready()).status === 200, 30_000, "ready answers 200 once the cluster is up");
+  await eventually("ready answers 200 once the cluster is up", async () => (await ready()).status === 200, {
+    timeoutMs: 30_000,
+  });
   const up = await ready();
   assert.equal(up.status, 200, up.text);
   assert.deepEqual(up.body, { status: "ok", checked: PROBED });
@@ -92,30 +101,33 @@ test("readiness follows MariaDB and the chat service; liveness stays 200", async
   await mariadb.stop();
   const stoppedAt = Date.now();
   let down: ApiResponse<ReadyBody> & { ms: number };
-  const noticed = await eventually(
+  await eventually(
+    "ready answers 503 after MariaDB stopped",
     async () => {
-      down = await ready();
-      assert.ok(down.ms < ANSWER_MS, `a readiness answer took ${down.ms} ms with MariaDB down`);
+      down = await readyInTime("with MariaDB down");
       return down.status === 503;
     },
-    NOTICE_MS,
-    "ready answers 503 after MariaDB stopped",
-    200,
+    { timeoutMs: NOTICE_MS, intervalMs: 200 },
   );
+  const noticed = Date.now() - stoppedAt;
   t.diagnostic(`ready answered 503 ${noticed} ms after MariaDB stopped`);
   // Each probed service says its database is unavailable (a dead pooled connection may take one more call).
-  const reasons = await eventually(
+  await eventually(
+    "every probed service reports its database unavailable",
     async () => {
       down = await ready();
-      const message = assertNotReady(down, "with MariaDB down");
+      let message: string;
+      try {
+        message = assertNotReady(down, "with MariaDB down");
+      } catch (err) {
+        throw new GiveUp((err as Error).message); // every answer meanwhile is a 503 in the contract's shape
+      }
       return PROBED.every((name) => message.includes(`${name}: The database is unavailable`));
     },
-    NOTICE_MS,
-    "every probed service reports its database unavailable",
-    200,
+    { timeoutMs: NOTICE_MS, intervalMs: 200 },
   );
   t.diagnostic(
-    `all five named ${Date.now() - stoppedAt} ms after the stop (${reasons} ms more): ${down!.body.error.message}`,
+    `all five named ${Date.now() - stoppedAt} ms after the stop (${Date.now() - stoppedAt - noticed} ms more): ${down!.body.error.message}`,
   );
   assert.doesNotMatch(down!.body.error.message, /service \w+ is not available/, "the services themselves are there");
   await assertLive("with MariaDB down");
@@ -124,37 +136,46 @@ test("readiness follows MariaDB and the chat service; liveness stays 200", async
 
   // ---- MariaDB is back: 200 again ----------------------------------------------------------------------
   await mariadb.restart();
-  const back = await eventually(async () => (await ready()).status === 200, 15_000, "ready answers 200 again", 200);
-  t.diagnostic(`ready answered 200 ${back} ms after MariaDB answered again`);
+  const restartedAt = Date.now();
+  await eventually("ready answers 200 again", async () => (await ready()).status === 200, {
+    timeoutMs: 15_000,
+    intervalMs: 200,
+  });
+  t.diagnostic(`ready answered 200 ${Date.now() - restartedAt} ms after MariaDB answered again`);
   await assertLive("after MariaDB came back");
 
   // ---- MariaDB hangs (SIGSTOP: connections accepted, nothing answered): the probes' own timeout -----
   const pid = mariadb.pid!;
   process.kill(pid, "SIGSTOP");
+  const hungAt = Date.now();
   t.after(() => void (mariadb.running && process.kill(pid, "SIGCONT")));
   try {
-    const hung = await eventually(
+    await eventually(
+      "ready answers 503 while MariaDB hangs",
       async () => {
-        down = await ready();
-        assert.ok(down.ms < ANSWER_MS, `a readiness answer took ${down.ms} ms with MariaDB hung`);
+        down = await readyInTime("with MariaDB hung");
         return down.status === 503;
       },
-      NOTICE_MS,
-      "ready answers 503 while MariaDB hangs",
-      500,
+      { timeoutMs: NOTICE_MS, intervalMs: 500 },
     );
     const message = assertNotReady(down!, "with MariaDB hung");
     assert.match(message, /chat: The database did not answer within 1000 ms/);
-    t.diagnostic(`ready answered 503 ${hung} ms after MariaDB hung: ${message}`);
+    t.diagnostic(`ready answered 503 ${Date.now() - hungAt} ms after MariaDB hung: ${message}`);
     await assertLive("with MariaDB hung");
   } finally {
     process.kill(pid, "SIGCONT");
   }
-  await eventually(async () => (await ready()).status === 200, 15_000, "ready answers 200 after MariaDB resumed", 200);
+  await eventually("ready answers 200 after MariaDB resumed", async () => (await ready()).status === 200, {
+    timeoutMs: 15_000,
+    intervalMs: 200,
+  });
 
   // ---- the chat service stops: 503 naming it; back: 200 ----------------------------------------------
   await firstChat.stop();
-  await eventually(async () => (await ready()).status === 503, NOTICE_MS, "ready answers 503 without chat", 200);
+  await eventually("ready answers 503 without chat", async () => (await ready()).status === 503, {
+    timeoutMs: NOTICE_MS,
+    intervalMs: 200,
+  });
   const noChat = await ready();
   const message = assertNotReady(noChat, "without chat");
   assert.match(message, /service chat is not available/);
@@ -162,6 +183,9 @@ test("readiness follows MariaDB and the chat service; liveness stays 200", async
   await assertLive("without chat");
 
   await startChat();
-  await eventually(async () => (await ready()).status === 200, 20_000, "ready answers 200 once chat is back", 200);
+  await eventually("ready answers 200 once chat is back", async () => (await ready()).status === 200, {
+    timeoutMs: 20_000,
+    intervalMs: 200,
+  });
   await assertLive("at the end");
 });

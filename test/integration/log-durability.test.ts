@@ -15,11 +15,13 @@ import { test } from "node:test";
 import { MongoClient } from "mongodb";
 import mysql from "mysql2/promise";
 import type { Message } from "../../src/contracts/objects.js";
-import { api, eventually, register, sleep } from "../support/accounts-helpers.js";
+import { api, register } from "../support/accounts-helpers.js";
+import { newClientMsgId, createRoom } from "../support/chat-helpers.js";
 import { ferretBinary, OwnFerretDB } from "../support/ferretdb.js";
-import { cmid, createRoom, pool } from "../support/notify-helpers.js";
+import { pool } from "../support/notify-helpers.js";
 import { startNode, type NodeHandle } from "../support/processes.js";
 import { createTestDatabase, freePort, rabbitUrl, requireServer, uniqueNamespace } from "../support/servers.js";
+import { eventually, sleep } from "../support/wait.js";
 
 const OUTAGE_MESSAGES = 500;
 
@@ -58,9 +60,9 @@ test("audit log durability: FerretDB down for 500 events, log node restarted mid
   ]);
   let logNode = await startLog();
   await eventually(
-    async () => (await api(base, "GET", "/api/health")).status === 200,
-    20_000,
     "the gateway sees every service",
+    async () => (await api(base, "GET", "/api/health")).status === 200,
+    { timeoutMs: 20_000 },
   );
   t.diagnostic(`cluster up in ${Date.now() - started} ms`);
 
@@ -68,7 +70,7 @@ test("audit log durability: FerretDB down for 500 events, log node restarted mid
   const send = async (roomId: number, body: string): Promise<{ message: Message; requestId: string }> => {
     const res = await api<Message>(base, "POST", `/api/rooms/${roomId}/messages`, {
       token: ann.accessToken,
-      body: { body, clientMsgId: cmid() },
+      body: { body, clientMsgId: newClientMsgId() },
     });
     assert.equal(res.status, 201, `acknowledged: ${res.status} ${res.text}`);
     return { message: res.body, requestId: res.headers.get("x-request-id") ?? "" };
@@ -97,7 +99,9 @@ test("audit log durability: FerretDB down for 500 events, log node restarted mid
     const room = await createRoom(base, ann, { name: "ferret-outage", kind: "public" });
     // The log works: a message before the outage is stored.
     const first = await send(room.id, "before the outage");
-    await eventually(async () => (await createdPerMessage(room.id)).has(first.message.id), 20_000, "the first event");
+    await eventually("the first event", async () => (await createdPerMessage(room.id)).has(first.message.id), {
+      timeoutMs: 20_000,
+    });
 
     await ferret.stop();
     const stoppedAt = Date.now();
@@ -109,28 +113,27 @@ test("audit log durability: FerretDB down for 500 events, log node restarted mid
     t.diagnostic(`${OUTAGE_MESSAGES} messages acknowledged in ${Date.now() - stoppedAt} ms with FerretDB down`);
     assert.equal(new Set(sent.map((s) => s.message.id)).size, OUTAGE_MESSAGES);
     // The events wait in chat's outbox (on disk), not lost and not in memory.
-    let waiting = 0;
     await eventually(
-      async () => (waiting = await waitingForLog()) === OUTAGE_MESSAGES,
-      15_000,
-      `${OUTAGE_MESSAGES} events waiting for the log (last count: ${waiting})`,
-    ).catch((err: unknown) => {
-      throw new Error(`${(err as Error).message}; last count ${waiting}`);
-    });
+      `${OUTAGE_MESSAGES} events waiting for the log`,
+      async () => {
+        assert.equal(await waitingForLog(), OUTAGE_MESSAGES, "events waiting for the log");
+        return true;
+      },
+      { timeoutMs: 15_000 },
+    );
     await sleep(3_000); // the relay keeps failing meanwhile
     assert.equal(await waitingForLog(), OUTAGE_MESSAGES);
     assert.equal(logNode.exitStatus(), undefined, "the log node survives its store's outage");
 
     await ferret.restart();
     const restartedAt = Date.now();
-    const took = await eventually(
-      async () => (await createdPerMessage(room.id)).size >= OUTAGE_MESSAGES + 1,
-      60_000,
+    await eventually(
       `all ${OUTAGE_MESSAGES} events stored after FerretDB is back`,
-      500,
+      async () => (await createdPerMessage(room.id)).size >= OUTAGE_MESSAGES + 1,
+      { timeoutMs: 60_000, intervalMs: 500 },
     );
-    t.diagnostic(`stored ${took} ms after FerretDB restarted`);
-    await eventually(async () => (await waitingForLog()) === 0, 20_000, "chat's outbox drained");
+    t.diagnostic(`stored ${Date.now() - restartedAt} ms after FerretDB restarted`);
+    await eventually("chat's outbox drained", async () => (await waitingForLog()) === 0, { timeoutMs: 20_000 });
     await sleep(1_000);
     const counts = await createdPerMessage(room.id);
     assert.equal(counts.size, OUTAGE_MESSAGES + 1);
@@ -170,10 +173,9 @@ test("audit log durability: FerretDB down for 500 events, log node restarted mid
     assert.ok(sent.length - during > 20, "messages were sent while the log node was away");
 
     await eventually(
-      async () => (await createdPerMessage(room.id)).size >= sent.length,
-      60_000,
       "every message.created stored",
-      500,
+      async () => (await createdPerMessage(room.id)).size >= sent.length,
+      { timeoutMs: 60_000, intervalMs: 500 },
     );
     await sleep(1_000);
     const counts = await createdPerMessage(room.id);
@@ -184,11 +186,10 @@ test("audit log durability: FerretDB down for 500 events, log node restarted mid
     const requestIds = sent.map((s) => s.requestId);
     assert.ok(requestIds.every(Boolean));
     await eventually(
+      "every access record",
       async () =>
         (await events().countDocuments({ type: "http.access", requestId: { $in: requestIds } })) >= sent.length,
-      30_000,
-      "every access record",
-      500,
+      { timeoutMs: 30_000, intervalMs: 500 },
     );
     const access = await events()
       .find({ type: "http.access", requestId: { $in: requestIds } })
@@ -204,10 +205,9 @@ test("audit log durability: FerretDB down for 500 events, log node restarted mid
     await extra.stop();
     const clusterEvents = async (type: string) => events().find({ type, "data.node": extra.env.NODE_ID }).toArray();
     await eventually(
-      async () => (await clusterEvents("cluster.node_disconnected")).length > 0,
-      20_000,
       "the extra node's departure in the log",
-      250,
+      async () => (await clusterEvents("cluster.node_disconnected")).length > 0,
+      { timeoutMs: 20_000, intervalMs: 250 },
     );
     await sleep(500);
     const joined = await clusterEvents("cluster.node_connected");

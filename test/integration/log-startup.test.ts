@@ -21,12 +21,15 @@ import knexFactory from "knex";
 import { ServiceBroker } from "moleculer";
 import { ALL_SERVICES } from "../../src/config.js";
 import type { AppEvent, Message } from "../../src/contracts/objects.js";
-import { api, eventually, expectError, login, register, sleep, type Account } from "../support/accounts-helpers.js";
+import { api, login, register, type Account } from "../support/accounts-helpers.js";
 import { ferretBinary, OwnFerretDB } from "../support/ferretdb.js";
-import { adminEvents, createRoom, sendRest } from "../support/notify-helpers.js";
+import { adminEvents } from "../support/notify-helpers.js";
 import { startNode, type NodeHandle } from "../support/processes.js";
 import { createTestDatabase, freePort, rabbitUrl, requireServer, uniqueNamespace } from "../support/servers.js";
 import { OPERATOR } from "../../src/infra/permissions.js";
+import { createRoom, sendRest } from "../support/chat-helpers.js";
+import { expectError } from "../support/errors.js";
+import { eventually, GiveUp, sleep } from "../support/wait.js";
 
 const MESSAGES = 20;
 
@@ -150,24 +153,21 @@ test("the log starts while MongoDB is unreachable: 503 meanwhile, then every wai
   await ferret.restart();
   const restartedAt = Date.now();
   const query = `type=message.created&roomId=${room.id}`;
-  let seen = 0;
-  const took = await eventually(
+  await eventually(
+    `${MESSAGES} message.created stored after FerretDB is back`,
     async () => {
       const res = await api(base, "GET", `/api/admin/events?${query}&limit=500`, { token: root.accessToken });
       if (res.status === 503) return false;
-      assert.equal(res.status, 200, res.text);
-      seen = res.body.events.length;
-      return seen >= MESSAGES;
+      if (res.status !== 200) throw new GiveUp(`GET /api/admin/events: ${res.status} ${res.text}`);
+      assert.ok(res.body.events.length >= MESSAGES, `${res.body.events.length} stored`);
+      return true;
     },
-    45_000,
-    `${MESSAGES} message.created stored after FerretDB is back`,
-    // Slowly: 20 failed calls in 60 s open the circuit breaker on log.query for 10 s (moleculer.config.ts).
-    1_000,
-  ).catch((err: unknown) => {
-    throw new Error(`${(err as Error).message}; last count ${seen}`);
+    { timeoutMs: 45_000, intervalMs: 1_000 },
+  );
+  t.diagnostic(`all ${MESSAGES} events stored ${Date.now() - restartedAt} ms after FerretDB restarted`);
+  await eventually("chat's outbox drained for the log", async () => (await waitingForLog()) === 0, {
+    timeoutMs: 15_000,
   });
-  t.diagnostic(`all ${MESSAGES} events stored ${took} ms after FerretDB restarted`);
-  await eventually(async () => (await waitingForLog()) === 0, 15_000, "chat's outbox drained for the log");
   await sleep(1_000); // a duplicate arriving late would show now
 
   const created = await allEvents(base, root, query);
@@ -187,13 +187,12 @@ test("the log starts while MongoDB is unreachable: 503 meanwhile, then every wai
   // off on its own schedule while the log is down, so it may deliver a little after chat's.
   let registered: AppEvent[] = [];
   await eventually(
+    "user.registered of ann",
     async () => {
       registered = await allEvents(base, root, "type=user.registered");
       return registered.some((e) => e.userId === ann.user.id);
     },
-    65_000,
-    "user.registered of ann",
-    1_000,
+    { timeoutMs: 65_000, intervalMs: 1_000 },
   );
   await sleep(1_000); // a duplicate arriving late would show now
   registered = await allEvents(base, root, "type=user.registered");
@@ -233,7 +232,7 @@ test("cluster events: a gateway already up when the log starts is recorded once,
     env: common,
   });
   assert.match(backend.output(), new RegExp(`Node '${gatewayId}' connected`), "the gateway was up before the log");
-  await eventually(() => healthy(gateway.base), 20_000, "the gateway sees every service");
+  await eventually("the gateway sees every service", () => healthy(gateway.base), { timeoutMs: 20_000 });
   t.diagnostic(`cluster up in ${Date.now() - started} ms`);
 
   // Admin is an operator's act: granted on the bus (what the REPL does), then a fresh login.
@@ -255,10 +254,9 @@ test("cluster events: a gateway already up when the log starts is recorded once,
   const connected = (): Promise<AppEvent[]> => allEvents(gateway.base, root, "type=cluster.node_connected");
   const ofNode = (events: AppEvent[], id: string): AppEvent[] => events.filter((e) => e.data.node === id);
   await eventually(
-    async () => ofNode(await connected(), gatewayId).length > 0,
-    20_000,
     "the gateway's cluster.node_connected",
-    250,
+    async () => ofNode(await connected(), gatewayId).length > 0,
+    { timeoutMs: 20_000, intervalMs: 250 },
   );
   await sleep(1_500); // a second record would show now
   let joined = await connected();
@@ -270,17 +268,15 @@ test("cluster events: a gateway already up when the log starts is recorded once,
   // A second gateway (a join the log hears as it happens) to ask through once the first is gone.
   const second = await startGateway("gateway-2");
   const secondId = second.node.env.NODE_ID;
-  await eventually(() => healthy(second.base), 20_000, "the second gateway sees every service");
+  await eventually("the second gateway sees every service", () => healthy(second.base), { timeoutMs: 20_000 });
   const stopped = await gateway.node.stop();
   assert.equal(stopped.code, 0, `the gateway stopped cleanly: ${JSON.stringify(stopped)}`);
 
   const left = (): Promise<AppEvent[]> => allEvents(second.base, root, "type=cluster.node_disconnected");
-  await eventually(
-    async () => ofNode(await left(), gatewayId).length > 0,
-    20_000,
-    "the gateway's cluster.node_disconnected",
-    250,
-  );
+  await eventually("the gateway's cluster.node_disconnected", async () => ofNode(await left(), gatewayId).length > 0, {
+    timeoutMs: 20_000,
+    intervalMs: 250,
+  });
   await sleep(1_500);
   const departures = await left();
   assert.equal(ofNode(departures, gatewayId).length, 1, JSON.stringify(departures));

@@ -22,12 +22,10 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { test, type TestContext } from "node:test";
-import type { Socket } from "socket.io-client";
-import type { Message } from "../../src/contracts/objects.js";
 import { ALL_SERVICES } from "../../src/config.js";
 import { METRIC } from "../../src/infra/metrics.js";
-import { api, connectSocket, eventually, register } from "../support/accounts-helpers.js";
-import { cmid, createRoom, emitOk } from "../support/notify-helpers.js";
+import { api, register } from "../support/accounts-helpers.js";
+import { newClientMsgId, createRoom } from "../support/chat-helpers.js";
 import { REPO_ROOT, startNode } from "../support/processes.js";
 import {
   createTestDatabase,
@@ -38,6 +36,8 @@ import {
   requireServer,
   uniqueNamespace,
 } from "../support/servers.js";
+import { call, connectChat, okData, type ChatSocket } from "../support/sockets.js";
+import { eventually } from "../support/wait.js";
 
 interface Sample {
   name: string;
@@ -124,9 +124,10 @@ async function scrapedByPrometheus(t: TestContext, ports: number[]): Promise<voi
     const { activeTargets } = await query<{ activeTargets: { health: string }[] }>("/api/v1/targets");
     return activeTargets.length === ports.length && activeTargets.every((target) => target.health === "up");
   };
-  await eventually(() => allUp().catch(() => false), 30_000, "Prometheus to scrape every node").catch((err: Error) =>
-    assert.fail(`${err.message}\nPrometheus log:\n${log}`),
-  );
+  await eventually("Prometheus to scrape every node", allUp, {
+    timeoutMs: 30_000,
+    context: () => `Prometheus log:\n${log}`,
+  });
   const { result } = await query<{ result: { metric: Record<string, string> }[] }>(
     `/api/v1/query?query=${encodeURIComponent("nochat_sockets_connected")}`,
   );
@@ -183,7 +184,9 @@ test("/metrics per process: NoChat's counters, histograms and gauges move; the b
     [backend, backendMetrics, METRIC.messagesSent],
     [notify, notifyMetrics, "moleculer_registry_nodes_total"],
   ] as const) {
-    await eventually(async () => (await Scrape.of(metricsPort)).has(own), 10_000, `${node.name} exports ${own}`);
+    await eventually(`${node.name} exports ${own}`, async () => (await Scrape.of(metricsPort)).has(own), {
+      timeoutMs: 10_000,
+    });
     const scrape = await Scrape.of(metricsPort);
     assert.ok(scrape.has("moleculer_registry_nodes_total"), `${node.name}: Moleculer's own metrics`);
     const labels = scrape.samples.find((s) => s.name === "moleculer_registry_nodes_total")!.labels;
@@ -196,32 +199,38 @@ test("/metrics per process: NoChat's counters, histograms and gauges move; the b
   await scrapedByPrometheus(t, [gatewayMetrics, backendMetrics, notifyMetrics]);
 
   await eventually(
+    "the gateway counts one instance of each required service",
     async () => {
       const scrape = await gw();
       return ALL_SERVICES.every((service) => scrape.value(METRIC.serviceInstances, { service }) === 1);
     },
-    15_000,
-    "the gateway counts one instance of each required service",
+    { timeoutMs: 15_000 },
   );
 
   // ---- sockets and online users ------------------------------------------------------------------------
   const [ann, bob] = await Promise.all([register(base, "ann"), register(base, "bob")]);
   const room = await createRoom(base, ann, { name: "metrics", kind: "public", members: [bob.user.id] });
-  const sockets: Socket[] = [
-    await connectSocket(base, ann.accessToken, t),
-    await connectSocket(base, bob.accessToken, t),
-    await connectSocket(base, bob.accessToken, t),
+  const sockets: ChatSocket[] = [
+    await connectChat(base, ann.accessToken, { t }),
+    await connectChat(base, bob.accessToken, { t }),
+    await connectChat(base, bob.accessToken, { t }),
   ];
-  await eventually(async () => (await gw()).value(METRIC.socketsConnected) === 3, 10_000, "3 sockets connected");
-  await eventually(async () => (await be()).value(METRIC.usersOnline) === 2, 15_000, "2 users online");
+  await eventually("3 sockets connected", async () => (await gw()).value(METRIC.socketsConnected) === 3, {
+    timeoutMs: 10_000,
+  });
+  await eventually("2 users online", async () => (await be()).value(METRIC.usersOnline) === 2, { timeoutMs: 15_000 });
   sockets[2].close();
-  await eventually(async () => (await gw()).value(METRIC.socketsConnected) === 2, 10_000, "2 sockets after a close");
+  await eventually("2 sockets after a close", async () => (await gw()).value(METRIC.socketsConnected) === 2, {
+    timeoutMs: 10_000,
+  });
 
   // ---- messages: counter and histograms move ------------------------------------------------------------
   const send = (n: number) =>
     Promise.all(
       Array.from({ length: n }, (_, i) =>
-        emitOk<Message>(sockets[0], "message:send", { roomId: room.id, body: `hello ${i}`, clientMsgId: cmid() }),
+        call(sockets[0], "message:send", { roomId: room.id, body: `hello ${i}`, clientMsgId: newClientMsgId() }).then(
+          (ack) => okData(ack, `send ${i}`),
+        ),
       ),
     );
   const [gwBefore, beBefore] = [await gw(), await be()];
@@ -240,9 +249,9 @@ test("/metrics per process: NoChat's counters, histograms and gauges move; the b
   assert.ok(gwAfter.value(`${METRIC.sendAck}_sum`, { outcome: "ok" }) > 0, "ack latency sum");
   // The fan-out is observed when the gateway emits, which may come just after the ack.
   await eventually(
-    async () => (await gw()).value(`${METRIC.fanout}_count`) - gwBefore.value(`${METRIC.fanout}_count`) === SENT,
-    10_000,
     "the fan-out histogram counts every message",
+    async () => (await gw()).value(`${METRIC.fanout}_count`) - gwBefore.value(`${METRIC.fanout}_count`) === SENT,
+    { timeoutMs: 10_000 },
   );
 
   // A failed login is counted on the node that runs auth.
@@ -254,17 +263,17 @@ test("/metrics per process: NoChat's counters, histograms and gauges move; the b
   // ---- the backlog rises while notify is stopped, and falls back to 0 after it starts ---------------------
   const toNotify = { producer: "chat", consumer: "notify" };
   await eventually(
-    async () => (await be()).value(METRIC.outboxBacklog, toNotify) === 0,
-    20_000,
     "no backlog for notify while it runs",
+    async () => (await be()).value(METRIC.outboxBacklog, toNotify) === 0,
+    { timeoutMs: 20_000 },
   );
   await notify.stop();
   const WHILE_DOWN = 12;
   await send(WHILE_DOWN);
   await eventually(
-    async () => (await be()).value(METRIC.outboxBacklog, toNotify) >= WHILE_DOWN,
-    20_000,
     `the backlog for notify reaches ${WHILE_DOWN}`,
+    async () => (await be()).value(METRIC.outboxBacklog, toNotify) >= WHILE_DOWN,
+    { timeoutMs: 20_000 },
   );
   const down = await be();
   assert.equal(down.value(METRIC.outboxBacklog, toNotify), WHILE_DOWN, "exactly the messages sent meanwhile");
@@ -272,14 +281,14 @@ test("/metrics per process: NoChat's counters, histograms and gauges move; the b
   t.diagnostic(`backlog ${WHILE_DOWN}, lag ${down.value(METRIC.outboxLag, toNotify)} s while notify was stopped`);
 
   notify = await startNotify();
-  const drained = await eventually(
+  const restartedAt = Date.now();
+  await eventually(
+    "the backlog for notify falls back to 0 once it is back",
     async () => {
       const scrape = await be();
       return scrape.value(METRIC.outboxBacklog, toNotify) === 0 && scrape.value(METRIC.outboxLag, toNotify) === 0;
     },
-    45_000,
-    "the backlog for notify falls back to 0 once it is back",
-    250,
+    { timeoutMs: 45_000, intervalMs: 250 },
   );
-  t.diagnostic(`backlog back to 0 ${drained} ms after notify started again`);
+  t.diagnostic(`backlog back to 0 ${Date.now() - restartedAt} ms after notify started again`);
 });

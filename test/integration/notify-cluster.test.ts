@@ -19,15 +19,16 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { isDeepStrictEqual } from "node:util";
 import mysql from "mysql2/promise";
-import type { Socket } from "socket.io-client";
-import type { Message, Notification, Room } from "../../src/contracts/objects.js";
-import type { UnreadState } from "../../src/contracts/socket.js";
+import type { Message, Room } from "../../src/contracts/objects.js";
 import type { Health } from "../../src/gateway/health.js";
-import { api, connectSocket, eventually, register, sleep } from "../support/accounts-helpers.js";
-import { cmid, Collector, createRoom, emitAck, emitOk, myRooms, pool, sendRest } from "../support/notify-helpers.js";
+import { api, register } from "../support/accounts-helpers.js";
+import { newClientMsgId, createRoom, sendRest } from "../support/chat-helpers.js";
+import { myRooms, pool } from "../support/notify-helpers.js";
 import { startNode, type NodeHandle } from "../support/processes.js";
 import { rabbitmqctl } from "../support/rabbitmq.js";
 import { createTestDatabase, freePort, rabbitUrl, requireServer, uniqueNamespace } from "../support/servers.js";
+import { call, connectChat, Inbox, okData, type ChatSocket } from "../support/sockets.js";
+import { eventually, sleep } from "../support/wait.js";
 
 const PHASE1_MENTIONS = 40;
 const PHASE2_MENTIONS = 100;
@@ -74,13 +75,13 @@ test("notify in a cluster: exactly once with two instances, catch-up after downt
   const ids = (nodes: NodeHandle[]) => nodes.map((n) => n.env.NODE_ID).sort();
   for (const base of [g1Base, g2Base]) {
     await eventually(
+      `${base} sees all five nodes`,
       async () => {
         const res = await api<Health>(base, "GET", "/api/health");
         const seen = res.body?.nodes?.map((n) => n.id) ?? [];
         return res.status === 200 && ids([g1, g2, n1, n2]).every((id) => seen.includes(id)) && seen.length === 5;
       },
-      20_000,
-      `${base} sees all five nodes`,
+      { timeoutMs: 20_000 },
     );
   }
   t.diagnostic(`cluster of 5 nodes up in ${Date.now() - started} ms`);
@@ -101,12 +102,11 @@ test("notify in a cluster: exactly once with two instances, catch-up after downt
     Number((await query<{ n: number }>("select count(*) as n from chat_outbox where pending like '%notify%'"))[0].n);
 
   // bob: one tab on each gateway.
-  const tabs: Socket[] = [
-    await connectSocket(g1Base, bob.accessToken, t),
-    await connectSocket(g2Base, bob.accessToken, t),
+  const tabs: ChatSocket[] = [
+    await connectChat(g1Base, bob.accessToken, { t }),
+    await connectChat(g2Base, bob.accessToken, { t }),
   ];
-  const live = tabs.map((s) => new Collector<Notification>(s, "notification"));
-  const unread = tabs.map((s) => new Collector<UnreadState>(s, "unread"));
+  const inboxes = tabs.map((s, i) => new Inbox(s, `bob's tab ${i + 1}`));
   const general = await createRoom(g1Base, ann, { name: "general", kind: "public", members: [bob.user.id] });
 
   await t.test(
@@ -118,7 +118,9 @@ test("notify in a cluster: exactly once with two instances, catch-up after downt
         (i) => sendRest(i % 2 ? g2Base : g1Base, ann, general.id, `hey @bob #${i}`),
       );
       const sentIds = sent.map((m) => m.id).sort((a, b) => a - b);
-      await eventually(async () => total(await mentionCounts(general.id)) >= PHASE1_MENTIONS, 20_000, "all mentions");
+      await eventually("all mentions", async () => total(await mentionCounts(general.id)) >= PHASE1_MENTIONS, {
+        timeoutMs: 20_000,
+      });
       await sleep(1_500); // anything delivered twice would show up by now
       const counts = await mentionCounts(general.id);
       assert.deepEqual(
@@ -132,38 +134,32 @@ test("notify in a cluster: exactly once with two instances, catch-up after downt
       );
       const processed = await query<{ n: number }>("select count(*) as n from notify_processed");
       assert.ok(Number(processed[0].n) >= PHASE1_MENTIONS + 1);
-      await eventually(async () => (await pendingForNotify()) === 0, 10_000, "chat's outbox drained for notify");
+      await eventually("chat's outbox drained for notify", async () => (await pendingForNotify()) === 0, {
+        timeoutMs: 10_000,
+      });
 
       // Live, on both tabs (two gateways): the invite and every mention, once each.
-      for (const [i, c] of live.entries()) {
-        await eventually(() => c.items.length >= PHASE1_MENTIONS + 1, 10_000, `live notifications on tab ${i + 1}`);
-        const messageIds = c.items.filter((n) => n.kind === "mention").map((n) => n.messageId);
+      for (const [i, inbox] of inboxes.entries()) {
+        const live = await inbox.waitFor("notification", () => true, PHASE1_MENTIONS + 1, 10_000);
+        const messageIds = live.filter((n) => n.kind === "mention").map((n) => n.messageId);
         assert.equal(new Set(messageIds).size, PHASE1_MENTIONS, `tab ${i + 1}: each mention once`);
-        assert.equal(new Set(c.items.map((n) => n.id)).size, c.items.length);
+        assert.equal(new Set(live.map((n) => n.id)).size, live.length);
       }
     },
   );
 
   await t.test("unread state on two tabs on two gateways", async () => {
     const full = { roomId: general.id, unread: PHASE1_MENTIONS, mentions: PHASE1_MENTIONS, lastReadSeq: 0 };
-    for (const [i, c] of unread.entries()) {
-      await eventually(
-        () => c.items.some((u) => isDeepStrictEqual(u, full)),
-        10_000,
-        `tab ${i + 1} was told about ${PHASE1_MENTIONS} mentions`,
-      );
-      c.clear();
+    // Each tab was told about every mention.
+    for (const inbox of inboxes) {
+      await inbox.waitFor("unread", (u) => isDeepStrictEqual(u, full), 1, 10_000);
+      inbox.clear("unread");
     }
-    const state = await emitOk<UnreadState>(tabs[0], "room:read", { roomId: general.id, seq: 20 });
+    const state = okData(await call(tabs[0], "room:read", { roomId: general.id, seq: 20 }), "room:read");
     const half = { roomId: general.id, unread: 20, mentions: 20, lastReadSeq: 20 };
     assert.deepEqual(state, half);
-    for (const [i, c] of unread.entries()) {
-      await eventually(
-        () => c.items.some((u) => isDeepStrictEqual(u, half)),
-        10_000,
-        `unread after room:read on tab ${i + 1} (gateway ${i + 1})`,
-      );
-    }
+    // On both tabs (on both gateways).
+    for (const inbox of inboxes) await inbox.waitFor("unread", (u) => isDeepStrictEqual(u, half), 1, 10_000);
     const viaG2 = (await myRooms(g2Base, bob)).get(general.id) as Room;
     assert.deepEqual(
       { roomId: viaG2.id, unread: viaG2.unread, mentions: viaG2.mentions, lastReadSeq: viaG2.lastReadSeq },
@@ -177,9 +173,9 @@ test("notify in a cluster: exactly once with two instances, catch-up after downt
       const before = total(await mentionCounts(general.id));
       await Promise.all([n1.stop(), n2.stop()]);
       await eventually(
-        async () => (await api<Health>(g1Base, "GET", "/api/health")).body?.missing?.includes("notify") === true,
-        10_000,
         "the gateways see notify gone",
+        async () => (await api<Health>(g1Base, "GET", "/api/health")).body?.missing?.includes("notify") === true,
+        { timeoutMs: 10_000 },
       );
 
       const sent = await pool(
@@ -188,7 +184,7 @@ test("notify in a cluster: exactly once with two instances, catch-up after downt
         async (i) => {
           const res = await api<Message>(i % 2 ? g2Base : g1Base, "POST", `/api/rooms/${general.id}/messages`, {
             token: ann.accessToken,
-            body: { body: `while notify is down @bob #${i}`, clientMsgId: cmid("down") },
+            body: { body: `while notify is down @bob #${i}`, clientMsgId: newClientMsgId("down") },
           });
           assert.equal(res.status, 201, `send ${i} acknowledged: ${res.status} ${res.text}`);
           return res.body;
@@ -196,28 +192,29 @@ test("notify in a cluster: exactly once with two instances, catch-up after downt
       );
       // The log took its share; the rows wait for notify alone.
       await eventually(
-        async () => (await pendingForNotify()) === PHASE2_MENTIONS,
-        10_000,
         `${PHASE2_MENTIONS} events waiting for notify`,
+        async () => (await pendingForNotify()) === PHASE2_MENTIONS,
+        { timeoutMs: 10_000 },
       );
       await sleep(1_000);
       assert.equal(total(await mentionCounts(general.id)), before, "no notification while notify is down");
 
       const restartedAt = Date.now();
       await notifyNode("N3");
-      const took = await eventually(
-        async () => total(await mentionCounts(general.id)) >= before + PHASE2_MENTIONS,
-        30_000,
+      const upAt = Date.now();
+      await eventually(
         `${PHASE2_MENTIONS} notifications after notify is back`,
+        async () => total(await mentionCounts(general.id)) >= before + PHASE2_MENTIONS,
+        { timeoutMs: 30_000 },
       );
       t.diagnostic(
-        `applied ${PHASE2_MENTIONS} waiting events ${took} ms after N3 started (start took ${Date.now() - restartedAt - took} ms)`,
+        `applied ${PHASE2_MENTIONS} waiting events ${Date.now() - upAt} ms after N3 started (start took ${upAt - restartedAt} ms)`,
       );
       await sleep(1_500);
       const counts = await mentionCounts(general.id);
       assert.equal(total(counts), before + PHASE2_MENTIONS, "exactly 100 more");
       for (const m of sent) assert.equal(counts.get(m.id), 1, `message ${m.id} notified once`);
-      await eventually(async () => (await pendingForNotify()) === 0, 10_000, "chat's outbox drained");
+      await eventually("chat's outbox drained", async () => (await pendingForNotify()) === 0, { timeoutMs: 10_000 });
     },
   );
 
@@ -230,20 +227,20 @@ test("notify in a cluster: exactly once with two instances, catch-up after downt
         kind: "public",
         members: [bob.user.id, dave.user.id],
       });
-      const annTab = await connectSocket(g1Base, ann.accessToken, t);
-      const daveTab = await connectSocket(g2Base, dave.accessToken, t);
+      const annTab = await connectChat(g1Base, ann.accessToken, { t });
+      const daveTab = await connectChat(g2Base, dave.accessToken, { t });
       const deadline = Date.now() + 120_000;
       const log: string[] = [];
 
       /** Sends PER_SENDER mentions one after another, each retried with its clientMsgId until acknowledged. */
-      const sender = async (socket: Socket, tag: string): Promise<Message[]> => {
+      const sender = async (socket: ChatSocket, tag: string): Promise<Message[]> => {
         const acked: Message[] = [];
         for (let i = 0; i < PER_SENDER; i++) {
-          const clientMsgId = cmid(tag);
+          const clientMsgId = newClientMsgId(tag);
           const payload = { roomId: room.id, body: `@bob ${tag} ${i}`, clientMsgId };
           for (let attempt = 1; ; attempt++) {
             try {
-              const ack = await emitAck<Message>(socket, "message:send", payload, 12_000);
+              const ack = await call(socket, "message:send", payload, 12_000);
               if (ack.ok) {
                 assert.equal(ack.data.clientMsgId, clientMsgId);
                 acked.push(ack.data);
@@ -317,13 +314,13 @@ test("notify in a cluster: exactly once with two instances, catch-up after downt
         "history holds exactly the acknowledged messages",
       );
 
-      const took = await eventually(
-        async () => total(await mentionCounts(room.id)) >= acked.length,
-        60_000,
+      const finishedAt = Date.now();
+      await eventually(
         "a mention notification for every acknowledged message",
-        250,
+        async () => total(await mentionCounts(room.id)) >= acked.length,
+        { timeoutMs: 60_000, intervalMs: 250 },
       );
-      t.diagnostic(`all ${acked.length} notifications ${took} ms after the senders finished`);
+      t.diagnostic(`all ${acked.length} notifications ${Date.now() - finishedAt} ms after the senders finished`);
       await sleep(2_000);
       const counts = await mentionCounts(room.id);
       assert.deepEqual(

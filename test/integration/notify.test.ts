@@ -14,23 +14,15 @@ import os from "node:os";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
 import knexFactory from "knex";
-import type { Socket } from "socket.io-client";
 import type { Message, Notification, Room } from "../../src/contracts/objects.js";
-import type { UnreadState } from "../../src/contracts/socket.js";
-import { api, connectSocket, eventually, expectError, register, type Account } from "../support/accounts-helpers.js";
-import {
-  cmid,
-  Collector,
-  createRoom,
-  emitOk,
-  invite,
-  myRooms,
-  notifications,
-  openDirect,
-  sendRest,
-} from "../support/notify-helpers.js";
+import { api, register, type Account } from "../support/accounts-helpers.js";
+import { newClientMsgId, createRoom, sendRest } from "../support/chat-helpers.js";
+import { expectAckError, expectError } from "../support/errors.js";
+import { invite, myRooms, notifications, openDirect } from "../support/notify-helpers.js";
 import { startNode, type NodeHandle } from "../support/processes.js";
 import { freePort } from "../support/servers.js";
+import { call, connectChat, Inbox, okData, type ChatSocket } from "../support/sockets.js";
+import { eventually } from "../support/wait.js";
 
 const WAIT_MS = 10_000;
 
@@ -41,18 +33,18 @@ describe("notifications and unread counts (embedded node)", () => {
   let ann: Account, bob: Account, carol: Account, dave: Account, zed: Account;
   let general: Room;
   let dm: Room;
-  let bobTabs: Socket[] = [];
-  let bobLive: Collector<Notification>[] = [];
-  let bobUnread: Collector<UnreadState>[] = [];
+  let bobTabs: ChatSocket[] = [];
+  /** What each of bob's tabs received. */
+  let bobInboxes: Inbox[] = [];
   let barriers = 0;
 
   /** Waits until every event chat wrote so far has been applied by notify (see the file comment). */
   async function barrier(): Promise<void> {
     const sentinel = await sendRest(base, ann, general.id, `@zed barrier ${++barriers}`);
     await eventually(
-      async () => (await notifications(base, zed)).some((n) => n.messageId === sentinel.id),
-      WAIT_MS,
       `zed's barrier mention ${barriers}`,
+      async () => (await notifications(base, zed)).some((n) => n.messageId === sentinel.id),
+      { timeoutMs: WAIT_MS },
     );
   }
 
@@ -61,7 +53,9 @@ describe("notifications and unread counts (embedded node)", () => {
 
   /** Waits for exactly one notification of `kind` for `message`, and checks its fields. */
   async function expectOne(user: Account, message: Message, kind: Notification["kind"]): Promise<Notification> {
-    await eventually(async () => (await forMessage(user, message)).length > 0, WAIT_MS, `${kind} for message`);
+    await eventually(`${kind} for message`, async () => (await forMessage(user, message)).length > 0, {
+      timeoutMs: WAIT_MS,
+    });
     await barrier(); // nothing more comes for it
     const got = await forMessage(user, message);
     assert.equal(got.length, 1, `exactly one notification: ${JSON.stringify(got)}`);
@@ -103,9 +97,8 @@ describe("notifications and unread counts (embedded node)", () => {
       ["ann", "bob", "carol", "dave", "zed"].map((name) => register(base, name)),
     );
     // Two tabs of bob, open before anything happens to him.
-    bobTabs = [await connectSocket(base, bob.accessToken), await connectSocket(base, bob.accessToken)];
-    bobLive = bobTabs.map((s) => new Collector<Notification>(s, "notification"));
-    bobUnread = bobTabs.map((s) => new Collector<UnreadState>(s, "unread"));
+    bobTabs = [await connectChat(base, bob.accessToken), await connectChat(base, bob.accessToken)];
+    bobInboxes = bobTabs.map((s, i) => new Inbox(s, `bob's tab ${i + 1}`));
   });
 
   after(async () => {
@@ -120,7 +113,7 @@ describe("notifications and unread counts (embedded node)", () => {
     await invite(base, ann, general.id, dave);
 
     for (const user of [bob, zed, dave]) {
-      await eventually(async () => (await notifications(base, user)).length > 0, WAIT_MS, "an invite");
+      await eventually("an invite", async () => (await notifications(base, user)).length > 0, { timeoutMs: WAIT_MS });
     }
     await barrier();
     for (const user of [bob, dave]) {
@@ -139,17 +132,17 @@ describe("notifications and unread counts (embedded node)", () => {
     const secret = await createRoom(base, ann, { name: "secret", kind: "private" });
     await invite(base, ann, secret.id, carol);
     await eventually(
-      async () => (await notifications(base, carol)).some((n) => n.kind === "invite" && n.roomId === secret.id),
-      WAIT_MS,
       "carol's invite to the private room",
+      async () => (await notifications(base, carol)).some((n) => n.kind === "invite" && n.roomId === secret.id),
+      { timeoutMs: WAIT_MS },
     );
   });
 
   it("the invite reached both of bob's tabs live as `notification`", async () => {
     const [rest] = await notifications(base, bob);
-    for (const live of bobLive) {
-      await eventually(() => live.items.length >= 1, WAIT_MS, "a live notification on each tab");
-      assert.deepEqual(live.items, [rest], "the same Notification object as the REST list");
+    for (const inbox of bobInboxes) {
+      await inbox.waitFor("notification", () => true, 1, WAIT_MS);
+      assert.deepEqual(inbox.of("notification"), [rest], "the same Notification object as the REST list");
     }
   });
 
@@ -248,10 +241,10 @@ describe("notifications and unread counts (embedded node)", () => {
   it("every notification of bob reached both tabs live, once each, newest last", async () => {
     const rest = await notifications(base, bob);
     const ids = rest.map((n) => n.id).reverse(); // REST is newest first
-    for (const live of bobLive) {
-      await eventually(() => live.items.length >= ids.length, WAIT_MS, "all live notifications");
+    for (const inbox of bobInboxes) {
+      await inbox.waitFor("notification", () => true, ids.length, WAIT_MS);
       assert.deepEqual(
-        live.items.map((n) => n.id),
+        inbox.of("notification").map((n) => n.id),
         ids,
       );
     }
@@ -317,12 +310,10 @@ describe("notifications and unread counts (embedded node)", () => {
 
   it("GET /api/rooms `unread` / `mentions` / `lastReadSeq` through sends, room:read and new messages; `unread` on both tabs", async () => {
     const room = await createRoom(base, ann, { name: "counts", kind: "public", members: [bob.user.id, zed.user.id] });
-    await eventually(
-      () => bobTabs.every((_, i) => bobLive[i].items.some((n) => n.kind === "invite" && n.roomId === room.id)),
-      WAIT_MS,
-      "the invite on both tabs",
-    );
-    for (const c of bobUnread) c.clear();
+    for (const inbox of bobInboxes) {
+      await inbox.waitFor("notification", (n) => n.kind === "invite" && n.roomId === room.id, 1, WAIT_MS);
+      inbox.clear("unread");
+    }
     const view = async (who: Account) => {
       const r = (await myRooms(base, who)).get(room.id);
       assert.ok(r, "the room is in the list");
@@ -339,25 +330,25 @@ describe("notifications and unread counts (embedded node)", () => {
     assert.deepEqual(await view(ann), { lastSeq: 3, unread: 0, mentions: 0, lastReadSeq: 3 }, "sending moved ann's");
 
     // Each new mention announced the unread state to every tab of bob.
-    for (const c of bobUnread) {
-      await eventually(() => c.items.some((u) => u.mentions === 2), WAIT_MS, "unread with 2 mentions");
-      assert.deepEqual(c.items[c.items.length - 1], { roomId: room.id, unread: 3, mentions: 2, lastReadSeq: 0 });
-      c.clear();
+    for (const inbox of bobInboxes) {
+      await inbox.waitFor("unread", (u) => u.mentions === 2, 1, WAIT_MS);
+      assert.deepEqual(inbox.of("unread").at(-1), { roomId: room.id, unread: 3, mentions: 2, lastReadSeq: 0 });
+      inbox.clear("unread");
     }
 
     // room:read on one tab → the state in the ack, and `unread` on both tabs.
     const [tab1, tab2] = bobTabs;
-    const read2 = await emitOk<UnreadState>(tab1, "room:read", { roomId: room.id, seq: 2 });
+    const read2 = okData(await call(tab1, "room:read", { roomId: room.id, seq: 2 }), "room:read 2");
     assert.deepEqual(read2, { roomId: room.id, unread: 1, mentions: 1, lastReadSeq: 2 });
-    for (const c of bobUnread) {
-      await eventually(() => c.items.length >= 1, WAIT_MS, "unread after room:read");
-      assert.deepEqual(c.items, [read2]);
-      c.clear();
+    for (const inbox of bobInboxes) {
+      await inbox.waitFor("unread", () => true, 1, WAIT_MS);
+      assert.deepEqual(inbox.of("unread"), [read2]);
+      inbox.clear("unread");
     }
     assert.deepEqual(await view(bob), { lastSeq: 3, unread: 1, mentions: 1, lastReadSeq: 2 });
 
     // Only forward.
-    const back = await emitOk<UnreadState>(tab2, "room:read", { roomId: room.id, seq: 1 });
+    const back = okData(await call(tab2, "room:read", { roomId: room.id, seq: 1 }), "room:read 1");
     assert.deepEqual(back, read2, "an older seq does not move the marker back");
     assert.equal((await view(bob)).lastReadSeq, 2);
 
@@ -365,13 +356,13 @@ describe("notifications and unread counts (embedded node)", () => {
     const rest = await api(base, "POST", `/api/rooms/${room.id}/read`, { token: bob.accessToken, body: { seq: 3 } });
     assert.equal(rest.status, 204, rest.text);
     const caughtUp = { roomId: room.id, unread: 0, mentions: 0, lastReadSeq: 3 };
-    for (const c of bobUnread) {
-      await eventually(() => c.items.some((u) => u.lastReadSeq === 3), WAIT_MS, "unread after POST read");
-      assert.deepEqual(c.items[c.items.length - 1], caughtUp);
+    for (const inbox of bobInboxes) {
+      await inbox.waitFor("unread", (u) => u.lastReadSeq === 3, 1, WAIT_MS);
+      assert.deepEqual(inbox.of("unread").at(-1), caughtUp);
     }
     assert.deepEqual(await view(bob), { lastSeq: 3, unread: 0, mentions: 0, lastReadSeq: 3 });
     // Past the end: clamped to the last message.
-    const beyond = await emitOk<UnreadState>(tab1, "room:read", { roomId: room.id, seq: 99 });
+    const beyond = okData(await call(tab1, "room:read", { roomId: room.id, seq: 99 }), "room:read 99");
     assert.deepEqual(beyond, caughtUp);
 
     // New messages after the marker count again.
@@ -381,21 +372,19 @@ describe("notifications and unread counts (embedded node)", () => {
     assert.deepEqual(await view(bob), { lastSeq: 5, unread: 2, mentions: 1, lastReadSeq: 3 });
 
     // Bob's own message moves his marker past everything.
-    const mine = await emitOk<Message>(tab2, "message:send", {
-      roomId: room.id,
-      body: "read them",
-      clientMsgId: cmid(),
-    });
+    const mine = okData(
+      await call(tab2, "message:send", { roomId: room.id, body: "read them", clientMsgId: newClientMsgId() }),
+      "bob's send",
+    );
     assert.equal(mine.seq, 6);
     assert.deepEqual(await view(bob), { lastSeq: 6, unread: 0, mentions: 0, lastReadSeq: 6 });
     assert.deepEqual(await view(ann), { lastSeq: 6, unread: 1, mentions: 0, lastReadSeq: 5 });
 
     // Not a member: no marker to move.
-    const carolTab = await connectSocket(base, carol.accessToken);
+    const carolTab = await connectChat(base, carol.accessToken);
     try {
-      const ack = await carolTab.timeout(WAIT_MS).emitWithAck("room:read", { roomId: room.id, seq: 1 });
-      assert.equal(ack.ok, false);
-      assert.equal(ack.error.code, "FORBIDDEN");
+      const ack = await call(carolTab, "room:read", { roomId: room.id, seq: 1 }, WAIT_MS);
+      expectAckError(ack, "FORBIDDEN", "room:read by a non-member");
     } finally {
       carolTab.close();
     }
@@ -415,9 +404,9 @@ describe("notifications and unread counts (embedded node)", () => {
     const count = async (sql: string): Promise<number> => Number((await db.raw(sql))[0].n);
     try {
       await eventually(
-        async () => (await count("select count(*) as n from chat_outbox")) === 0,
-        WAIT_MS,
         "an empty chat_outbox",
+        async () => (await count("select count(*) as n from chat_outbox")) === 0,
+        { timeoutMs: WAIT_MS },
       );
       const dupes = await db.raw(
         "select user_id, kind, message_id, count(*) as n from notifications where message_id is not null " +

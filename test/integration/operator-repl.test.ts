@@ -18,11 +18,13 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { ServiceBroker } from "moleculer";
 import { SYSTEM_USER_ID } from "../../src/contracts/objects.js";
-import { api, login, PASSWORD, register, watchRevocation, withTimeout } from "../support/accounts-helpers.js";
-import { connectChat, createRoom, Inbox, waitSubscribed } from "../support/chat-helpers.js";
-import { eventually } from "../support/browser.js";
+import { api, login, PASSWORD, register } from "../support/accounts-helpers.js";
+import { createRoom } from "../support/chat-helpers.js";
+import { rejectsWith } from "../support/errors.js";
 import { startNode, type NodeHandle } from "../support/processes.js";
 import { createTestDatabase, freePort, rabbitUrl, requireServer, uniqueNamespace } from "../support/servers.js";
+import { connectChat, Inbox, waitSubscribed } from "../support/sockets.js";
+import { eventually, withTimeout } from "../support/wait.js";
 
 /** Types one line into the REPL; returns what it printed up to its next prompt. */
 async function type(repl: NodeHandle, prompt: string, line: string, timeoutMs = 15_000): Promise<string> {
@@ -156,10 +158,9 @@ test("operator REPL: every NoChat command against a two-process cluster", async 
   );
 
   // ---- sessions revoke: bob's socket drops within 2 s, his refresh token is spent ---------------
-  const revocation = watchRevocation(socket);
   const revokedAt = Date.now();
   assert.match(await type(repl, prompt, `sessions revoke ${bob.user.username}`), /2 session\(s\) of .* ended/);
-  const { at } = await withTimeout(revocation.disconnected, 5_000, "bob's socket to be disconnected");
+  const { at } = await withTimeout(inbox.disconnected, 5_000, "bob's socket to be disconnected");
   assert.ok(at - revokedAt < 2_000, `disconnected ${at - revokedAt} ms after the command`);
   const refresh = await api(base, "POST", "/api/auth/refresh", { body: { refreshToken: bob.refreshToken } });
   assert.equal(refresh.status, 401, "bob's refresh token no longer works");
@@ -207,15 +208,16 @@ test("operator REPL: every NoChat command against a two-process cluster", async 
   t.after(() => peer.stop());
   await peer.waitForServices(["users", "chat", "auth"], 10_000);
   const admin = { id: alice.user.id, username: alice.user.username, roles: ["admin"], sessionId: "x" };
-  await assert.rejects(peer.call("users.online", {}, { meta: { user: admin } }), { type: "FORBIDDEN" });
-  await assert.rejects(peer.call("chat.announce", { room: roomName, body: "hi" }), { type: "UNAUTHORIZED" });
+  await rejectsWith(peer.call("users.online", {}, { meta: { user: admin } }), "FORBIDDEN", "an admin on the bus");
+  await rejectsWith(peer.call("chat.announce", { room: roomName, body: "hi" }), "UNAUTHORIZED", "no principal");
   // The operator principal passes no action that acts as a user.
-  await assert.rejects(
+  await rejectsWith(
     peer.call(
       "chat.listRooms",
       {},
       { meta: { user: { id: 0, username: "operator", roles: ["operator"], sessionId: "operator" } } },
     ),
-    { type: "FORBIDDEN" },
+    "FORBIDDEN",
+    "the operator principal",
   );
 });

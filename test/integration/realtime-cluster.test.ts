@@ -11,20 +11,9 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import type { Message } from "../../src/contracts/objects.js";
-import { api, register, sleep, uniqueName, type Account } from "../support/accounts-helpers.js";
-import {
-  call,
-  connectChat,
-  createRoom,
-  expectAckError,
-  fullHistory,
-  Inbox,
-  newClientMsgId,
-  okData,
-  range,
-  restSend,
-  type ChatSocket,
-} from "../support/chat-helpers.js";
+import { api, register, uniqueName, type Account } from "../support/accounts-helpers.js";
+import { createRoom, fullHistory, newClientMsgId, range, sendRest } from "../support/chat-helpers.js";
+import { expectAckError } from "../support/errors.js";
 import { startNode, TEST_JWT_SECRET, type NodeHandle } from "../support/processes.js";
 import {
   createTestDatabase,
@@ -34,6 +23,8 @@ import {
   uniqueNamespace,
   type TestDatabase,
 } from "../support/servers.js";
+import { Inbox, call, connectChat, okData, type ChatSocket } from "../support/sockets.js";
+import { sleep } from "../support/wait.js";
 
 /** How long to keep listening after the expected events arrived, to catch duplicates and leaks. */
 const SETTLE_MS = 600;
@@ -192,7 +183,7 @@ describe("real-time over a cluster: G1 + G2 gateways, S services, RabbitMQ, Mari
           "c",
         ),
       );
-      sent.push(await restSend(g2, c, room.id, "from c over REST"));
+      sent.push(await sendRest(g2, c, room.id, "from c over REST"));
       const other = okData(
         await call(dS.socket, "message:send", {
           roomId: elsewhere.id,
@@ -244,10 +235,10 @@ describe("real-time over a cluster: G1 + G2 gateways, S services, RabbitMQ, Mari
       const cS = await open(g1, c, [], "c");
 
       const room = await createRoom(g2, a, { name: uniqueName("fresh"), kind: "private", members: [b.user.id] });
-      const first = await restSend(g1, b, room.id, "first words in a new room");
+      const first = await sendRest(g1, b, room.id, "first words in a new room");
       const dm = await api(g1, "POST", "/api/rooms/direct", { token: a.accessToken, body: { userId: c.user.id } });
       assert.equal(dm.status, 201, dm.text);
-      const hello = await restSend(g2, c, dm.body.id, "hello, direct");
+      const hello = await sendRest(g2, c, dm.body.id, "hello, direct");
       for (const s of [a1, a2, bS]) await s.inbox.waitFor("message:new", (m) => m.id === first.id);
       for (const s of [a1, a2, cS]) await s.inbox.waitFor("message:new", (m) => m.id === hello.id);
       await sleep(SETTLE_MS);
@@ -415,13 +406,13 @@ describe("real-time over a cluster: G1 + G2 gateways, S services, RabbitMQ, Mari
     const room = await createRoom(g1, a, { name: uniqueName("sync"), kind: "public" });
     await join(g2, f, room.id);
     const first = await open(g2, f, [room.id], "f-before");
-    for (let i = 0; i < 5; i++) await restSend(g1, a, room.id, `before ${i}`);
+    for (let i = 0; i < 5; i++) await sendRest(g1, a, room.id, `before ${i}`);
     const seen = await first.inbox.waitFor("message:new", (m) => m.roomId === room.id, 5);
     const lastSeq = Math.max(...seen.map((m) => m.seq));
     assert.equal(lastSeq, 5);
     first.socket.close();
 
-    const missed = await Promise.all(range(50).map((i) => restSend(i % 2 ? g1 : g2, a, room.id, `while away ${i}`)));
+    const missed = await Promise.all(range(50).map((i) => sendRest(i % 2 ? g1 : g2, a, room.id, `while away ${i}`)));
     assert.deepEqual(
       missed.map((m) => m.seq).sort((x, y) => x - y),
       range(50, 6),
@@ -460,7 +451,7 @@ describe("real-time over a cluster: G1 + G2 gateways, S services, RabbitMQ, Mari
       const streams = range(3).map(async (k) => {
         let n = 0;
         while (!stop) {
-          const m = await restSend(k % 2 ? g2 : g1, sender, room.id, `stream ${k}.${n++}`);
+          const m = await sendRest(k % 2 ? g2 : g1, sender, room.id, `stream ${k}.${n++}`);
           lastAcked = Math.max(lastAcked, m.seq);
           await sleep(60); // ~16 sends/s per stream: under the gateways' send limit (50/s)
         }
@@ -520,7 +511,7 @@ describe("real-time over a cluster: G1 + G2 gateways, S services, RabbitMQ, Mari
     const guest1 = await open(g1, guest, [], "guest1");
     const guest2 = await open(g2, guest, [], "guest2");
 
-    const before = await restSend(g1, owner, room.id, "before the invite");
+    const before = await sendRest(g1, owner, room.id, "before the invite");
     await memberS.inbox.waitFor("message:new", (m) => m.id === before.id);
 
     const invite = await api(g2, "POST", `/api/rooms/${room.id}/members`, {
@@ -529,7 +520,7 @@ describe("real-time over a cluster: G1 + G2 gateways, S services, RabbitMQ, Mari
     });
     assert.equal(invite.status, 201, invite.text);
     // No waiting for subscriptions here: the invite itself must subscribe the open sockets.
-    const hello = await restSend(g1, owner, room.id, "welcome");
+    const hello = await sendRest(g1, owner, room.id, "welcome");
     for (const g of [guest1, guest2]) {
       await g.inbox.waitFor("message:new", (m) => m.id === hello.id);
       const names = g.inbox.events
@@ -560,7 +551,7 @@ describe("real-time over a cluster: G1 + G2 gateways, S services, RabbitMQ, Mari
       token: owner.accessToken,
     });
     assert.equal(kick.status, 204, kick.text);
-    const after = await restSend(g1, owner, room.id, "after the kick");
+    const after = await sendRest(g1, owner, room.id, "after the kick");
     const edited = await api(g1, "PATCH", `/api/rooms/${room.id}/messages/${hello.id}`, {
       token: owner.accessToken,
       body: { body: "welcome (edited)" },

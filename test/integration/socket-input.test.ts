@@ -8,25 +8,26 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import type { Socket } from "socket.io-client";
-import { io } from "socket.io-client";
+import type { ErrorCode } from "../../src/contracts/errors.js";
 import type { Message, Room } from "../../src/contracts/objects.js";
-import { api, register, sleep, uniqueName, type Account } from "../support/accounts-helpers.js";
+import { api, register, uniqueName, type Account } from "../support/accounts-helpers.js";
+import { createRoom, newClientMsgId, sendRest } from "../support/chat-helpers.js";
+import { expectAckError } from "../support/errors.js";
+import { startNode, type NodeHandle } from "../support/processes.js";
+import { freePort } from "../support/servers.js";
 import {
   call,
   connectChat,
-  createRoom,
-  expectAckError,
   Inbox,
-  newClientMsgId,
   okData,
+  openSocket,
   rawCall,
-  restSend,
+  type AckOf,
   type ChatSocket,
-} from "../support/chat-helpers.js";
-import { startNode, type NodeHandle } from "../support/processes.js";
-import { freePort } from "../support/servers.js";
+} from "../support/sockets.js";
+import { sleep, withTimeout } from "../support/wait.js";
 
-type Case = [label: string, payload: unknown, code: string | string[], field?: string];
+type Case = [label: string, payload: unknown, code: ErrorCode | ErrorCode[], field?: string];
 
 describe("socket input validation (embedded node)", () => {
   let node: NodeHandle;
@@ -94,8 +95,8 @@ describe("socket input validation (embedded node)", () => {
     assert.equal((await api(base, "POST", `/api/rooms/${room.id}/join`, { token: bob.accessToken })).status, 200);
     stranger = await createRoom(base, bob, { name: uniqueName("st"), kind: "public" });
     secret = await createRoom(base, bob, { name: uniqueName("se"), kind: "private" });
-    bobsMessage = await restSend(base, bob, room.id, "bob's words");
-    secretMessage = await restSend(base, bob, secret.id, "bob's secret");
+    bobsMessage = await sendRest(base, bob, room.id, "bob's words");
+    secretMessage = await sendRest(base, bob, secret.id, "bob's secret");
     socket = await connectChat(base, alice.accessToken, { rooms: [room.id] });
   });
   after(async () => {
@@ -144,12 +145,23 @@ describe("socket input validation (embedded node)", () => {
     await assertStillServing("after an unknown event");
   });
 
-  it("extra arguments before the callback do not swallow the ack", async () => {
+  it("extra arguments before the callback do not swallow the ack: the first argument is the payload", async () => {
+    const clientMsgId = newClientMsgId();
     const ack = await ask("message:send", [
-      { roomId: room.id, body: "with an extra argument", clientMsgId: newClientMsgId() },
+      { roomId: room.id, body: "with an extra argument", clientMsgId },
       "unexpected",
     ]);
-    assert.ok(ack && typeof ack === "object" && "ok" in ack, `no proper ack: ${JSON.stringify(ack)}`);
+    const sent = okData(ack as AckOf<"message:send">, "message:send with an extra argument");
+    assert.deepEqual(
+      [sent.roomId, sent.body, sent.clientMsgId, sent.userId],
+      [room.id, "with an extra argument", clientMsgId, alice.user.id],
+    );
+    // An extra argument on a refused call is answered with the refusal, not ignored.
+    expectAckError(
+      await ask("message:send", [{ roomId: secret.id, body: "x", clientMsgId: newClientMsgId() }, 42, "more"]),
+      "NOT_FOUND",
+      "message:send to a private room of others, with extra arguments",
+    );
   });
 
   it("message:send", async () => {
@@ -357,13 +369,16 @@ describe("socket input validation (embedded node)", () => {
       const victim = await connectChat(base, bob.accessToken, { transports: [transport], rooms: [room.id] });
       const watcher = await connectChat(base, bob.accessToken, { rooms: [room.id] });
       const watcherInbox = new Inbox(watcher, "watcher");
-      const disconnected = new Promise<string>((resolve) => victim.once("disconnect", (reason) => resolve(reason)));
+      const victimInbox = new Inbox(victim, `victim (${transport})`);
       let acked = false;
       victim.emit("message:send", { roomId: room.id, body: "z".repeat(200_000), clientMsgId: newClientMsgId() }, () => {
         acked = true;
       });
-      const reason = await Promise.race([disconnected, sleep(10_000).then(() => "still connected")]);
-      assert.notEqual(reason, "still connected", `${transport}: the oversized packet did not disconnect the socket`);
+      await withTimeout(
+        victimInbox.disconnected,
+        10_000,
+        `${transport}: the oversized packet did not disconnect the socket`,
+      );
       assert.equal(acked, false, `${transport}: the oversized send was acknowledged`);
       assert.ok(watcher.connected, `${transport}: another socket of the same user was dropped too`);
 
@@ -384,29 +399,19 @@ describe("socket input validation (embedded node)", () => {
   });
 
   describe("handshake origin", () => {
-    function tryConnect(
+    /** Connects (and closes again) with the given Origin header. */
+    async function tryConnect(
       transport: "websocket" | "polling",
       origin: string | undefined,
     ): Promise<{ ok: true } | { ok: false; message: string }> {
-      const s = io(base, {
-        path: "/socket.io",
+      const outcome = await openSocket(base, alice.accessToken, {
         transports: [transport],
-        reconnection: false,
-        forceNew: true,
-        timeout: 5_000,
-        auth: { token: alice.accessToken },
+        timeoutMs: 5_000,
         extraHeaders: origin === undefined ? undefined : { origin },
       });
-      return new Promise((resolve) => {
-        s.once("connect", () => {
-          s.close();
-          resolve({ ok: true });
-        });
-        s.once("connect_error", (err: Error) => {
-          s.close();
-          resolve({ ok: false, message: err.message });
-        });
-      });
+      if (!outcome.ok) return { ok: false, message: outcome.message };
+      outcome.socket.close();
+      return { ok: true };
     }
 
     for (const transport of ["websocket", "polling"] as const) {

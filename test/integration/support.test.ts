@@ -19,6 +19,7 @@ import {
   uniqueNamespace,
   type TestDatabase,
 } from "../support/servers.js";
+import { eventually } from "../support/wait.js";
 
 describe("support helpers without servers", () => {
   it("uniqueNamespace() gives distinct names usable as a Moleculer NAMESPACE", () => {
@@ -106,12 +107,10 @@ describe("RabbitMQ", async () => {
       await channel.assertQueue(queue, { exclusive: true, autoDelete: true });
       const body = JSON.stringify({ hello: "world", at: Date.now() });
       channel.sendToQueue(queue, Buffer.from(body));
-      let msg: amqp.GetMessage | false = false;
-      for (let i = 0; i < 50 && !msg; i++) {
-        msg = await channel.get(queue, { noAck: true });
-        if (!msg) await new Promise((r) => setTimeout(r, 20));
-      }
-      assert.ok(msg, "message did not arrive");
+      const msg = await eventually("the message back from the queue", () => channel.get(queue, { noAck: true }), {
+        timeoutMs: 2_000,
+        intervalMs: 20,
+      });
       assert.equal(msg.content.toString(), body);
       await channel.close();
     } finally {

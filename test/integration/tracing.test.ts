@@ -13,9 +13,10 @@ import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { test, type TestContext } from "node:test";
 import { ServiceBroker } from "moleculer";
-import { api, eventually, login, register, uniqueName } from "../support/accounts-helpers.js";
+import { api, login, register, uniqueName } from "../support/accounts-helpers.js";
 import { startNode, type NodeHandle } from "../support/processes.js";
 import { createTestDatabase, freePort, rabbitUrl, requireServer, uniqueNamespace } from "../support/servers.js";
+import { eventually } from "../support/wait.js";
 
 const BACKEND_SERVICES = ["auth", "users", "chat", "notify", "log"];
 
@@ -49,10 +50,9 @@ async function startCluster(t: TestContext, tracing: "console" | "event"): Promi
   const base = `http://127.0.0.1:${port}`;
   // Until the gateway sees the services node, its calls would fail.
   await eventually(
-    async () => (await api(base, "GET", "/api/health/ready")).status === 200,
-    30_000,
     "the gateway is ready (it sees every service)",
-    250,
+    async () => (await api(base, "GET", "/api/health/ready")).status === 200,
+    { timeoutMs: 30_000, intervalMs: 250 },
   );
   return { base, namespace, gateway, services };
 }
@@ -193,12 +193,16 @@ test("TRACING=event: both nodes' spans of one REST action share its request id a
     const nodes = nodesOf(ofRequest());
     return nodes.has(gateway.env.NODE_ID) && nodes.has(services.env.NODE_ID);
   };
-  const deadline = Date.now() + 20_000;
-  while (!fromBoth() && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 250));
-  assert.ok(
-    fromBoth(),
-    `spans with traceID ${requestId} from both nodes within 20 s; got ${spans.length} spans: ` +
-      JSON.stringify(spans.slice(-20).map((s) => [s.name, s.traceID, s.tags.nodeID])),
+  await eventually(
+    `spans with traceID ${requestId} from both nodes`,
+    () => {
+      assert.ok(
+        fromBoth(),
+        `got ${spans.length} spans: ` + JSON.stringify(spans.slice(-20).map((s) => [s.name, s.traceID, s.tags.nodeID])),
+      );
+      return true;
+    },
+    { timeoutMs: 20_000, intervalMs: 250 },
   );
   const traced = ofRequest();
   t.diagnostic(`spans of ${requestId}: ${traced.map((s) => `${s.name}@${s.tags.nodeID}`).join(", ")}`);

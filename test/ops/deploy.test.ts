@@ -21,19 +21,12 @@ import { test } from "node:test";
 import { MongoClient } from "mongodb";
 import { io } from "socket.io-client";
 import type { Message } from "../../src/contracts/objects.js";
-import { api, register, sleep, type Account } from "../support/accounts-helpers.js";
-import {
-  call,
-  createRoom,
-  fullHistory,
-  newClientMsgId,
-  okData,
-  waitSubscribed,
-  type ChatSocket,
-} from "../support/chat-helpers.js";
-import { eventually } from "../support/browser.js";
-import { REPO_ROOT } from "../support/processes.js";
+import { api, register, type Account } from "../support/accounts-helpers.js";
+import { createRoom, fullHistory, newClientMsgId } from "../support/chat-helpers.js";
 import { ANSIBLE_DIR, HOSTS_SH, OPS_DIR, OPS_STATE, playRecap, run, runOk, tail, toolsSkip } from "../support/ops.js";
+import { REPO_ROOT } from "../support/processes.js";
+import { call, okData, type ChatSocket, waitSubscribed } from "../support/sockets.js";
+import { eventually, sleep } from "../support/wait.js";
 
 const NET = "10.199.0";
 const BRIDGE = "ncbr0";
@@ -180,6 +173,7 @@ async function healthy(): Promise<void> {
     async () => {
       const res = await api(BASE, "GET", "/api/health");
       assert.equal(res.status, 200, res.text);
+      return true;
     },
     { timeoutMs: 120_000, intervalMs: 1_000 },
   );
@@ -324,6 +318,7 @@ test(
       "gw1 serves again",
       async () => {
         assert.equal((await getFrom(addressA, "/api/health")).upstream, `${HOSTS.gw1}:3000`);
+        return true;
       },
       { timeoutMs: 60_000, intervalMs: 1_000 },
     );

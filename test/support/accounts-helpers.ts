@@ -1,12 +1,10 @@
 /**
- * Small REST and socket.io client helpers for the accounts integration tests
- * (test/integration/accounts*.test.ts). Every REST answer is checked for leaked internals
- * (stack traces) before the test sees it.
+ * REST for the tests: api() (every answer checked for leaked internals, e.g. stack traces, before
+ * the test sees it), fresh usernames, and accounts registered or logged in.
  */
 /* eslint-disable @typescript-eslint/no-explicit-any -- JSON bodies of a black-box HTTP API */
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
-import { io, type Socket } from "socket.io-client";
 
 export interface ApiResponse<T = any> {
   status: number;
@@ -76,56 +74,6 @@ export async function api<T = any>(
   return { status: res.status, headers: res.headers, text, body };
 }
 
-/** Asserts the contract's error shape, status and code; returns the error body. */
-export function expectError(
-  res: ApiResponse,
-  status: number,
-  code: string,
-  what = "",
-): { code: string; message: string; fields?: { field: string; message: string }[]; retryAfter?: number } {
-  const label = `${what ? what + ": " : ""}got ${res.status} ${res.text.slice(0, 400)}`;
-  assert.equal(res.status, status, label);
-  assert.ok(res.body && typeof res.body === "object", `error body is not JSON: ${label}`);
-  assert.ok(res.body.error && typeof res.body.error === "object", `no { error } envelope: ${label}`);
-  assert.equal(res.body.error.code, code, label);
-  assert.equal(typeof res.body.error.message, "string", label);
-  assert.ok(res.body.error.message.length > 0, `empty error message: ${label}`);
-  return res.body.error;
-}
-
-/** 422 VALIDATION_ERROR whose `fields` names `field`. */
-export function expectValidation(res: ApiResponse, field: string, what = ""): void {
-  const error = expectError(res, 422, "VALIDATION_ERROR", what);
-  assert.ok(Array.isArray(error.fields) && error.fields.length > 0, `${what}: no fields in ${res.text}`);
-  for (const f of error.fields) {
-    assert.equal(typeof f.field, "string", `${what}: ${res.text}`);
-    assert.equal(typeof f.message, "string", `${what}: ${res.text}`);
-  }
-  assert.ok(
-    error.fields.some((f) => f.field === field),
-    `${what}: expected a field error for "${field}", got ${JSON.stringify(error.fields)}`,
-  );
-}
-
-export function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-/** Polls `probe` until it returns true; fails with `message` after `timeoutMs`. Returns the time it took. */
-export async function eventually(
-  probe: () => Promise<boolean> | boolean,
-  timeoutMs: number,
-  message: string,
-  intervalMs = 100,
-): Promise<number> {
-  const started = Date.now();
-  for (;;) {
-    if (await probe()) return Date.now() - started;
-    if (Date.now() - started >= timeoutMs) assert.fail(`${message} (not within ${timeoutMs} ms)`);
-    await sleep(intervalMs);
-  }
-}
-
 /** A fresh username (≤ 32 characters of [a-z0-9_]) starting with `prefix`. */
 export function uniqueName(prefix = "u"): string {
   return `${prefix}_${randomBytes(4).toString("hex")}`.slice(0, 32);
@@ -141,100 +89,20 @@ export interface Account {
   password: string;
 }
 
-export async function register(base: string, username = uniqueName(), password = PASSWORD): Promise<Account> {
-  const res = await api(base, "POST", "/api/auth/register", { body: { username, password } });
+/** POST /api/auth/register (201): a new account and its first session. */
+export async function register(
+  base: string,
+  username = uniqueName(),
+  { password = PASSWORD, displayName }: { password?: string; displayName?: string } = {},
+): Promise<Account> {
+  const res = await api(base, "POST", "/api/auth/register", { body: { username, password, displayName } });
   assert.equal(res.status, 201, `register ${username}: ${res.status} ${res.text}`);
   return { ...res.body, password };
 }
 
+/** POST /api/auth/login (200): a new session. */
 export async function login(base: string, username: string, password = PASSWORD): Promise<Account> {
   const res = await api(base, "POST", "/api/auth/login", { body: { username, password } });
   assert.equal(res.status, 200, `login ${username}: ${res.status} ${res.text}`);
   return { ...res.body, password };
-}
-
-// ---- socket.io ----------------------------------------------------------------------------------
-
-export type ConnectOutcome = { ok: true; socket: Socket } | { ok: false; message: string };
-
-/**
- * Opens a socket.io connection (websocket only, no reconnection) and resolves once it connected
- * or was refused. `token: undefined` sends no auth at all.
- */
-export function openSocket(base: string, token: string | undefined, timeoutMs = 10_000): Promise<ConnectOutcome> {
-  const socket = io(base, {
-    path: "/socket.io",
-    transports: ["websocket"],
-    reconnection: false,
-    forceNew: true,
-    timeout: timeoutMs,
-    ...(token === undefined ? {} : { auth: { token } }),
-  });
-  return new Promise((resolve) => {
-    const timer = setTimeout(() => {
-      socket.close();
-      resolve({ ok: false, message: `no connect or connect_error within ${timeoutMs} ms` });
-    }, timeoutMs);
-    socket.once("connect", () => {
-      clearTimeout(timer);
-      resolve({ ok: true, socket });
-    });
-    socket.once("connect_error", (err: Error) => {
-      clearTimeout(timer);
-      socket.close();
-      resolve({ ok: false, message: err.message });
-    });
-  });
-}
-
-/** Connects and asserts success; the socket is closed by `t.after` when a context is given. */
-export async function connectSocket(
-  base: string,
-  token: string,
-  t?: { after(fn: () => unknown): void },
-): Promise<Socket> {
-  const outcome = await openSocket(base, token);
-  assert.ok(outcome.ok, `socket connect failed: ${outcome.ok ? "" : outcome.message}`);
-  t?.after(() => outcome.socket.close());
-  return outcome.socket;
-}
-
-/** Asserts the handshake is refused with connect_error "UNAUTHORIZED". */
-export async function expectSocketRefused(base: string, token: string | undefined, what: string): Promise<void> {
-  const outcome = await openSocket(base, token);
-  if (outcome.ok) {
-    outcome.socket.close();
-    assert.fail(`${what}: the socket handshake was accepted`);
-  }
-  assert.equal(outcome.message, "UNAUTHORIZED", `${what}: connect_error message`);
-}
-
-/** Resolves with what happened to a socket within `timeoutMs`: the events seen, in order. */
-export function watchRevocation(socket: Socket): {
-  events: { name: string; at: number }[];
-  disconnected: Promise<{ reason: string; at: number }>;
-} {
-  const events: { name: string; at: number }[] = [];
-  socket.on("session:revoked", () => events.push({ name: "session:revoked", at: Date.now() }));
-  const disconnected = new Promise<{ reason: string; at: number }>((resolve) => {
-    socket.once("disconnect", (reason: string) => {
-      events.push({ name: "disconnect", at: Date.now() });
-      resolve({ reason, at: Date.now() });
-    });
-  });
-  return { events, disconnected };
-}
-
-export async function withTimeout<T>(promise: Promise<T>, ms: number, message: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  try {
-    return await Promise.race([
-      promise,
-      new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new Error(`${message} (not within ${ms} ms)`)), ms);
-      }),
-    ]);
-  } finally {
-    clearTimeout(timer);
-  }
 }

@@ -34,6 +34,7 @@ import {
 import { api, PASSWORD, type Account } from "./accounts-helpers.js";
 import { startNode, REPO_ROOT, type NodeHandle, type StartNodeOptions } from "./processes.js";
 import { freePort, isCI } from "./servers.js";
+import { eventually, sleep } from "./wait.js";
 
 export { PASSWORD };
 
@@ -356,37 +357,6 @@ export async function browserTest(
 
 // ---- waiting without @playwright/test's expect ---------------------------------------------------
 
-export function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-/**
- * Re-runs `check` (which throws or returns false when not yet true) until it passes; fails with
- * its last error after `timeoutMs`.
- */
-export async function eventually<T>(
-  what: string,
-  check: () => Promise<T> | T,
-  { timeoutMs = UI_TIMEOUT_MS, intervalMs = 100 }: { timeoutMs?: number; intervalMs?: number } = {},
-): Promise<Exclude<T, false>> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const value = await check();
-      if (value !== false) return value as Exclude<T, false>;
-      last = undefined;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() >= deadline) {
-      const detail = last instanceof Error ? last.message : last === undefined ? "still false" : String(last);
-      assert.fail(`timed out after ${timeoutMs} ms waiting for ${what}: ${detail}`);
-    }
-    await sleep(intervalMs);
-  }
-}
-
 export async function visible(locator: Locator, timeoutMs = UI_TIMEOUT_MS): Promise<Locator> {
   await locator.first().waitFor({ state: "visible", timeout: timeoutMs });
   return locator;
@@ -565,77 +535,7 @@ export async function sendMessage(page: Page, text: string): Promise<Locator> {
 
 // ---- REST shortcuts -----------------------------------------------------------------------------
 
-export async function registerRest(base: string, who: Credentials): Promise<Account> {
-  const res = await api(base, "POST", "/api/auth/register", {
-    body: { username: who.username, password: who.password ?? PASSWORD, displayName: who.displayName },
-  });
-  assert.equal(res.status, 201, `register ${who.username}: ${res.status} ${res.text}`);
-  return { ...res.body, password: who.password ?? PASSWORD };
-}
-
-export async function loginRest(base: string, username: string, password = PASSWORD): Promise<Account> {
-  const res = await api(base, "POST", "/api/auth/login", { body: { username, password } });
-  assert.equal(res.status, 200, `login ${username}: ${res.status} ${res.text}`);
-  return { ...res.body, password };
-}
-
-export async function createRoomRest(
-  base: string,
-  who: Account,
-  room: { name: string; kind?: "public" | "private"; topic?: string; members?: number[] },
-): Promise<{ id: number; name: string }> {
-  const res = await api(base, "POST", "/api/rooms", {
-    token: who.accessToken,
-    body: { kind: "public", ...room },
-  });
-  assert.equal(res.status, 201, `create room ${room.name}: ${res.status} ${res.text}`);
-  return res.body;
-}
-
 export async function joinRest(base: string, who: Account, roomId: number): Promise<void> {
   const res = await api(base, "POST", `/api/rooms/${roomId}/join`, { token: who.accessToken });
   assert.equal(res.status, 200, `join ${roomId}: ${res.status} ${res.text}`);
-}
-
-let msgCounter = 0;
-
-export async function sendRest(
-  base: string,
-  who: Account,
-  roomId: number,
-  body: string,
-  extra: { replyTo?: number; clientMsgId?: string } = {},
-): Promise<{ id: number; seq: number; body: string; roomId: number }> {
-  const clientMsgId = extra.clientMsgId ?? `bt-${process.pid}-${Date.now().toString(36)}-${++msgCounter}`;
-  const res = await api(base, "POST", `/api/rooms/${roomId}/messages`, {
-    token: who.accessToken,
-    body: { body, clientMsgId, ...(extra.replyTo !== undefined ? { replyTo: extra.replyTo } : {}) },
-  });
-  assert.ok(res.status === 201 || res.status === 200, `send to ${roomId}: ${res.status} ${res.text}`);
-  return res.body;
-}
-
-export interface HistoryMessage {
-  id: number;
-  seq: number;
-  userId: number;
-  body: string;
-  deleted: boolean;
-  editedAt: string | null;
-  replyTo: number | null;
-}
-
-/** The whole history of a room, oldest first. */
-export async function historyRest(base: string, who: Account, roomId: number): Promise<HistoryMessage[]> {
-  const out: HistoryMessage[] = [];
-  let after = 0;
-  for (;;) {
-    const res = await api(base, "GET", `/api/rooms/${roomId}/messages?after=${after}&limit=100`, {
-      token: who.accessToken,
-    });
-    assert.equal(res.status, 200, `history of ${roomId}: ${res.status} ${res.text}`);
-    out.push(...res.body.messages);
-    if (!res.body.hasMore || res.body.messages.length === 0) return out;
-    after = out[out.length - 1].seq;
-  }
 }

@@ -1,230 +1,21 @@
 /**
- * Helpers for the chat integration tests (test/integration/chat-*.test.ts, realtime-cluster,
- * socket-input): typed socket.io clients built on the contract's event maps, acknowledged calls,
- * an inbox that records every server → client event, and small REST shortcuts for rooms and
- * messages. REST answers go through accounts-helpers' `api`, which fails on leaked internals.
+ * Chat over REST for the tests: a fresh clientMsgId, shortcuts for rooms and messages that assert
+ * success, and the shapes of the contract's Room and Message. REST answers go through
+ * accounts-helpers' `api`, which fails on leaked internals. The socket side is in sockets.ts.
  */
-/* eslint-disable @typescript-eslint/no-explicit-any -- JSON bodies of a black-box HTTP API */
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
-import { io, type Socket } from "socket.io-client";
 import type { Message, Room } from "../../src/contracts/objects.js";
-import type { ClientToServerEvents, ServerToClientEvents } from "../../src/contracts/socket.js";
-import { api, assertNoLeak, sleep, type Account } from "./accounts-helpers.js";
-
-export type ChatSocket = Socket<ServerToClientEvents, ClientToServerEvents>;
-export type ClientEvent = keyof ClientToServerEvents;
-export type ServerEvent = keyof ServerToClientEvents;
-export type PayloadOf<E extends ClientEvent> = Parameters<ClientToServerEvents[E]>[0];
-type AckFn<E extends ClientEvent> = NonNullable<Parameters<ClientToServerEvents[E]>[1]>;
-export type AckOf<E extends ClientEvent> = Parameters<AckFn<E>>[0];
-export type ServerPayload<E extends ServerEvent> = Parameters<ServerToClientEvents[E]>[0];
-
-/** The error object of the contract, as a socket ack carries it. */
-export interface WireError {
-  code: string;
-  message: string;
-  fields?: { field: string; message: string }[];
-  retryAfter?: number;
-  requestId?: string;
-}
+import { api, type Account } from "./accounts-helpers.js";
 
 /** A fresh clientMsgId (8–64 of [A-Za-z0-9_-]). */
 export function newClientMsgId(prefix = "c"): string {
   return `${prefix}-${randomBytes(8).toString("hex")}`;
 }
 
-// ---- sockets ------------------------------------------------------------------------------------
-
-export interface ConnectOptions {
-  /** Closed in `t.after()` when given. */
-  t?: { after(fn: () => unknown): void };
-  timeoutMs?: number;
-  /** Resolve only once the server has subscribed the socket to these rooms (see waitSubscribed). */
-  rooms?: number[];
-  transports?: ("websocket" | "polling")[];
-  extraHeaders?: Record<string, string>;
-}
-
-/** Opens a typed socket (websocket, no reconnection); rejects on connect_error or timeout. */
-export async function connectChat(base: string, token: string, opts: ConnectOptions = {}): Promise<ChatSocket> {
-  const timeoutMs = opts.timeoutMs ?? 10_000;
-  const socket: ChatSocket = io(base, {
-    path: "/socket.io",
-    transports: opts.transports ?? ["websocket"],
-    reconnection: false,
-    forceNew: true,
-    timeout: timeoutMs,
-    auth: { token },
-    extraHeaders: opts.extraHeaders,
-  });
-  opts.t?.after(() => socket.close());
-  await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => {
-      socket.close();
-      reject(new Error(`socket: no connect within ${timeoutMs} ms`));
-    }, timeoutMs);
-    socket.once("connect", () => {
-      clearTimeout(timer);
-      resolve();
-    });
-    socket.once("connect_error", (err: Error) => {
-      clearTimeout(timer);
-      socket.close();
-      reject(new Error(`socket connect_error: ${err.message}`));
-    });
-  });
-  for (const roomId of opts.rooms ?? []) await waitSubscribed(socket, roomId);
-  return socket;
-}
-
-/**
- * Emits a client event with an acknowledgement and resolves with the ack; rejects when none comes
- * within `timeoutMs`. Every ack is checked for leaked internals.
- */
-export function call<E extends ClientEvent>(
-  socket: ChatSocket,
-  event: E,
-  payload: PayloadOf<E>,
-  timeoutMs = 10_000,
-): Promise<AckOf<E>> {
-  return rawCall(socket, event, [payload], timeoutMs) as Promise<AckOf<E>>;
-}
-
-/** Like call() but with any arguments before the ack callback (for malformed-input tests). */
-export function rawCall(socket: Socket | ChatSocket, event: string, args: unknown[], timeoutMs = 10_000): Promise<any> {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`no ack for "${event}" within ${timeoutMs} ms`)), timeoutMs);
-    (socket as unknown as Socket).emit(event, ...args, (res: unknown) => {
-      clearTimeout(timer);
-      assertNoLeak(JSON.stringify(res ?? null), `ack of ${event}`);
-      resolve(res);
-    });
-  });
-}
-
-/** The data of an ok ack; fails the test with the error otherwise. */
-export function okData<T>(ack: { ok: true; data: T } | { ok: false; error: unknown }, what: string): T {
-  if (!ack.ok) assert.fail(`${what}: expected ok, got ${JSON.stringify(ack)}`);
-  return ack.data;
-}
-
-/** Asserts `{ ok:false, error:{ code, message, fields? } }` with the given code; returns the error. */
-export function expectAckError(ack: unknown, code: string | string[], what: string): WireError {
-  const codes = Array.isArray(code) ? code : [code];
-  const label = `${what}: got ${JSON.stringify(ack)?.slice(0, 400)}`;
-  assert.ok(ack && typeof ack === "object", `ack is not an object: ${label}`);
-  const a = ack as { ok?: unknown; error?: WireError; data?: unknown };
-  assert.equal(a.ok, false, label);
-  assert.ok(!("data" in a), `an error ack carries data: ${label}`);
-  assert.ok(a.error && typeof a.error === "object", `no error object: ${label}`);
-  assert.ok(codes.includes(a.error.code), `code ${a.error.code} not in ${codes.join("|")}: ${label}`);
-  assert.equal(typeof a.error.message, "string", label);
-  assert.ok(a.error.message.length > 0, `empty message: ${label}`);
-  const allowed = new Set(["code", "message", "fields", "retryAfter", "requestId"]);
-  for (const key of Object.keys(a.error)) assert.ok(allowed.has(key), `unexpected error key "${key}": ${label}`);
-  if (a.error.code === "VALIDATION_ERROR") {
-    assert.ok(Array.isArray(a.error.fields) && a.error.fields.length > 0, `no fields: ${label}`);
-    for (const f of a.error.fields) {
-      assert.equal(typeof f.field, "string", label);
-      assert.equal(typeof f.message, "string", label);
-    }
-  } else {
-    assert.equal(a.error.fields, undefined, `fields on a non-validation error: ${label}`);
-  }
-  return a.error;
-}
-
-/**
- * Waits until the gateway has put the socket in the room's channel. The gateway joins a socket to
- * its rooms only after the connect packet was sent (it asks chat for the rooms first), so a test
- * that needs deliveries right after connecting waits for this: `typing false` is acknowledged ok
- * exactly when the socket is in the room's channel (FORBIDDEN before), and publishes nothing when
- * the user was not typing.
- */
-export async function waitSubscribed(socket: ChatSocket, roomId: number, timeoutMs = 10_000): Promise<void> {
-  const started = Date.now();
-  for (;;) {
-    const ack = await call(socket, "typing", { roomId, typing: false });
-    if (ack.ok) return;
-    if (Date.now() - started > timeoutMs)
-      assert.fail(`socket not subscribed to room ${roomId}: ${JSON.stringify(ack)}`);
-    await sleep(25);
-  }
-}
-
-export interface Received {
-  name: string;
-  payload: any;
-  at: number;
-}
-
-/** Records every server → client event a socket receives. */
-export class Inbox {
-  readonly events: Received[] = [];
-  private waiters: { check: () => boolean; resolve: () => void }[] = [];
-
-  constructor(
-    readonly socket: ChatSocket,
-    readonly label = "socket",
-  ) {
-    socket.onAny((name: string, payload: unknown) => {
-      this.events.push({ name, payload, at: Date.now() });
-      this.waiters = this.waiters.filter((w) => {
-        if (!w.check()) return true;
-        w.resolve();
-        return false;
-      });
-    });
-  }
-
-  of<E extends ServerEvent>(name: E, filter?: (p: ServerPayload<E>) => boolean): ServerPayload<E>[] {
-    return this.events
-      .filter((e) => e.name === name && (!filter || filter(e.payload as ServerPayload<E>)))
-      .map((e) => e.payload as ServerPayload<E>);
-  }
-
-  /** message:new payloads of one room. */
-  messages(roomId: number): Message[] {
-    return this.of("message:new", (m) => m.roomId === roomId);
-  }
-
-  /** Resolves once `count` events named `name` (matching `filter`) were received. */
-  async waitFor<E extends ServerEvent>(
-    name: E,
-    filter: (p: ServerPayload<E>) => boolean = () => true,
-    count = 1,
-    timeoutMs = 10_000,
-  ): Promise<ServerPayload<E>[]> {
-    const matching = () => this.of(name, filter);
-    if (matching().length >= count) return matching();
-    await new Promise<void>((resolve, reject) => {
-      const waiter = { check: () => matching().length >= count, resolve: () => undefined as void };
-      const timer = setTimeout(() => {
-        this.waiters = this.waiters.filter((w) => w !== waiter);
-        reject(
-          new Error(
-            `${this.label}: ${matching().length}/${count} "${name}" events within ${timeoutMs} ms; ` +
-              `received: ${JSON.stringify(this.events.map((e) => [e.name, e.payload]).slice(-20))}`,
-          ),
-        );
-      }, timeoutMs);
-      waiter.resolve = () => {
-        clearTimeout(timer);
-        resolve();
-      };
-      this.waiters.push(waiter);
-    });
-    return matching();
-  }
-
-  clear(): void {
-    this.events.length = 0;
-  }
-}
-
 // ---- REST shortcuts -----------------------------------------------------------------------------
 
+/** POST /api/rooms → the Room (201). */
 export async function createRoom(
   base: string,
   who: Account,
@@ -235,18 +26,19 @@ export async function createRoom(
   return res.body;
 }
 
-export async function restSend(
+/** POST /api/rooms/:id/messages → the Message (201, or 200 for a repeated clientMsgId). */
+export async function sendRest(
   base: string,
   who: Account,
   roomId: number,
   body: string,
-  clientMsgId = newClientMsgId("r"),
+  { clientMsgId = newClientMsgId("r"), replyTo }: { clientMsgId?: string; replyTo?: number } = {},
 ): Promise<Message> {
   const res = await api<Message>(base, "POST", `/api/rooms/${roomId}/messages`, {
     token: who.accessToken,
-    body: { body, clientMsgId },
+    body: { body, clientMsgId, ...(replyTo === undefined ? {} : { replyTo }) },
   });
-  assert.ok(res.status === 201 || res.status === 200, `send: ${res.status} ${res.text}`);
+  assert.ok(res.status === 201 || res.status === 200, `send to ${roomId}: ${res.status} ${res.text}`);
   return res.body;
 }
 

@@ -15,6 +15,7 @@ import path from "node:path";
 import { MongoClient } from "mongodb";
 import { REPO_ROOT } from "./processes.js";
 import { freePort, isCI, tcpConnect } from "./servers.js";
+import { eventually, GiveUp } from "./wait.js";
 
 let binary: string | undefined;
 
@@ -79,24 +80,22 @@ export class OwnFerretDB {
     this.child = child;
     live.add(child);
     child.once("exit", () => live.delete(child));
-    const deadline = Date.now() + 30_000;
-    for (;;) {
-      if (!this.running) throw new Error(`FerretDB exited at start: ${this.output.slice(-2000)}`);
-      try {
+    await eventually(
+      "FerretDB to answer",
+      async () => {
+        if (!this.running) throw new GiveUp(`FerretDB exited at start: ${this.output.slice(-2000)}`);
         await tcpConnect("127.0.0.1", this.port, 1_000);
         const client = new MongoClient(this.url("admin"), { serverSelectionTimeoutMS: 2_000 });
         try {
           await client.connect();
           await client.db("admin").command({ ping: 1 });
-          return;
+          return true;
         } finally {
           await client.close().catch(() => undefined);
         }
-      } catch (err) {
-        if (Date.now() > deadline) throw new Error(`FerretDB did not answer within 30 s: ${String(err)}`);
-        await new Promise((resolve) => setTimeout(resolve, 100));
-      }
-    }
+      },
+      { timeoutMs: 30_000 },
+    );
   }
 
   /** SIGTERM (SIGKILL after 15 s); resolves when the process has exited. */

@@ -22,6 +22,7 @@ import os from "node:os";
 import path from "node:path";
 import mysql from "mysql2/promise";
 import { freePort, isCI, onPath } from "./servers.js";
+import { eventually, GiveUp } from "./wait.js";
 
 const START_TIMEOUT_MS = 30_000;
 const STOP_TIMEOUT_MS = 30_000;
@@ -64,10 +65,6 @@ function serverUser(): { name: string; uid: number; gid: number } | undefined {
   const gid = spawnSync("id", ["-g", "mysql"], { encoding: "utf8" });
   if (res.status !== 0 || gid.status !== 0) return { name: "root", uid: 0, gid: 0 };
   return { name: "mysql", uid: Number(res.stdout.trim()), gid: Number(gid.stdout.trim()) };
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
 export class PrivateMariaDB {
@@ -187,11 +184,10 @@ export class PrivateMariaDB {
     live.add(child);
     child.once("exit", () => live.delete(child));
     this.watch(child);
-    const deadline = Date.now() + START_TIMEOUT_MS;
-    let last: unknown;
-    for (;;) {
-      if (!this.running) throw new Error(`mariadbd exited at start:\n${this.log().slice(-3000)}`);
-      try {
+    await eventually(
+      "mariadbd to answer",
+      async () => {
+        if (!this.running) throw new GiveUp(`mariadbd exited at start:\n${this.log().slice(-3000)}`);
         const conn = await mysql.createConnection({
           // Before the first start's grant, only root@localhost (the socket) exists.
           ...(existsSync(this.socket) ? { socketPath: this.socket } : { host: "127.0.0.1", port: this.port }),
@@ -200,15 +196,10 @@ export class PrivateMariaDB {
         });
         await conn.query("SELECT 1");
         await conn.end();
-        return;
-      } catch (err) {
-        last = err;
-      }
-      if (Date.now() > deadline) {
-        throw new Error(`mariadbd did not answer within ${START_TIMEOUT_MS} ms (${String(last)}):\n${this.log()}`);
-      }
-      await sleep(100);
-    }
+        return true;
+      },
+      { timeoutMs: START_TIMEOUT_MS, context: () => this.log() },
+    );
   }
 
   /** A clean shutdown (SIGTERM), SIGKILL after 30 s; resolves when the process has exited. */

@@ -1,21 +1,10 @@
 /**
- * Chat, notification and audit-log helpers for the step 4 integration tests (notify*, log*):
- * REST shortcuts that assert success, socket acks, and collectors of server → client events.
+ * REST shortcuts for notifications, direct rooms, invites and the audit log that assert success,
+ * and a bounded pool of concurrent calls (rooms and messages: chat-helpers.ts).
  */
 import assert from "node:assert/strict";
-import { randomBytes } from "node:crypto";
-import type { Socket } from "socket.io-client";
-import type { Ack, UnreadState } from "../../src/contracts/socket.js";
-import type { AppEvent, Message, Notification, Room } from "../../src/contracts/objects.js";
+import type { AppEvent, Notification, Room } from "../../src/contracts/objects.js";
 import { api, type Account } from "./accounts-helpers.js";
-
-/** A fresh clientMsgId (8–64 of [A-Za-z0-9_-]). */
-export function cmid(prefix = "m"): string {
-  return `${prefix}-${randomBytes(8).toString("hex")}`.slice(0, 64);
-}
-
-/** POST /api/rooms → the Room (201): the one chat-helpers has. */
-export { createRoom } from "./chat-helpers.js";
 
 /** POST /api/rooms/direct → the Room (200/201). */
 export async function openDirect(base: string, from: Account, to: Account): Promise<Room> {
@@ -34,22 +23,6 @@ export async function invite(base: string, by: Account, roomId: number, user: Ac
     body: { userId: user.user.id },
   });
   assert.equal(res.status, 201, `invite: ${res.status} ${res.text}`);
-}
-
-/** POST /api/rooms/:id/messages → the Message (201, or 200 for a repeated clientMsgId). */
-export async function sendRest(
-  base: string,
-  from: Account,
-  roomId: number,
-  body: string,
-  clientMsgId = cmid(),
-): Promise<Message> {
-  const res = await api<Message>(base, "POST", `/api/rooms/${roomId}/messages`, {
-    token: from.accessToken,
-    body: { body, clientMsgId },
-  });
-  assert.ok(res.status === 201 || res.status === 200, `send: ${res.status} ${res.text}`);
-  return res.body;
 }
 
 /** GET /api/notifications (all, or unseen only). */
@@ -86,31 +59,6 @@ export async function adminEvents(
   assert.equal(res.status, 200, `admin events ${query}: ${res.status} ${res.text}`);
   return res.body;
 }
-
-/** Emits a client → server call and resolves with its ack (or rejects after `timeoutMs`). */
-export async function emitAck<T>(socket: Socket, event: string, payload: unknown, timeoutMs = 10_000): Promise<Ack<T>> {
-  return (await socket.timeout(timeoutMs).emitWithAck(event, payload)) as Ack<T>;
-}
-
-/** Emits and asserts `{ ok: true }`; returns `data`. */
-export async function emitOk<T>(socket: Socket, event: string, payload: unknown): Promise<T> {
-  const ack = await emitAck<T>(socket, event, payload);
-  assert.ok(ack.ok, `${event} failed: ${JSON.stringify(ack)}`);
-  return ack.data;
-}
-
-/** Collects every payload of one server → client event on a socket, from now on. */
-export class Collector<T> {
-  readonly items: T[] = [];
-  constructor(socket: Socket, event: string) {
-    socket.on(event, (payload: T) => this.items.push(payload));
-  }
-  clear(): void {
-    this.items.length = 0;
-  }
-}
-
-export type UnreadEvent = UnreadState;
 
 /** Runs `fn` over `items` with at most `limit` at a time; results in order. */
 export async function pool<T, R>(items: T[], limit: number, fn: (item: T, i: number) => Promise<R>): Promise<R[]> {

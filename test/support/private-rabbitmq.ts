@@ -25,6 +25,7 @@ import os from "node:os";
 import path from "node:path";
 import type { RabbitCtl } from "./rabbitmq.js";
 import { freePort, isCI, onPath, tcpConnect } from "./servers.js";
+import { eventually, GiveUp } from "./wait.js";
 
 const START_TIMEOUT_MS = 60_000;
 const CTL_TIMEOUT_MS = 90_000;
@@ -76,10 +77,6 @@ export interface PrivateRabbitTls {
 
 export interface PrivateRabbitOptions {
   tls?: PrivateRabbitTls;
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
 export class PrivateRabbitMQ {
@@ -226,24 +223,18 @@ export class PrivateRabbitMQ {
     live.set(child, () => this.killBeam());
     child.once("exit", () => live.delete(child));
     this.watch(child);
-    const deadline = Date.now() + START_TIMEOUT_MS;
     // The pid file appears early; await_startup then waits for the boot to finish.
-    for (;;) {
-      if (!this.running) throw new Error(`rabbitmq-server exited at start:\n${this.log().slice(-4000)}`);
-      try {
+    await eventually(
+      `RabbitMQ ${this.nodeName} to be up`,
+      async () => {
+        if (!this.running) throw new GiveUp(`rabbitmq-server exited at start:\n${this.log().slice(-4000)}`);
         await this.rabbitmqctl("await_startup", "--timeout", "5");
         await tcpConnect("127.0.0.1", this.port, 2_000);
         if (this.tlsPort) await tcpConnect("127.0.0.1", this.tlsPort, 2_000);
-        return;
-      } catch (err) {
-        if (Date.now() > deadline) {
-          throw new Error(
-            `RabbitMQ ${this.nodeName} not up within ${START_TIMEOUT_MS} ms (${String(err)}):\n${this.log().slice(-4000)}`,
-          );
-        }
-      }
-      await sleep(500);
-    }
+        return true;
+      },
+      { timeoutMs: START_TIMEOUT_MS, intervalMs: 500, context: () => this.log().slice(-4000) },
+    );
   }
 
   /** `rabbitmqctl stop` (the whole node), SIGKILL if it does not exit within 30 s. */

@@ -18,6 +18,7 @@ import { randomBytes } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
+import { eventually, GiveUp } from "./wait.js";
 
 /** The repository root (this file is test/support/processes.ts). */
 export const REPO_ROOT = path.resolve(__dirname, "..", "..");
@@ -218,10 +219,6 @@ const INHERITED_BLOCKLIST = new Set([
 
 // eslint-disable-next-line no-control-regex
 const ANSI = /\u001b\[[0-9;?]*[ -/]*[@-~]/g;
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
 
 function servicesValue(services: StartNodeOptions["services"]): string | undefined {
   if (services === undefined) return undefined;
@@ -438,14 +435,15 @@ export async function startNode(options: StartNodeOptions = {}): Promise<NodeHan
     } else if (typeof ready === "string" || ready instanceof RegExp) {
       await handle.waitForOutput(ready, { timeoutMs });
     } else {
-      const deadline = Date.now() + timeoutMs;
       const urlPath = ready.path ?? "/api/health";
-      for (;;) {
-        if (exitStatus) throw new Error(`[${name}] exited (${fmtExit(exitStatus)}) before it was ready`);
-        if (await httpOk(ready.http, urlPath)) break;
-        if (Date.now() >= deadline) throw new Error(`[${name}] not ready within ${timeoutMs} ms`);
-        await sleep(100);
-      }
+      await eventually(
+        `[${name}] to be ready`,
+        async () => {
+          if (exitStatus) throw new GiveUp(`[${name}] exited (${fmtExit(exitStatus)}) before it was ready`);
+          return httpOk(ready.http, urlPath);
+        },
+        { timeoutMs },
+      );
     }
   } catch (err) {
     await handle.stop();

@@ -6,8 +6,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { BatchWriter, BufferFullError } from "../../src/log/batch-writer.js";
-
-const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+import { sleep } from "../support/wait.js";
 
 /** A store that records each write; `fail` makes the next writes throw; `delayMs` slows them down. */
 class FakeStore {

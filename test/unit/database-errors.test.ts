@@ -18,7 +18,9 @@ import mysql from "mysql2/promise";
 import { reloadConfig } from "../../src/config.js";
 import { AppError, DATABASE_RETRY_AFTER_S, databaseUnavailable, toErrorBody } from "../../src/errors.js";
 import { DatabaseOutageMiddleware, OutageTracker, databaseName, outagesOf } from "../../src/infra/database-outage.js";
+import { rejectsWith } from "../support/errors.js";
 import { freePort } from "../support/servers.js";
+import { sleep } from "../support/wait.js";
 
 /** What the client sees for `err`: must be 503 UNAVAILABLE with a retry hint, not logged as a fault. */
 function assertUnavailable(err: unknown, what: string): void {
@@ -320,18 +322,13 @@ describe("DatabaseOutage middleware in a broker", () => {
     rmSync(dataDir, { recursive: true, force: true });
   });
 
-  const rejection = (action: string) =>
-    broker.call(`store.${action}`).then(
-      () => assert.fail(`${action} should fail`),
-      (err: unknown) => err as AppError,
-    );
+  /** store.<action> must fail as the database being unavailable. */
+  const unavailable = (action: string) => rejectsWith(broker.call(`store.${action}`), "UNAVAILABLE", action);
 
   it("a refused connection → AppError UNAVAILABLE with retryAfter, retryable, retried by the policy", async () => {
     attempts.clear();
-    const err = await rejection("refused");
+    const err = await unavailable("refused");
     assert.ok(err instanceof AppError);
-    assert.equal(err.type, "UNAVAILABLE");
-    assert.equal(err.code, 503);
     assert.equal(err.retryable, true, "nothing was done: safe to retry anywhere");
     assert.deepEqual(err.data, { retryAfter: DATABASE_RETRY_AFTER_S });
     assert.equal(attempts.get("refused"), 3, "1 call + 2 retries");
@@ -340,12 +337,10 @@ describe("DatabaseOutage middleware in a broker", () => {
 
   it("a lost connection may have run the statement: not retried unless the action is idempotent", async () => {
     attempts.clear();
-    const lost = await rejection("lost");
-    assert.equal(lost.type, "UNAVAILABLE");
+    const lost = await unavailable("lost");
     assert.equal(lost.retryable, false);
     assert.equal(attempts.get("lost"), 1);
-    const idempotent = await rejection("lostIdempotent");
-    assert.equal(idempotent.type, "UNAVAILABLE");
+    const idempotent = await unavailable("lostIdempotent");
     assert.equal(idempotent.retryable, true);
     assert.equal(attempts.get("lostIdempotent"), 3);
   });
@@ -358,23 +353,22 @@ describe("DatabaseOutage middleware in a broker", () => {
 
   it("a bug stays what it was (INTERNAL for the client), not retried", async () => {
     attempts.clear();
-    const err = await broker.call("store.bug").then(
-      () => assert.fail("should fail"),
-      (e: unknown) => e,
-    );
-    assert.ok(err instanceof TypeError);
+    await assert.rejects(broker.call("store.bug"), (err: unknown) => {
+      assert.ok(err instanceof TypeError);
+      assert.equal(toErrorBody(err).body.code, "INTERNAL");
+      return true;
+    });
     assert.equal(attempts.get("bug"), 1);
-    assert.equal(toErrorBody(err).body.code, "INTERNAL");
   });
 
   it("the node counts the database as down (its URL without credentials) until a later call succeeds", async () => {
-    await rejection("ok");
+    await unavailable("ok");
     assert.deepEqual(outagesOf(broker), ["mysql://db.example:3306/chat"]);
     healthy = true;
     // A success within a second of the last failure may have raced the outage: not yet back.
     assert.equal(await broker.call("store.ok"), "fine");
     assert.equal(outagesOf(broker).length, 1);
-    await new Promise((resolve) => setTimeout(resolve, 1_100));
+    await sleep(1_100);
     assert.equal(await broker.call("store.ok"), "fine");
     assert.deepEqual(outagesOf(broker), []);
   });

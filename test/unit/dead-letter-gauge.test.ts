@@ -21,19 +21,14 @@ import {
 import { outboxMigration, type DeadLetter } from "../../src/infra/outbox.js";
 import { PermissionMiddleware } from "../../src/infra/permissions.js";
 import { sqlMixin } from "../../src/infra/sql-mixin.js";
+import { rejectsWith } from "../support/errors.js";
+import { eventually } from "../support/wait.js";
 
 const admin: Principal = { id: 1, username: "boss", roles: ["admin"], sessionId: "s-boss" };
 const user: Principal = { id: 2, username: "ann", roles: [], sessionId: "s-ann" };
 
-async function poll<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs = 5_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await fn();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) assert.fail(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}
+/** The relay retries every 20 ms here: poll often. */
+const POLL = { timeoutMs: 5_000, intervalMs: 20 };
 
 describe("dead letters through outboxMixin (in-process broker, metrics on)", () => {
   let dataDir: string;
@@ -97,7 +92,7 @@ describe("dead letters through outboxMixin (in-process broker, metrics on)", () 
     const good = await broker.call<string, { n: number }>("producer.write", { n: 1 });
     const poison = await broker.call<string, { n: number }>("producer.write", { n: 13 });
     const after = await broker.call<string, { n: number }>("producer.write", { n: 2 });
-    await poll("the poison event dead-lettered", async () => ((await list()).count === 1 ? true : undefined));
+    await eventually("the poison event dead-lettered", async () => (await list()).count === 1, POLL);
     assert.equal(gauge(), 1);
     const ids = received.map((e) => e.id);
     assert.ok(ids.includes(good) && ids.includes(after) && !ids.includes(poison), "the others flowed");
@@ -106,8 +101,8 @@ describe("dead letters through outboxMixin (in-process broker, metrics on)", () 
     assert.equal(letter.attempts, 2);
     assert.match(letter.lastError, /^ValidationError/);
 
-    await assert.rejects(broker.call("producer.outboxDeadLetters", {}, { meta: { user } }), { type: "FORBIDDEN" });
-    await assert.rejects(broker.call("producer.outboxDropDeadLetter", { id: letter.id }), { type: "UNAUTHORIZED" });
+    await rejectsWith(broker.call("producer.outboxDeadLetters", {}, { meta: { user } }), "FORBIDDEN", "not an admin");
+    await rejectsWith(broker.call("producer.outboxDropDeadLetter", { id: letter.id }), "UNAUTHORIZED", "no principal");
 
     accept = true;
     const retried = await broker.call<DeadLetter | null, { id: string }>(
@@ -117,9 +112,11 @@ describe("dead letters through outboxMixin (in-process broker, metrics on)", () 
     );
     assert.equal(retried?.eventId, poison);
     assert.equal(gauge(), 0);
-    await poll("the retried event delivered", async () => (received.some((e) => e.id === poison) ? true : undefined));
-    const audit = await poll("the retry audited", async () =>
-      received.find((e) => e.type === "outbox.dead_letter_retried"),
+    await eventually("the retried event delivered", () => received.some((e) => e.id === poison), POLL);
+    const audit = await eventually(
+      "the retry audited",
+      () => received.find((e) => e.type === "outbox.dead_letter_retried"),
+      POLL,
     );
     assert.deepEqual(audit.data, {
       deadLetterId: letter.id,
@@ -133,7 +130,7 @@ describe("dead letters through outboxMixin (in-process broker, metrics on)", () 
     // Another one, dropped.
     accept = false;
     const second = await broker.call<string, { n: number }>("producer.write", { n: 13 });
-    await poll("the second dead letter", async () => ((await list()).count === 1 ? true : undefined));
+    await eventually("the second dead letter", async () => (await list()).count === 1, POLL);
     const [other] = (await list()).deadLetters;
     assert.equal(other.eventId, second);
     assert.equal(gauge(), 1);

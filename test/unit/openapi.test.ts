@@ -1,23 +1,46 @@
 /**
  * docs/openapi.json against src/gateway/routes.ts: the same routes, success statuses and auth,
- * and every $ref resolvable.
+ * and every $ref resolvable. Which operations are public comes from the code, not from a list
+ * kept here: the gateway's routes (their aliases, and whether they authorize) and each action's
+ * guard as its service declares it (`auth: "required"` or `roles`, src/infra/permissions.ts).
  */
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import path from "node:path";
 import { describe, it } from "node:test";
+import type { ApiRouteSchema } from "moleculer-web";
+import ApiService from "../../services/api.service.js";
+import AuthService from "../../services/auth.service.js";
+import ChatService from "../../services/chat.service.js";
+import LogService from "../../services/log.service.js";
+import NotifyService from "../../services/notify.service.js";
+import UsersService from "../../services/users.service.js";
 import { REST_ROUTES } from "../../src/gateway/routes.js";
+import type { GuardedAction } from "../../src/infra/permissions.js";
 
 const DOC_PATH = path.resolve(__dirname, "..", "..", "docs", "openapi.json");
-const PUBLIC_ACTIONS = new Set([
-  "api.health",
-  "api.healthLive",
-  "api.healthReady",
-  "api.openapi",
-  "auth.register",
-  "auth.login",
-  "auth.refresh",
-]);
+const SERVICES = [ApiService, AuthService, ChatService, LogService, NotifyService, UsersService];
+
+/** An action's guard as its service's schema declares it. */
+function guardOf(action: string): GuardedAction {
+  const [serviceName, actionName] = action.split(".");
+  const service = SERVICES.find((s) => s.name === serviceName);
+  assert.ok(service, `${action}: no service "${serviceName}"`);
+  const schema = (service.actions as Record<string, unknown> | undefined)?.[actionName];
+  assert.ok(schema && typeof schema === "object", `${action}: the ${serviceName} service declares no such action`);
+  return schema as GuardedAction;
+}
+
+/** What the gateway serves: each alias of each route, as "METHOD /path", and who may call it. */
+const served = ((ApiService.settings?.routes ?? []) as ApiRouteSchema[]).flatMap((route) =>
+  Object.entries(route.aliases ?? {}).map(([alias, action]) => {
+    const [method, aliasPath] = alias.split(" ");
+    const { auth, roles } = guardOf(String(action));
+    // A guarded action behind a route that authorizes needs a principal, i.e. a bearer token.
+    const guarded = Boolean(route.authorization) && (auth === "required" || (roles?.length ?? 0) > 0);
+    return { key: `${method} ${route.path}/${aliasPath}`.replace(/:([A-Za-z0-9_]+)/g, "{$1}"), action, guarded };
+  }),
+);
 const METHODS = ["get", "put", "post", "delete", "options", "head", "patch", "trace"] as const;
 
 interface Operation {
@@ -111,23 +134,28 @@ describe("docs/openapi.json", () => {
     }
   });
 
+  it("the gateway serves exactly the REST_ROUTES, each by an action its service declares", () => {
+    assert.deepEqual(served.map((s) => [s.key, s.action]).sort(), routes.map((r) => [r.key, r.route.action]).sort());
+  });
+
   it("requires a bearer token on every guarded operation and none on the public ones", () => {
     const scheme = doc.components?.securitySchemes?.bearerAuth;
     assert.equal(scheme?.type, "http");
     assert.equal(scheme?.scheme, "bearer");
     assert.equal(scheme?.bearerFormat, "JWT");
-    for (const { key, route } of routes) {
+    assert.ok(served.some((s) => s.guarded) && served.some((s) => !s.guarded), "both kinds are served");
+    for (const { key, action, guarded } of served) {
       const security = operationOf(key).security ?? doc.security ?? [];
-      if (PUBLIC_ACTIONS.has(route.action)) {
+      if (!guarded) {
         assert.ok(
           security.every((requirement) => Object.keys(requirement).length === 0),
-          `${key} (${route.action}) is public but documents a security requirement`,
+          `${key} (${action}) is public but documents a security requirement`,
         );
       } else {
-        assert.ok(security.length > 0, `${key} (${route.action}) has no security requirement`);
+        assert.ok(security.length > 0, `${key} (${action}) has no security requirement`);
         assert.ok(
           security.every((requirement) => "bearerAuth" in requirement),
-          `${key} (${route.action}) must require bearerAuth`,
+          `${key} (${action}) must require bearerAuth`,
         );
       }
     }

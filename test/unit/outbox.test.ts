@@ -29,20 +29,13 @@ import {
   type RelayOptions,
 } from "../../src/infra/outbox.js";
 import { migrate, openSql, releaseSql, type SqlTarget } from "../../src/infra/sql.js";
+import { eventually, sleep } from "../support/wait.js";
 
 const OWNER = "unit";
 const TABLE = outboxTable(OWNER);
 
-const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
-
-async function until(what: string, check: () => boolean | Promise<boolean>, timeoutMs = 5_000): Promise<number> {
-  const started = Date.now();
-  for (;;) {
-    if (await check()) return Date.now() - started;
-    if (Date.now() - started > timeoutMs) assert.fail(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await sleep(10);
-  }
-}
+/** The relays here work in milliseconds: poll often. */
+const POLL = { timeoutMs: 5_000, intervalMs: 10 };
 
 /** A log-only event (`consumersOf` → ["log"]). */
 const logEvent = (n: number): NewEvent => ({
@@ -211,7 +204,7 @@ describe("transactional outbox on SQLite", () => {
     const r = relay(consumers.deliver, { batchSize: 4 });
     assert.equal(await r.backlog(), 10);
     r.start();
-    await until("an empty outbox", async () => (await r.backlog()) === 0);
+    await eventually("an empty outbox", async () => (await r.backlog()) === 0, POLL);
     assert.deepEqual(
       consumers.ids("log"),
       written.map((e) => e.id),
@@ -291,13 +284,15 @@ describe("transactional outbox on SQLite", () => {
     r.start();
     const written = await writeOutbox(db, OWNER, [bothEvent(1), bothEvent(2)], "unit-node");
     r.kick();
-    await until("log has both", () => consumers.ids("log").length === 2);
+    await eventually("log has both", () => consumers.ids("log").length === 2, POLL);
     await sleep(1_500);
     // Backoff: a try at once, one after 1 s, the next 2 s later — not one per poll.
     const tries = consumers.attempts.get("notify") ?? 0;
     assert.ok(tries >= 1 && tries <= 2, `notify was tried ${tries} times in 1.5 s`);
     consumers.failing.delete("notify");
-    const took = await until("notify has both", () => consumers.ids("notify").length === 2, 6_000);
+    const recoveredAt = Date.now();
+    await eventually("notify has both", () => consumers.ids("notify").length === 2, { ...POLL, timeoutMs: 6_000 });
+    const took = Date.now() - recoveredAt;
     assert.ok(took <= 4_500, `recovered delivery took ${took} ms`);
     assert.deepEqual(
       consumers.ids("notify"),
@@ -308,7 +303,7 @@ describe("transactional outbox on SQLite", () => {
       written.map((e) => e.id),
       "log got each once",
     );
-    await until("an empty outbox", async () => (await r.backlog()) === 0);
+    await eventually("an empty outbox", async () => (await r.backlog()) === 0, POLL);
   });
 
   it("a delivery that throws for every consumer (bus down) loses nothing", async () => {
@@ -398,7 +393,7 @@ describe("transactional outbox on SQLite", () => {
           }
         }),
       );
-      await until("an empty outbox", async () => (await a.backlog()) === 0, 10_000);
+      await eventually("an empty outbox", async () => (await a.backlog()) === 0, { ...POLL, timeoutMs: 10_000 });
 
       const expected = all.flatMap((e) => (e.type === "message.created" ? ["notify", "log"] : ["log"]));
       assert.equal(applied.get("log")?.size, 60, "every event reached log");
@@ -422,7 +417,9 @@ describe("transactional outbox on SQLite", () => {
     await sleep(200);
     assert.deepEqual(consumers.ids("log"), [], "not delivered without a kick");
     r.kick();
-    const took = await until("the kicked delivery", () => consumers.ids("log").length === 1);
+    const kickedAt = Date.now();
+    await eventually("the kicked delivery", () => consumers.ids("log").length === 1, POLL);
+    const took = Date.now() - kickedAt;
     assert.ok(took < 500, `took ${took} ms`);
     // A kick during a delivery runs another drain right after it.
     await writeOutbox(db, OWNER, [logEvent(2)], "unit-node");
@@ -430,7 +427,7 @@ describe("transactional outbox on SQLite", () => {
     r.kick();
     await writeOutbox(db, OWNER, [logEvent(3)], "unit-node");
     r.kick();
-    await until("both later events", () => consumers.ids("log").length === 3);
+    await eventually("both later events", () => consumers.ids("log").length === 3, POLL);
   });
 
   it("stop() waits for the delivery in flight; afterwards nothing is delivered and rows stay", async () => {
@@ -450,7 +447,7 @@ describe("transactional outbox on SQLite", () => {
     await sleep(20);
     await writeOutbox(db, OWNER, [logEvent(1)], "unit-node");
     r.kick();
-    await until("the delivery to start", () => started);
+    await eventually("the delivery to start", () => started, POLL);
     let stopped = false;
     const stopping = r.stop().then(() => (stopped = true));
     await sleep(100);
@@ -507,7 +504,7 @@ describe("transactional outbox on SQLite", () => {
     r.start();
 
     // The 500 good events reach log at once (not after the poison one's retries), each once.
-    await until("the good events at log", () => (received.get("log") ?? []).length >= 500, 5_000);
+    await eventually("the good events at log", () => (received.get("log") ?? []).length >= 500, POLL);
     const good = written.filter((e) => e.id !== poison.id).map((e) => e.id);
     assert.deepEqual(received.get("log")?.slice(0, 500), good, "every good event, once, in order");
     assert.deepEqual(
@@ -516,8 +513,8 @@ describe("transactional outbox on SQLite", () => {
       "notify was never held up",
     );
 
-    await until("the poison event dead-lettered", () => deadLettered.length === 1, 10_000);
-    await until("an empty outbox", async () => (await r.backlog()) === 0);
+    await eventually("the poison event dead-lettered", () => deadLettered.length === 1, { ...POLL, timeoutMs: 10_000 });
+    await eventually("an empty outbox", async () => (await r.backlog()) === 0, POLL);
     const alone = calls.filter((c) => c.consumer === "log" && c.ids.length === 1 && c.ids[0] === poison.id);
     assert.equal(alone.length, 4, "offered alone 4 times (once found by splitting its batch, then 3 retries)");
     const gaps = alone.slice(1).map((c, i) => c.at - alone[i].at);

@@ -13,6 +13,7 @@ import {
   jsonLogFormatter,
   RequestContextMiddleware,
 } from "../../src/infra/request-context.js";
+import { sleep } from "../support/wait.js";
 
 type Line = Record<string, unknown>;
 
@@ -73,7 +74,7 @@ describe("RequestContextMiddleware in a broker with the JSON formatter", () => {
         async hop(ctx: Context) {
           this.logger.info("front working");
           // Another action and an event under the same request, after an await.
-          await new Promise((resolve) => setTimeout(resolve, 5));
+          await sleep(5);
           await ctx.emit("thing.happened", {});
           return ctx.call("back.work");
         },
@@ -109,7 +110,7 @@ describe("RequestContextMiddleware in a broker with the JSON formatter", () => {
   it("every line an action or event handler writes names the request, its user, node and service", async () => {
     const result = await broker.call("front.hop", {}, { requestID: "rid-42", meta: { user: { id: 9 } } });
     assert.equal(result, "rid-42");
-    await new Promise((resolve) => setTimeout(resolve, 20));
+    await sleep(20);
     broker.getLogger("front").info("between requests");
     console.log = original;
     const ours = lines.filter((l) => /working|heard/.test(String(l.msg)));

@@ -1,6 +1,8 @@
 /**
  * The real users, auth, chat, notify and log services in one in-process broker (no transporter),
- * on SQLite and the embedded log store in a temp DATA_DIR, with the permission middleware.
+ * on SQLite and the embedded log store in a temp DATA_DIR, with the permission middleware: the
+ * services working together through the broker, their outboxes and the log (an integration test,
+ * though it needs no server).
  */
 import assert from "node:assert/strict";
 import { mkdtempSync, rmSync } from "node:fs";
@@ -14,30 +16,15 @@ import LogService from "../../services/log.service.js";
 import NotifyService from "../../services/notify.service.js";
 import UsersService from "../../services/users.service.js";
 import type { ResolvedToken } from "../../src/contracts/actions.js";
-import type { AppEvent, AuthResult, Message, Principal, User } from "../../src/contracts/objects.js";
+import type { AppEvent, AuthResult, Message, Notification, Principal, User } from "../../src/contracts/objects.js";
 import { AppError, toErrorBody } from "../../src/errors.js";
 import type { WithOutbox } from "../../src/infra/outbox-mixin.js";
 import { OPERATOR, PermissionMiddleware } from "../../src/infra/permissions.js";
+import { rejectsWith } from "../support/errors.js";
+import { eventually } from "../support/wait.js";
 
-async function rejection(promise: Promise<unknown>): Promise<Errors.MoleculerError> {
-  return promise.then(
-    (value) => assert.fail(`expected a rejection, got ${JSON.stringify(value)}`),
-    (err: unknown) => {
-      assert.ok(err instanceof Errors.MoleculerError, `expected a MoleculerError, got ${String(err)}`);
-      return err;
-    },
-  );
-}
-
-async function poll<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs = 5_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await fn();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) assert.fail(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-}
+/** The outbox relays deliver within milliseconds here: poll often. */
+const POLL = { timeoutMs: 5_000, intervalMs: 50 };
 
 describe("services in one broker (SQLite + embedded log store)", () => {
   let dataDir: string;
@@ -45,6 +32,7 @@ describe("services in one broker (SQLite + embedded log store)", () => {
   let alice: AuthResult;
   let alicePrincipal: Principal;
   let bossPrincipal: Principal;
+  let bobPrincipal: Principal;
 
   const as = (user: Principal) => ({ meta: { user } });
   const principalOf = async (token: string): Promise<Principal> =>
@@ -94,9 +82,7 @@ describe("services in one broker (SQLite + embedded log store)", () => {
   });
 
   it("registering a taken username (any case) → CONFLICT", async () => {
-    const err = await rejection(broker.call("auth.register", { username: "ALICE", password: "another password" }));
-    assert.equal(err.type, "CONFLICT");
-    assert.equal(err.code, 409);
+    await rejectsWith(broker.call("auth.register", { username: "ALICE", password: "another password" }), "CONFLICT");
   });
 
   it("login with the password; a wrong one → UNAUTHORIZED", async () => {
@@ -105,8 +91,7 @@ describe("services in one broker (SQLite + embedded log store)", () => {
       password: "correct horse battery",
     });
     assert.equal(ok.user.id, alice.user.id);
-    const err = await rejection(broker.call("auth.login", { username: "alice", password: "wrong password" }));
-    assert.equal(err.type, "UNAUTHORIZED");
+    await rejectsWith(broker.call("auth.login", { username: "alice", password: "wrong password" }), "UNAUTHORIZED");
   });
 
   it('an auth: "required" action without meta.user → UNAUTHORIZED', async () => {
@@ -116,25 +101,20 @@ describe("services in one broker (SQLite + embedded log store)", () => {
       ["notify.list", {}],
       ["auth.logout", {}],
     ] as const) {
-      const err = await rejection(broker.call(action, params));
+      const err = await rejectsWith(broker.call(action, params), "UNAUTHORIZED", action);
       assert.ok(err instanceof AppError, action);
-      assert.equal(err.type, "UNAUTHORIZED", action);
-      assert.equal(err.code, 401, action);
     }
   });
 
   it("log.query needs the admin role → FORBIDDEN without it, UNAUTHORIZED without a user", async () => {
-    const forbidden = await rejection(broker.call("log.query", {}, as(alicePrincipal)));
-    assert.equal(forbidden.type, "FORBIDDEN");
+    const forbidden = await rejectsWith(broker.call("log.query", {}, as(alicePrincipal)), "FORBIDDEN");
     assert.equal(toErrorBody(forbidden).status, 403);
-    const anonymous = await rejection(broker.call("log.query", {}));
-    assert.equal(anonymous.type, "UNAUTHORIZED");
+    await rejectsWith(broker.call("log.query", {}), "UNAUTHORIZED");
   });
 
   it("users.create with a bad username → VALIDATION_ERROR naming the field", async () => {
-    const err = await rejection(broker.call("users.create", { username: "bad name!" }));
+    const err = await rejectsWith(broker.call("users.create", { username: "bad name!" }), "VALIDATION_ERROR");
     assert.ok(err instanceof Errors.ValidationError);
-    assert.equal(err.type, "VALIDATION_ERROR");
     const { status, body } = toErrorBody(err);
     assert.equal(status, 422);
     assert.deepEqual(
@@ -143,7 +123,10 @@ describe("services in one broker (SQLite + embedded log store)", () => {
     );
     assert.match(body.fields![0].message, /may contain only/);
 
-    const short = await rejection(broker.call("auth.register", { username: "ab", password: "short" }));
+    const short = await rejectsWith(
+      broker.call("auth.register", { username: "ab", password: "short" }),
+      "VALIDATION_ERROR",
+    );
     assert.deepEqual(
       toErrorBody(short)
         .body.fields?.map((f) => f.field)
@@ -205,7 +188,7 @@ describe("services in one broker (SQLite + embedded log store)", () => {
     );
 
     const bob = await broker.call<AuthResult, object>("auth.register", { username: "bob", password: "bobs password" });
-    const bobPrincipal = await principalOf(bob.accessToken);
+    bobPrincipal = await principalOf(bob.accessToken);
     // A public room is visible to everyone, but reading and writing it need membership (403);
     // a private room does not exist for non-members (404).
     const { id: secretId } = await broker.call<{ id: number }, object>(
@@ -221,29 +204,73 @@ describe("services in one broker (SQLite + embedded log store)", () => {
         ["chat.history", { roomId: room }],
         ["chat.send", { roomId: room, body: "let me in", clientMsgId: `bob-0000${room}` }],
       ] as const) {
-        const err = await rejection(broker.call(action, params, as(bobPrincipal)));
-        assert.equal(err.type, type, `${action} by a non-member of room ${room}`);
+        await rejectsWith(
+          broker.call(action, params, as(bobPrincipal)),
+          type,
+          `${action} by a non-member of room ${room}`,
+        );
       }
     }
 
-    const tooLong = await rejection(
+    await rejectsWith(
       broker.call("chat.send", { roomId, body: "x".repeat(4001), clientMsgId: "client-0003" }, as(alicePrincipal)),
+      "PAYLOAD_TOO_LARGE",
     );
-    assert.equal(tooLong.type, "PAYLOAD_TOO_LARGE");
-    const badId = await rejection(
+    await rejectsWith(
       broker.call("chat.send", { roomId, body: "x", clientMsgId: "no spaces allowed" }, as(alicePrincipal)),
+      "VALIDATION_ERROR",
     );
-    assert.equal(badId.type, "VALIDATION_ERROR");
   });
 
   it("notify.list and markSeen answer for the caller", async () => {
-    const { notifications } = await broker.call<{ notifications: unknown[] }, object>(
-      "notify.list",
-      {},
+    const list = async (who: Principal, unseen = false): Promise<Notification[]> =>
+      (await broker.call<{ notifications: Notification[] }, object>("notify.list", { unseen }, as(who))).notifications;
+    // alice invites bob to a room and mentions him there: two notifications for bob, none for alice.
+    const { id: roomId } = await broker.call<{ id: number }, object>(
+      "chat.createRoom",
+      { name: "notified", kind: "public" },
       as(alicePrincipal),
     );
-    assert.deepEqual(notifications, []);
+    await broker.call("chat.invite", { id: roomId, userId: bobPrincipal.id }, as(alicePrincipal));
+    const mention = await broker.call<Message, object>(
+      "chat.send",
+      { roomId, body: "welcome, @bob", clientMsgId: "client-0004" },
+      as(alicePrincipal),
+    );
+    const bobs = await eventually(
+      "bob's invite and mention",
+      async () => {
+        const notifications = await list(bobPrincipal);
+        return notifications.length === 2 && notifications;
+      },
+      POLL,
+    );
+    assert.deepEqual(
+      bobs.map((n) => [n.kind, n.roomId, n.messageId, n.fromUserId, n.seen]),
+      [
+        ["mention", roomId, mention.id, alice.user.id, false],
+        ["invite", roomId, null, alice.user.id, false],
+      ],
+      "bob's, newest first",
+    );
+    assert.deepEqual(await list(alicePrincipal), [], "the sender is told nothing");
+
+    // markSeen touches the caller's own notifications only, even when given another user's ids.
     await broker.call("notify.markSeen", { all: true }, as(alicePrincipal));
+    await broker.call("notify.markSeen", { ids: bobs.map((n) => n.id) }, as(alicePrincipal));
+    assert.equal((await list(bobPrincipal, true)).length, 2, "bob's are still unseen");
+    await broker.call("notify.markSeen", { ids: [bobs[1].id] }, as(bobPrincipal));
+    assert.deepEqual(
+      (await list(bobPrincipal, true)).map((n) => n.id),
+      [bobs[0].id],
+      "only the invite is seen",
+    );
+    await broker.call("notify.markSeen", { all: true }, as(bobPrincipal));
+    assert.deepEqual(await list(bobPrincipal, true), []);
+    assert.ok(
+      (await list(bobPrincipal)).every((n) => n.seen),
+      "all of bob's seen, none gone",
+    );
   });
 
   it("registering a NOCHAT_ADMINS name grants nothing; an operator's users.setAdmin does", async () => {
@@ -264,14 +291,18 @@ describe("services in one broker (SQLite + embedded log store)", () => {
   });
 
   it("log records user.registered (through users' outbox); an admin queries it", async () => {
-    const events = await poll("every user.registered in the log", async () => {
-      const { events } = await broker.call<{ events: AppEvent[] }, object>(
-        "log.query",
-        { type: "user.registered" },
-        as(bossPrincipal),
-      );
-      return events.length >= 3 ? events : undefined;
-    });
+    const events = await eventually(
+      "every user.registered in the log",
+      async () => {
+        const { events } = await broker.call<{ events: AppEvent[] }, object>(
+          "log.query",
+          { type: "user.registered" },
+          as(bossPrincipal),
+        );
+        return events.length >= 3 && events;
+      },
+      POLL,
+    );
     const created = events.filter((e) => e.type === "user.registered");
     assert.equal(created.length, events.length, "the type filter holds");
     assert.deepEqual(created.map((e) => e.data.username).sort(), ["alice", "bob", "boss"], "each exactly once");
@@ -294,14 +325,18 @@ describe("services in one broker (SQLite + embedded log store)", () => {
     );
     assert.ok(byUser.length >= 1 && byUser.every((e) => e.userId === alice.user.id));
     // Nothing is left behind in the producers' outboxes once delivered.
-    await poll("empty outboxes", async () => {
-      const backlogs = await Promise.all(
-        ["users", "auth", "chat"].map((name) =>
-          (broker.getLocalService(name) as unknown as WithOutbox).relay.backlog(),
-        ),
-      );
-      return backlogs.every((n) => n === 0) ? true : undefined;
-    });
+    await eventually(
+      "empty outboxes",
+      async () => {
+        const backlogs = await Promise.all(
+          ["users", "auth", "chat"].map((name) =>
+            (broker.getLocalService(name) as unknown as WithOutbox).relay.backlog(),
+          ),
+        );
+        return backlogs.every((n) => n === 0);
+      },
+      POLL,
+    );
   });
 
   it("logout ends the session: its token no longer resolves, and the log records the revocation", async () => {
@@ -311,19 +346,22 @@ describe("services in one broker (SQLite + embedded log store)", () => {
     });
     const principal = await principalOf(session.accessToken);
     await broker.call("auth.logout", {}, as(principal));
-    const err = await rejection(principalOf(session.accessToken));
-    assert.equal(err.type, "UNAUTHORIZED");
+    await rejectsWith(principalOf(session.accessToken), "UNAUTHORIZED");
     // The first session is still alive.
     assert.equal((await principalOf(alice.accessToken)).id, alice.user.id);
 
-    const logout = await poll("the auth.logout event", async () => {
-      const { events } = await broker.call<{ events: AppEvent[] }, object>(
-        "log.query",
-        { type: "auth.logout" },
-        as(bossPrincipal),
-      );
-      return events.find((e) => e.data.sessionId === principal.sessionId);
-    });
+    const logout = await eventually(
+      "the auth.logout event",
+      async () => {
+        const { events } = await broker.call<{ events: AppEvent[] }, object>(
+          "log.query",
+          { type: "auth.logout" },
+          as(bossPrincipal),
+        );
+        return events.find((e) => e.data.sessionId === principal.sessionId);
+      },
+      POLL,
+    );
     assert.equal(logout.userId, alice.user.id);
   });
 });
