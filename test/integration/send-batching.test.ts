@@ -17,17 +17,9 @@ import { Outbox, outboxTable } from "../../src/infra/outbox.js";
 import { migrate, openSql, releaseSql, type Sql, type SqlTarget } from "../../src/infra/sql.js";
 import type { Message, Room } from "../../src/contracts/objects.js";
 import { register, uniqueName, type Account } from "../support/accounts-helpers.js";
-import {
-  connectChat,
-  createRoom,
-  expectAckError,
-  fullHistory,
-  newClientMsgId,
-  okData,
-  rawCall,
-  type ChatSocket,
-  type WireError,
-} from "../support/chat-helpers.js";
+import { createRoom, fullHistory, newClientMsgId } from "../support/chat-helpers.js";
+import { expectAckError } from "../support/errors.js";
+import { connectChat, okData, rawCall, type ChatSocket } from "../support/sockets.js";
 import { startNode, type NodeHandle } from "../support/processes.js";
 import { createTestDatabase, freePort, serverSkip } from "../support/servers.js";
 
@@ -246,9 +238,9 @@ describe("a gateway's sends of one tick, as one batch (embedded node)", () => {
       rawCall(socket, "message:send", [{ roomId: room.id, body: "second", clientMsgId: newClientMsgId("g") }]),
     ]);
     const first = okData(acks[0] as { ok: true; data: Message }, "the first send");
-    expectAckError(acks[1], "VALIDATION_ERROR", "a send without clientMsgId");
+    const invalid = expectAckError(acks[1], "VALIDATION_ERROR", "a send without clientMsgId");
     assert.ok(
-      (acks[1] as { error: WireError }).error.fields?.some((f) => f.field === "clientMsgId"),
+      invalid.fields?.some((f) => f.field === "clientMsgId"),
       "the field is named",
     );
     expectAckError(acks[2], "NOT_FOUND", "a send to a private room of someone else");
