@@ -11,6 +11,7 @@
  * send→receive latency itself (all processes read the same clock: performance.timeOrigin + now()).
  */
 import { io, type Socket } from "socket.io-client";
+import type { Message } from "../src/contracts/objects.js";
 import { Histogram } from "./hist.js";
 import { SLOT_MS, type FromWorker, type Progress, type Slots, type ToWorker, type WorkerUser } from "./protocol.js";
 
@@ -18,14 +19,8 @@ import { SLOT_MS, type FromWorker, type Progress, type Slots, type ToWorker, typ
 const ACK_TIMEOUT_MS = 15_000;
 const PROGRESS_MS = 1_000;
 
-interface WireMessage {
-  id: number;
-  roomId: number;
-  seq: number;
-  userId: number;
-  body: string;
-  clientMsgId: string;
-}
+/** What the worker reads of a message: the part NoChat's contract and the baselines share. */
+type WireMessage = Pick<Message, "id" | "roomId" | "seq" | "userId" | "body" | "clientMsgId">;
 type Ack<T> = { ok: true; data: T } | { ok: false; error: { code: string; message: string; retryAfter?: number } };
 
 interface User {

@@ -732,7 +732,6 @@ async function main(): Promise<number> {
   return results.ok ? 0 : 1;
 }
 
-process.on("exit", stopFerret);
 for (const signal of ["SIGINT", "SIGTERM"] as const)
   process.on(signal, () => {
     log(`${signal}: stopping`);
@@ -745,10 +744,16 @@ setTimeout(() => {
   process.exit(1);
 }, DEADLINE_S * 1000).unref();
 
+// FerretDB's process dies with this one whatever happens (OwnFerretDB's exit hook); its data is
+// removed on the way out of a run that ends by itself.
 main().then(
-  (code) => process.exit(code),
-  (err: unknown) => {
+  async (code) => {
+    await stopFerret().catch(() => undefined);
+    process.exit(code);
+  },
+  async (err: unknown) => {
     console.error("bench failed:", err);
+    await stopFerret().catch(() => undefined);
     process.exit(1);
   },
 );

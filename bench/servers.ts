@@ -5,14 +5,10 @@
  * FerretDB (BENCH_MONGO_URL or TEST_MONGO_URL, else started here with scripts/ferretdb.sh on a free
  * port, as scripts/test.mjs does, and stopped at exit). Each run gets fresh databases, dropped after.
  */
-import { spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import path from "node:path";
 import { MongoClient } from "mongodb";
-import mysql from "mysql2/promise";
-import { freePort } from "../test/support/servers.js";
-
-const FERRETDB_SH = path.resolve(__dirname, "..", "scripts", "ferretdb.sh");
+import { OwnFerretDB } from "../test/support/ferretdb.js";
+import { createTestDatabase } from "../test/support/servers.js";
 
 export function rabbitUrl(): string {
   return process.env.BENCH_RABBIT_URL || process.env.TEST_RABBIT_URL || "amqp://guest:guest@127.0.0.1:5672";
@@ -32,59 +28,32 @@ export interface FreshDatabase {
   drop(): Promise<void>;
 }
 
-/** A new, empty MariaDB database `<prefix>_<random>`. */
-export async function createMysqlDatabase(prefix: string): Promise<FreshDatabase> {
-  const name = `${prefix}_${runId()}`;
-  const server = mysqlUrl();
-  const conn = await mysql.createConnection({ uri: server, connectTimeout: 5_000 });
-  try {
-    await conn.query(`CREATE DATABASE \`${name}\` CHARACTER SET utf8mb4`);
-  } finally {
-    await conn.end().catch(() => undefined);
-  }
-  const url = new URL(server);
-  url.pathname = `/${name}`;
-  return {
-    name,
-    url: url.toString(),
-    async drop() {
-      const c = await mysql.createConnection({ uri: server, connectTimeout: 5_000 });
-      try {
-        await c.query(`DROP DATABASE IF EXISTS \`${name}\``);
-      } finally {
-        await c.end().catch(() => undefined);
-      }
-    },
-  };
+/** A new, empty MariaDB database `<prefix>_<random>` on the benchmark's server. */
+export function createMysqlDatabase(prefix: string): Promise<FreshDatabase> {
+  return createTestDatabase({ prefix, server: mysqlUrl() });
 }
 
-let ferretPort: number | undefined;
+let ferret: Promise<OwnFerretDB> | undefined;
 let mongoBase: string | undefined;
 
-/** The MongoDB-protocol server's URL (no database): given, or a FerretDB started for this run. */
+/** The MongoDB-protocol server's URL (no database): given, or a FerretDB of the run's own. */
 export async function mongoServer(log: (line: string) => void): Promise<string> {
   if (mongoBase) return mongoBase;
   const given = process.env.BENCH_MONGO_URL || process.env.TEST_MONGO_URL;
   if (given) return (mongoBase = given);
-  const port = await freePort();
   const started = Date.now();
-  const res = spawnSync("bash", [FERRETDB_SH, "start", String(port)], {
-    encoding: "utf8",
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  const uri = (res.stdout ?? "").trim().split("\n").pop() ?? "";
-  ferretPort = port; // stopped at exit even when half started
-  if (res.status !== 0 || !uri.startsWith("mongodb://")) {
-    throw new Error(`could not start FerretDB with scripts/ferretdb.sh: ${(res.stderr ?? "").trim().slice(-800)}`);
-  }
-  log(`FerretDB started at ${uri} (${Date.now() - started} ms)`);
-  return (mongoBase = uri);
+  ferret ??= OwnFerretDB.start();
+  mongoBase = (await ferret).url("");
+  log(`FerretDB started at ${mongoBase} (${Date.now() - started} ms)`);
+  return mongoBase;
 }
 
-export function stopFerret(): void {
-  if (ferretPort === undefined) return;
-  spawnSync("bash", [FERRETDB_SH, "stop", String(ferretPort)], { stdio: "ignore" });
-  ferretPort = undefined;
+/** Stops the run's FerretDB and removes its data (a no-op when none was started). */
+export async function stopFerret(): Promise<void> {
+  const started = ferret;
+  ferret = undefined;
+  mongoBase = undefined;
+  if (started) await (await started).destroy();
 }
 
 /** A fresh database name on the MongoDB server: its URL, and a drop. */

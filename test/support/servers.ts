@@ -195,12 +195,13 @@ export interface TestDatabase {
 }
 
 /**
- * Creates a uniquely named, empty MariaDB database for one test (file) and returns its URL.
- * Call drop() when done, e.g. in `after()`.
+ * Creates a uniquely named, empty MariaDB database `<prefix>_<random>` for one test (file), or for
+ * the benchmark (its own prefix and server), and returns its URL. Call drop() when done, e.g. in
+ * `after()`.
  */
-export async function createTestDatabase(): Promise<TestDatabase> {
-  const name = `nochat_test_${randomSuffix()}`;
-  const server = mysqlUrl();
+export async function createTestDatabase(opts: { prefix?: string; server?: string } = {}): Promise<TestDatabase> {
+  const name = `${opts.prefix ?? "nochat_test"}_${randomSuffix()}`;
+  const server = opts.server ?? mysqlUrl();
   const conn = await mysql.createConnection({ uri: server, connectTimeout: PROBE_TIMEOUT_MS });
   try {
     // The server's default collation for utf8mb4, as an operator's `CREATE DATABASE … CHARACTER SET utf8mb4`.
