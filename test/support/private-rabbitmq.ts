@@ -7,7 +7,7 @@
  *
  *   const rabbit = await PrivateRabbitMQ.start();             // booted, in ~5 s
  *   rabbit.url                                                 // amqp://guest:guest@127.0.0.1:<port>
- *   await rabbit.ctl.stopApp(); await rabbit.ctl.startApp();   // an outage (RabbitCtl of rabbitmq.ts)
+ *   await rabbit.ctl.stopApp(); await rabbit.ctl.startApp();   // an outage
  *   await rabbit.destroy();                                    // `rabbitmqctl stop`, files removed
  *
  *   const tls = await PrivateRabbitMQ.start({ tls: { caFile, certFile, keyFile, requireClientCert: true } });
@@ -23,7 +23,6 @@ import { randomBytes } from "node:crypto";
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import type { RabbitCtl } from "./rabbitmq.js";
 import { freePort, isCI, onPath, tcpConnect } from "./servers.js";
 import { eventually, GiveUp } from "./wait.js";
 
@@ -56,6 +55,18 @@ function binaries(): Binaries | { reason: string } {
   if (!server) return { reason: "no rabbitmq-server (install rabbitmq-server or set TEST_RABBITMQ_SERVER)" };
   if (!ctl) return { reason: "no rabbitmqctl (set TEST_RABBITMQCTL_BIN)" };
   return { server, ctl };
+}
+
+/** Controls a private node for outage tests: `stop_app`, then `start_app` (always, in a `finally`). */
+export interface RabbitCtl {
+  /** The command line, for messages. */
+  readonly command: string;
+  /** Why the broker cannot be controlled, or undefined when it can. */
+  unavailableReason(): Promise<string | undefined>;
+  stopApp(): Promise<void>;
+  /** start_app, then await_startup: resolves once the broker accepts connections again. */
+  startApp(): Promise<void>;
+  run(...args: string[]): Promise<string>;
 }
 
 /** Why no private RabbitMQ node can be started here, or undefined. Under CI=true it throws instead. */
