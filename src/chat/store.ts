@@ -136,12 +136,6 @@ function replay(original: Message, roomId: number): Outcome<SendResult> {
 
 const pairKey = (a: number, b: number | string): string => `${a}:${b}`;
 
-function uniquePairs<A, B>(pairs: [A, B][]): [A, B][] {
-  const seen = new Map<string, [A, B]>();
-  for (const p of pairs) seen.set(`${String(p[0])}\u0000${String(p[1])}`, p);
-  return [...seen.values()];
-}
-
 export interface ChatStoreOptions {
   /**
    * How many rooms others may put one user in (invites, initial members of a new room, a new
@@ -597,8 +591,7 @@ export class ChatStore {
   /** What a batch of sends needs to know, in three or four reads whatever its size. */
   private async sendContext(requests: SendRequest[]) {
     const roomIds = [...new Set(requests.map((r) => r.roomId))];
-    const members = uniquePairs(requests.map((r) => [r.roomId, r.userId]));
-    const sent = uniquePairs(requests.map((r) => [r.userId, r.clientMsgId]));
+    const userIds = [...new Set(requests.map((r) => r.userId))];
     const replyIds = [...new Set(requests.flatMap((r) => (r.replyTo ? [r.replyTo] : [])))];
     // Memberships and repeated clientMsgIds as IN × IN on their two-column keys (index ranges the
     // planner handles well); the few rows of other pairs that match are ignored below.
@@ -606,17 +599,17 @@ export class ChatStore {
       this.db<RoomRow>("rooms").whereIn("id", roomIds).select("id", "kind", "direct_key"),
       this.db("room_members")
         .whereIn("room_id", roomIds)
-        .whereIn("user_id", [...new Set(members.map(([, userId]) => userId))])
+        .whereIn("user_id", userIds)
         .select<{ room_id: number; user_id: number; role: MemberRole }[]>("room_id", "user_id", "role"),
       this.db<MessageRow>("messages")
-        .whereIn("user_id", [...new Set(sent.map(([userId]) => userId))])
-        .whereIn("client_msg_id", [...new Set(sent.map(([, id]) => id))])
+        .whereIn("user_id", userIds)
+        .whereIn("client_msg_id", [...new Set(requests.map((r) => r.clientMsgId))])
         .select(),
       replyIds.length === 0
         ? []
         : this.db("messages").whereIn("id", replyIds).select<{ id: number; room_id: number }[]>("id", "room_id"),
     ]);
-    const wanted = new Set(sent.map(([userId, id]) => pairKey(userId, id)));
+    const wanted = new Set(requests.map((r) => pairKey(r.userId, r.clientMsgId)));
     const existing = await this.withReactions(
       existingRows.filter((m) => wanted.has(pairKey(m.user_id, m.client_msg_id))),
     );
